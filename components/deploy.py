@@ -22,14 +22,16 @@ def deploy_model(
     serving_namespace: str = "",
 ) -> str:
     """Publish `model` as version N+1 of `model_name`; return the version folder."""
+    import os
     from pathlib import Path
 
-    from components import kube_serving
     from components.model_store import publish_version
 
     version_dir = publish_version(Path(model.path), Path(model_base_path), model_name)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}", flush=True)
-    if kube_serving.in_cluster():
+    if "KUBERNETES_SERVICE_HOST" in os.environ:  # set in every Kubernetes pod
+        from components import kube_serving
+
         print(kube_serving.deploy_serving(
             model_name=model_name,
             model_format=model_format,

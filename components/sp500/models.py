@@ -1,0 +1,99 @@
+"""The two Keras models of the source, training, and the SavedModel export.
+
+- FlatModel ("flat"): one softmax layer, features -> 2 classes.
+- DeepModel ("deep"): features -> 50 ReLU -> 25 ReLU -> 2 softmax.
+Both start with a Normalization layer adapted on the training set, so the
+served model takes raw log returns and no scaler travels beside it.
+"""
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from components.errors import InputError
+
+HIDDEN_LAYERS: dict[str, tuple[int, ...]] = {"flat": (), "deep": (50, 25)}
+
+
+def check_model_type(model_type: str) -> None:
+    if model_type not in HIDDEN_LAYERS:
+        raise InputError(f"model_type '{model_type}' is unknown: choose one of {', '.join(HIDDEN_LAYERS)}")
+
+
+def build_model(model_type: str, train_features: np.ndarray, learning_rate: float):
+    import keras
+
+    check_model_type(model_type)
+    normalize = keras.layers.Normalization(name="normalize")
+    normalize.adapt(train_features)
+    layers = [keras.Input(shape=(train_features.shape[1],), name="features"), normalize]
+    layers += [keras.layers.Dense(units, activation="relu") for units in HIDDEN_LAYERS[model_type]]
+    layers.append(keras.layers.Dense(2, activation="softmax", name="probabilities"))
+    model = keras.Sequential(layers, name=f"{model_type}_model")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epochs: int,
+                learning_rate: float, seed: int, batch_size: int = 64,
+                progress: Callable[[str], None] = print):
+    """Train deterministically for a given seed (same seed, same weights)."""
+    import keras
+    import tensorflow as tf
+
+    check_model_type(model_type)
+    if epochs < 1:
+        raise InputError(f"epochs must be at least 1, got {epochs}")
+    if not 0 < learning_rate < 1:
+        raise InputError(f"learning_rate must be in (0, 1), got {learning_rate}")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(model_type, features, learning_rate)
+    report_every = max(1, epochs // 10)
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if (epoch + 1) % report_every == 0 or epoch + 1 == epochs:
+                progress(f"epoch {epoch + 1}/{epochs} loss {logs['loss']:.4f} "
+                         f"accuracy {logs['accuracy']:.4f}")
+
+    model.fit(features, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
+              verbose=0, callbacks=[Progress()])
+    return model
+
+
+def export_saved_model(model, export_dir: Path, version_tag: str) -> None:
+    """SavedModel whose `serving_default` takes `features` [batch, n] float32 and
+    returns `predicted_class`, its `probability`, all `probabilities` and the
+    `model_version` tag the model was trained under."""
+    import tensorflow as tf
+
+    n_features = model.input_shape[-1]
+
+    class Serving(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.version = tf.Variable(version_tag, trainable=False, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, n_features], tf.float32, name="features")])
+        def serve(self, features):
+            probabilities = self.model(features, training=False)
+            return {
+                "predicted_class": tf.argmax(probabilities, axis=1),
+                "probability": tf.reduce_max(probabilities, axis=1),
+                "probabilities": probabilities,
+                "model_version": tf.fill([tf.shape(features)[0]], self.version),
+            }
+
+    module = Serving()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
+
+
+def load_predictor(export_dir: Path):
+    """The `serving_default` signature of an exported model, as TF-Serving calls it."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(export_dir)).signatures["serving_default"]

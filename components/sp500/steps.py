@@ -1,0 +1,116 @@
+"""KFP steps of the sp500 pipeline: thin wrappers around the plain modules."""
+
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components.images import cpu_component, gpu_component
+
+
+@cpu_component
+def download_prices(workspace: str, tickers: str, source: str) -> str:
+    """Fetch daily prices into the run's workspace; return the Parquet path."""
+    from pathlib import Path
+
+    from components.sp500.data import download_prices as download
+
+    output = Path(workspace) / "sp500" / "prices.parquet"
+    download(tickers, source, output)
+    return str(output)
+
+
+@cpu_component
+def preprocess(
+    prices_path: str,
+    target: str,
+    num_lags: int,
+    same_day_tickers: str,
+    start_date: str,
+    end_date: str,
+    test_fraction: float,
+    train_data: Output[Dataset],
+    test_data: Output[Dataset],
+):
+    """Align calendars, compute lagged log returns and labels, split by date."""
+    import pandas as pd
+
+    from components.sp500 import features as f
+    from components.storage import atomic_path
+
+    same_day = {t.strip().lower() for t in same_day_tickers.split(",") if t.strip()}
+    table = f.build_features(pd.read_parquet(prices_path), target, num_lags, same_day)
+    train, test = f.chronological_split(f.select_dates(table, start_date, end_date), test_fraction)
+    for artifact, part in ((train_data, train), (test_data, test)):
+        with atomic_path(artifact.path) as tmp:
+            part.to_parquet(tmp, index=False)
+        artifact.metadata.update({"rows": len(part), "first_day": f"{part['Date'].min():%Y-%m-%d}",
+                                  "last_day": f"{part['Date'].max():%Y-%m-%d}"})
+    print(f"train {len(train)} days {train['Date'].min():%Y-%m-%d}..{train['Date'].max():%Y-%m-%d}, "
+          f"test {len(test)} days {test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d}, "
+          f"features: {', '.join(f.feature_columns(train))}", flush=True)
+
+
+def train(
+    train_data: Input[Dataset],
+    model_type: str,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    version_tag: str,
+    model: Output[Model],
+):
+    """Train FlatModel or DeepModel and export a SavedModel."""
+    import numpy as np
+    import pandas as pd
+
+    from components.sp500.features import LABEL, feature_columns
+    from components.sp500.models import export_saved_model, train_model
+    from components.storage import atomic_path
+
+    table = pd.read_parquet(train_data.path)
+    columns = feature_columns(table)
+    fitted = train_model(table[columns].to_numpy(np.float32), table[LABEL].to_numpy(),
+                         model_type, epochs, learning_rate, seed,
+                         progress=lambda line: print(line, flush=True))
+    with atomic_path(model.path) as tmp:
+        export_saved_model(fitted, tmp, version_tag)
+    model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag})
+
+
+train_model_cpu = cpu_component(train)
+train_model_gpu = gpu_component(train)
+
+
+@cpu_component
+def evaluate(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    threshold: float,
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    report: Output[HTML],
+) -> float:
+    """Score the exported model on the test period beside the always-up baseline.
+
+    Returns the accuracy alone: the local runner resolves a gate condition only
+    on a task's single output; every other figure is in `metrics`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from components.gate import check_threshold, gate_decision
+    from components.sp500 import evaluation as ev
+    from components.sp500.features import LABEL, feature_columns
+    from components.sp500.models import load_predictor
+
+    check_threshold(threshold)
+    test = pd.read_parquet(test_data.path)
+    predict = load_predictor(model.path)
+    predicted = predict(features=test[feature_columns(test)].to_numpy(np.float32))["predicted_class"].numpy()
+    scores = ev.direction_metrics(test[LABEL].to_numpy(), predicted)
+    for name, value in scores.as_dict().items():
+        metrics.log_metric(name, value)
+    confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(test[LABEL].to_numpy(), predicted))
+    gate = gate_decision("accuracy", scores.accuracy, threshold)
+    ev.write_direction_report(report.path, test, predicted, scores, gate)
+    print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
+          f"{scores.test_days} test days; {gate}", flush=True)
+    return scores.accuracy

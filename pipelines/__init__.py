@@ -1,0 +1,1 @@
+"""Pipeline definitions (one module per pipeline) and the command line."""

@@ -1,0 +1,91 @@
+"""S&P 500 direction: download -> preprocess -> train -> evaluate -> gated deploy.
+
+Raw prices go through the run's workspace (a volume KFP creates per run);
+the train/test tables, the model, metrics and the report are typed artifacts.
+"""
+
+from kfp import dsl, kubernetes
+
+from components.deploy import deploy_model
+from components.sp500 import steps
+
+
+def make_pipeline(gpu: bool = False):
+    """The sp500 pipeline; `gpu=True` trains in the GPU image on one NVIDIA GPU."""
+    train_step = steps.train_model_gpu if gpu else steps.train_model_cpu
+
+    @dsl.pipeline(
+        name="sp500-gpu" if gpu else "sp500",
+        description="S&P 500 daily direction with TensorFlow (FlatModel/DeepModel), "
+                    "deployed to TF-Serving when test accuracy >= threshold.",
+        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="1Gi")),
+    )
+    def sp500(
+        tickers: str = "sp500,nasdaq",
+        source: str = "",
+        target: str = "sp500",
+        same_day_tickers: str = "",
+        num_lags: int = 3,
+        start_date: str = "2010-01-01",
+        end_date: str = "2018-12-31",
+        test_fraction: float = 0.2,
+        model_type: str = "deep",
+        epochs: int = 20,
+        learning_rate: float = 0.001,
+        seed: int = 42,
+        threshold: float = 0.7,
+        model_name: str = "sp500",
+        model_base_path: str = "/models",
+        model_store_pvc: str = "model-store",
+        serving_namespace: str = "",
+    ):
+        download = steps.download_prices(
+            workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
+        download.set_caching_options(False).set_retry(3)
+
+        split = steps.preprocess(
+            prices_path=download.output, target=target, num_lags=num_lags,
+            same_day_tickers=same_day_tickers, start_date=start_date, end_date=end_date,
+            test_fraction=test_fraction)
+
+        training = train_step(
+            train_data=split.outputs["train_data"], model_type=model_type, epochs=epochs,
+            learning_rate=learning_rate, seed=seed, version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        if gpu:
+            training.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+
+        evaluation = steps.evaluate(
+            model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
+
+        with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
+            deploy = deploy_model(
+                model=training.outputs["model"], model_name=model_name,
+                model_base_path=model_base_path, model_store_pvc=model_store_pvc,
+                serving_namespace=serving_namespace)
+            deploy.set_caching_options(False)
+            kubernetes.mount_pvc(deploy, pvc_name=model_store_pvc, mount_path="/models")
+
+    return sp500
+
+
+def check_parameters(params: dict) -> None:
+    """Fail before any step runs on parameters that can never work."""
+    from components.sp500.data import parse_tickers
+    from components.sp500.models import check_model_type
+
+    parse_tickers(params["tickers"])
+    check_model_type(params["model_type"])
+    import pandas as pd
+
+    from components.errors import InputError
+
+    try:
+        start, end = pd.Timestamp(params["start_date"]), pd.Timestamp(params["end_date"])
+    except ValueError as error:
+        raise InputError(f"start_date/end_date: {error}") from error
+    if start > end:
+        raise InputError(f"start_date {params['start_date']} is after end_date {params['end_date']}")
+    if not 0 < params["test_fraction"] < 1:
+        raise InputError(f"test_fraction must be between 0 and 1, got {params['test_fraction']}")
+    if params["epochs"] < 1 or params["num_lags"] < 1:
+        raise InputError("epochs and num_lags must be at least 1")

@@ -27,8 +27,7 @@ RETRIES = 4
 FIRST_BACKOFF_S = 1.0
 
 
-def with_retries(action: Callable[[], T], what: str, retries: int = RETRIES,
-                 first_backoff_s: float = FIRST_BACKOFF_S) -> T:
+def with_retries(action: Callable[[], T], what: str, retries: int = RETRIES) -> T:
     """Run `action`, retrying transient failures (OSError) with exponential backoff."""
     for attempt in range(1, retries + 1):
         try:
@@ -38,7 +37,7 @@ def with_retries(action: Callable[[], T], what: str, retries: int = RETRIES,
         except OSError as error:
             if attempt == retries:
                 raise InputError(f"{what} unreachable after {retries} attempts: {error}") from error
-            delay = first_backoff_s * 2 ** (attempt - 1)
+            delay = FIRST_BACKOFF_S * 2 ** (attempt - 1)
             print(f"{what}: attempt {attempt}/{retries} failed ({error}); retrying in {delay:.0f}s",
                   flush=True)
             time.sleep(delay)

@@ -52,6 +52,11 @@ def read_price_file(path: Path, close_column: str = "Close") -> pd.DataFrame:
     frame["Close"] = pd.to_numeric(frame["Close"], errors="coerce")
     if frame.empty or frame["Close"].isna().all():
         raise InputError(f"{path}: column 'Close' has no numeric values")
+    missing = int(frame["Close"].isna().sum())
+    if missing:
+        # A day without a close is a gap like a holiday: alignment forward-fills it.
+        print(f"{path.name}: {missing} days without a Close value skipped", flush=True)
+        frame = frame.dropna(subset=["Close"])
     if (frame["Close"] <= 0).any():
         raise InputError(f"{path}: column 'Close' has values <= 0, which have no log return")
     columns = ["Date"] + [c for c in PRICE_COLUMNS if c in frame.columns]

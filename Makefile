@@ -1,0 +1,55 @@
+# kfp-ml-pipelines: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+PIPELINE ?= sp500
+PARAMS ?=
+IMAGE ?= ghcr.io/kfp-ml-pipelines/kfp-ml-pipelines
+IMAGE_GPU ?= $(IMAGE)-gpu
+export IMAGE IMAGE_GPU
+
+.PHONY: help setup compile run test bench lint images clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PIPELINE=$(PIPELINE) PARAMS='name=value ...' KFP_HOST=… IMAGE=$(IMAGE) IMAGE_GPU=$(IMAGE_GPU)"
+
+# The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
+# on a fresh clone set themselves up.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv and install the package with its pinned dependencies
+
+compile: setup ## compile every pipeline (and GPU variant) into compiled/
+	$(PY) -m pipelines compile --output-dir compiled
+
+run: setup ## run PIPELINE locally (or on KFP_HOST when set) with PARAMS="name=value ..."
+	$(PY) -m pipelines run $(PIPELINE) $(PARAMS)
+
+test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
+	$(PY) -m pytest
+
+bench: setup ## run the benchmarks (not part of make test)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup ## static checks (ruff)
+	$(VENV)/bin/ruff check components pipelines tests bench
+
+images: ## build and push the CPU and GPU images, tagged with the package version
+	docker build -f images/Dockerfile -t $(IMAGE):$(VERSION) .
+	docker build -f images/Dockerfile.gpu -t $(IMAGE_GPU):$(VERSION) .
+	docker push $(IMAGE):$(VERSION)
+	docker push $(IMAGE_GPU):$(VERSION)
+
+clean: ## remove local runs (the model store is kept: it holds deployed versions)
+	rm -rf runs

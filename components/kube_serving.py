@@ -1,0 +1,335 @@
+"""Serving the model store inside the cluster: the deploy step's Kubernetes path.
+
+For `model_format` "tensorflow" the step server-side-applies a TF-Serving
+Deployment and Service that read `<model_store_pvc>/<model_name>/` (TF-Serving
+loads the highest numbered version by itself, so a new model version needs no
+manifest change), or, with `kserve=True`, a KServe InferenceService. For
+"lightgbm" it applies a KServe InferenceService with KServe's LightGBM runtime
+(which wants one `*.bst` file in the version folder); a cluster without KServe
+gets a message saying so, and the model stays published in the store.
+
+Server-side apply (one PATCH per object, field manager "kfp-ml-pipelines")
+creates what is missing and changes only what differs: applying the same
+manifests twice changes nothing, which the API server shows by keeping the
+object's resourceVersion. Then the step waits, with a time limit, for the
+rollout and reports the result in one line.
+
+Credentials: the token of the `kfp-ml-deployer` ServiceAccount when its token
+Secret is mounted (deploy/rbac.yaml and `mount_deployer_credentials`), else the
+pod's own ServiceAccount. The deployer may only get, create and patch
+Deployments, Services and InferenceServices in its namespace.
+"""
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from components.errors import InputError
+from components.images import VERSION
+
+TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # the release of tensorflow-serving-api in pyproject
+FIELD_MANAGER = "kfp-ml-pipelines"
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEPLOYER_SECRET = "kfp-ml-deployer-token"
+DEPLOYER_CREDENTIALS_DIR = Path("/var/run/secrets/kfp-ml-deployer")
+MODEL_STORE_MOUNT = "/models"
+GRPC_PORT, REST_PORT = 8500, 8501
+ROLLOUT_TIMEOUT_S = 300
+POLL_INTERVAL_S = 2.0
+MODEL_FORMATS = ("tensorflow", "lightgbm")
+PLURALS = {"Deployment": "deployments", "Service": "services",
+           "InferenceService": "inferenceservices"}
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ServingError(RuntimeError):
+    """The cluster refused or did not complete a serving change."""
+
+
+def in_cluster() -> bool:
+    """True inside a Kubernetes pod (the API address and a service-account token exist)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
+
+
+def mount_deployer_credentials(task):
+    """Mount the deployer's token Secret into a deploy task (optional: absent -> pod's own SA)."""
+    from kfp import kubernetes
+
+    return kubernetes.use_secret_as_volume(task, secret_name=DEPLOYER_SECRET,
+                                           mount_path=str(DEPLOYER_CREDENTIALS_DIR), optional=True)
+
+
+# --------------------------------------------------------------------------- manifests
+
+def labels(model_name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": model_name,
+            "app.kubernetes.io/part-of": "kfp-ml-pipelines",
+            "app.kubernetes.io/managed-by": FIELD_MANAGER}
+
+
+def object_name(model_name: str, prefix: str = "") -> str:
+    """`<prefix><model>` as a Kubernetes object name (a DNS label: lowercase, digits, '-')."""
+    name = f"{prefix}{model_name.lower().replace('_', '-')}"
+    if len(name) > 63 or not DNS_LABEL.match(name):
+        raise InputError(f"model_name '{model_name}' cannot name a Kubernetes object: use "
+                         f"lowercase letters, digits and '-', at most {63 - len(prefix)} characters")
+    return name
+
+
+def serving_name(model_name: str) -> str:
+    return object_name(model_name, "tf-serving-")
+
+
+def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
+                          model_version: int | None = None) -> dict:
+    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only, ready once a version is loaded."""
+    name = serving_name(model_name)
+    selector = {k: v for k, v in labels(model_name, "tf-serving").items()
+                if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    annotations = {"kfp-ml-pipelines/model-version": str(model_version)} if model_version else {}
+    container = {
+        "name": "tf-serving",
+        "image": TF_SERVING_IMAGE,
+        # The image's entrypoint script adds its own --model_name; call the server directly.
+        "command": ["tensorflow_model_server"],
+        "args": [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
+                 f"--model_name={model_name}",
+                 f"--model_base_path={MODEL_STORE_MOUNT}/{model_name}"],
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+                  {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"}],
+        # Ready only when TF-Serving has loaded a version of the model.
+        "readinessProbe": {"httpGet": {"path": f"/v1/models/{model_name}", "port": REST_PORT},
+                           "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"tcpSocket": {"port": GRPC_PORT},
+                          "initialDelaySeconds": 30, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                      "limits": {"memory": "1Gi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "model-store", "mountPath": MODEL_STORE_MOUNT, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {**labels(model_name, "tf-serving"),
+                                "app.kubernetes.io/version": VERSION},
+                     **({"annotations": annotations} if annotations else {})},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels(model_name, "tf-serving")},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "model-store", "persistentVolumeClaim": {
+                                     "claimName": model_store_pvc, "readOnly": True}},
+                                {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def tf_serving_service(model_name: str, namespace: str) -> dict:
+    """ClusterIP Service: gRPC on 8500, REST on 8501."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": serving_name(model_name), "namespace": namespace,
+                     "labels": labels(model_name, "tf-serving")},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {k: v for k, v in labels(model_name, "tf-serving").items()
+                         if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")},
+            "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                      {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def kserve_inference_service(model_name: str, model_format: str, model_store_pvc: str,
+                             namespace: str, model_version: int | None = None) -> dict:
+    """A KServe InferenceService on the model store.
+
+    TensorFlow: the model folder (KServe's TF runtime serves the highest
+    version like TF-Serving). LightGBM: the version folder itself, because
+    KServe's LightGBM server loads the single model file it finds there.
+    """
+    if model_format not in MODEL_FORMATS:
+        raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
+    storage_uri = f"pvc://{model_store_pvc}/{model_name}"
+    if model_format == "lightgbm":
+        if model_version is None:
+            raise InputError("model_version is required to serve a lightgbm model with KServe")
+        storage_uri += f"/{model_version}"
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": object_name(model_name),
+                     "namespace": namespace,
+                     "labels": {**labels(model_name, "kserve"),
+                                "app.kubernetes.io/version": VERSION}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": model_format},
+                                         "storageUri": storage_uri}}},
+    }
+
+
+# --------------------------------------------------------------------------- the API
+
+def kube_api_client():
+    """An API client with the deployer's token if mounted, else the pod's service account."""
+    from kubernetes import client
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    credentials = DEPLOYER_CREDENTIALS_DIR if (DEPLOYER_CREDENTIALS_DIR / "token").is_file() \
+        else SERVICE_ACCOUNT_DIR
+    configuration = client.Configuration()
+    InClusterConfigLoader(token_filename=str(credentials / "token"),
+                          cert_filename=str(credentials / "ca.crt")).load_and_set(configuration)
+    return client.ApiClient(configuration)
+
+
+def pod_namespace() -> str:
+    return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip()
+
+
+def resource_path(manifest: dict) -> str:
+    group_version = manifest["apiVersion"]
+    prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    return f"{prefix}/namespaces/{namespace}/{PLURALS[manifest['kind']]}/{name}"
+
+
+def _request(api, method: str, path: str, body: dict | None = None) -> dict | None:
+    """One API call returning the object as a dict, or None when it does not exist."""
+    from kubernetes.client.exceptions import ApiException
+
+    headers = {"Accept": "application/json"}
+    query = []
+    if method == "PATCH":
+        headers["Content-Type"] = "application/apply-patch+yaml"  # server-side apply
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+    try:
+        response = api.call_api(path, method, query_params=query, header_params=headers,
+                                body=body, auth_settings=["BearerToken"],
+                                _return_http_data_only=True, _preload_content=False,
+                                _request_timeout=30)
+    except ApiException as error:
+        if error.status == 404 and method == "GET":
+            return None
+        raise ServingError(_refusal(method, path, error)) from error
+    return json.loads(response.data)
+
+
+def _refusal(method: str, path: str, error) -> str:
+    try:
+        message = json.loads(error.body).get("message", error.reason)
+    except (TypeError, ValueError, AttributeError):
+        message = error.reason
+    verb = {"GET": "get", "PATCH": "apply"}[method]
+    hint = ""
+    if error.status == 403:
+        hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/)"
+    elif error.status == 404 and "/serving.kserve.io/" in path:
+        hint = " (KServe is not installed in this cluster)"
+    return f"cannot {verb} {path}: HTTP {error.status} {message}{hint}"
+
+
+def apply(api, manifest: dict) -> str:
+    """Server-side apply `manifest`; return 'created', 'updated' or 'unchanged'."""
+    path = resource_path(manifest)
+    before = _request(api, "GET", path)
+    after = _request(api, "PATCH", path, manifest)
+    if before is None:
+        return "created"
+    same = before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+    return "unchanged" if same else "updated"
+
+
+def wait_for_rollout(api, manifest: dict, timeout_s: float) -> str:
+    """Wait until every replica runs the applied spec; fail on timeout or a stuck rollout."""
+    path = resource_path(manifest)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        deployment = _request(api, "GET", path) or {}
+        status, wanted = deployment.get("status", {}), deployment.get("spec", {}).get("replicas", 1)
+        progress = (f"{status.get('updatedReplicas', 0)}/{wanted} updated, "
+                    f"{status.get('availableReplicas', 0)}/{wanted} available")
+        if (status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 1)
+                and status.get("updatedReplicas", 0) == wanted
+                and status.get("availableReplicas", 0) == wanted
+                and status.get("replicas", 0) == wanted):
+            return f"rollout complete ({progress})"
+        stuck = [c for c in status.get("conditions", [])
+                 if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"]
+        if stuck:
+            raise ServingError(f"rollout of {manifest['metadata']['name']} is stuck ({progress}): "
+                               f"{stuck[0].get('message', '')}")
+        if time.monotonic() >= deadline:
+            raise ServingError(f"rollout of {manifest['metadata']['name']} did not finish in "
+                               f"{timeout_s:.0f}s ({progress}): see "
+                               f"kubectl -n {manifest['metadata']['namespace']} describe deployment "
+                               f"{manifest['metadata']['name']}")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def wait_for_inference_service(api, manifest: dict, timeout_s: float) -> str:
+    """Wait until KServe reports the InferenceService Ready for its latest generation."""
+    path = resource_path(manifest)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        service = _request(api, "GET", path) or {}
+        status = service.get("status", {})
+        ready = [c for c in status.get("conditions", []) if c.get("type") == "Ready"]
+        current = status.get("observedGeneration", 0) >= service.get("metadata", {}).get("generation", 1)
+        if current and ready and ready[0].get("status") == "True":
+            return f"ready at {status.get('url', '(no URL yet)')}"
+        if time.monotonic() >= deadline:
+            reason = ready[0].get("message", "") if ready else "no Ready condition yet"
+            raise ServingError(f"InferenceService {manifest['metadata']['name']} not ready in "
+                               f"{timeout_s:.0f}s: {reason}")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespace: str,
+          model_version: int | None = None, kserve: bool = False,
+          timeout_s: float = ROLLOUT_TIMEOUT_S) -> str:
+    """Apply the serving objects for the model store and wait for them; one-line summary."""
+    if model_format not in MODEL_FORMATS:
+        raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
+    shown = f"{model_name}" + (f" version {model_version}" if model_version else "")
+    if model_format == "tensorflow" and not kserve:
+        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version)
+        service = tf_serving_service(model_name, namespace)
+        applied = f"deployment {apply(api, deployment)}, service {apply(api, service)}"
+        rollout = wait_for_rollout(api, deployment, timeout_s)
+        name = deployment["metadata"]["name"]
+        return (f"TF-Serving {name} in {namespace}: {applied}; {rollout}; serves {shown} "
+                f"from pvc {model_store_pvc} at {name}.{namespace}.svc:{GRPC_PORT} (gRPC), "
+                f":{REST_PORT} (REST)")
+    manifest = kserve_inference_service(model_name, model_format, model_store_pvc, namespace,
+                                        model_version)
+    try:
+        outcome = apply(api, manifest)
+    except ServingError as error:
+        if "KServe is not installed" not in str(error):
+            raise
+        return (f"{shown} is published in pvc {model_store_pvc} but not served: KServe "
+                f"(serving.kserve.io/v1beta1) is not installed in this cluster")
+    ready = wait_for_inference_service(api, manifest, timeout_s)
+    return (f"KServe InferenceService {manifest['metadata']['name']} ({model_format}) in "
+            f"{namespace}: {outcome}; {ready}; serves {shown}")
+
+
+def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
+                   namespace: str | None, model_version: int | None = None,
+                   kserve: bool = False) -> str:
+    """Called by the deploy step inside a pod: serve the model store; one-line summary."""
+    return serve(kube_api_client(), model_name, model_format, model_store_pvc,
+                 namespace or pod_namespace(), model_version=model_version, kserve=kserve)

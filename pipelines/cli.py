@@ -51,8 +51,11 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.local_run import run_local, summary
 
     result = run_local(args.pipeline, params, verbose=args.verbose)
-    print("\n" + summary(result, registry.get(args.pipeline)))
-    return 0 if result.succeeded else 1
+    print("\n" + summary(result, registry.get(args.pipeline)), flush=True)
+    if not result.succeeded:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

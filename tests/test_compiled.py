@@ -1,0 +1,114 @@
+"""The compiled pipeline YAML: parses into KFP's PipelineSpec, is in sync with
+pipelines/, gates deploy, and runs every task in the project's images."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from components.images import VERSION, cpu_image, gpu_image
+from pipelines import registry
+from pipelines.cli import compile_all
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = [(entry, gpu) for entry, gpu in registry.variants()]
+IDS = [registry.compiled_name(entry, gpu) for entry, gpu in VARIANTS]
+
+
+def load_documents(path: Path) -> tuple[pipeline_spec_pb2.PipelineSpec, dict]:
+    documents = list(yaml.safe_load_all(path.read_text()))
+    spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
+    platform = documents[1] if len(documents) > 1 else {}
+    return spec, platform
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory, monkeypatch_module):
+    out = tmp_path_factory.mktemp("compiled")
+    compile_all(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("IMAGE", raising=False)  # compare against the default images
+        patch.delenv("IMAGE_GPU", raising=False)
+        yield patch
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_committed_yaml_equals_a_fresh_compile(fresh, name):
+    committed = REPO / "compiled" / f"{name}.yaml"
+    assert committed.exists(), f"compiled/{name}.yaml is missing: run make compile"
+    assert committed.read_text() == (fresh / f"{name}.yaml").read_text(), \
+        f"compiled/{name}.yaml is out of date: run make compile and commit it"
+
+
+def test_no_stray_compiled_files():
+    assert sorted(p.stem for p in (REPO / "compiled").glob("*.yaml")) == sorted(IDS)
+
+
+@pytest.mark.parametrize("entry, gpu", VARIANTS, ids=IDS)
+def test_every_task_runs_in_the_project_image(fresh, entry, gpu, monkeypatch_module):
+    spec, _ = load_documents(fresh / f"{registry.compiled_name(entry, gpu)}.yaml")
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"].values()
+    images = {executor["container"]["image"] for executor in executors}
+    assert images <= {cpu_image(), gpu_image()}
+    assert all(image.endswith(f":{VERSION}") for image in images)
+    commands = yaml.safe_dump(json_format.MessageToDict(spec.deployment_spec))
+    assert "pip install" not in commands, "steps must not install packages at run time"
+
+
+@pytest.mark.parametrize("entry, gpu", VARIANTS, ids=IDS)
+def test_deploy_is_gated_on_the_metric_and_threshold(fresh, entry, gpu):
+    spec, _ = load_documents(fresh / f"{registry.compiled_name(entry, gpu)}.yaml")
+    root = json_format.MessageToDict(spec.root)
+    conditions = {name: task for name, task in root["dag"]["tasks"].items()
+                  if task.get("triggerPolicy", {}).get("condition")}
+    assert len(conditions) == 1, "exactly one gated branch"
+    (branch_name, branch), = conditions.items()
+    condition = branch["triggerPolicy"]["condition"]
+    assert re.fullmatch(
+        rf"inputs\.parameter_values\['pipelinechannel--{entry.gate_task}-Output'\] >= "
+        r"inputs\.parameter_values\['pipelinechannel--threshold'\]", condition), condition
+    inner = json_format.MessageToDict(spec.components[branch["componentRef"]["name"]])
+    assert "deploy-model" in inner["dag"]["tasks"]
+    assert "deploy-model" not in root["dag"]["tasks"], "deploy must only run inside the gate"
+    threshold = root["inputDefinitions"]["parameters"]["threshold"]
+    assert threshold["parameterType"] == "NUMBER_DOUBLE"
+    assert 0 <= threshold["defaultValue"] <= 1
+
+
+def test_sp500_gate_defaults_to_seventy_percent(fresh):
+    spec, _ = load_documents(fresh / "sp500.yaml")
+    root = json_format.MessageToDict(spec.root)
+    assert root["inputDefinitions"]["parameters"]["threshold"]["defaultValue"] == 0.7
+
+
+@pytest.mark.parametrize("entry", [e for e, gpu in VARIANTS if gpu], ids=lambda e: e.name)
+def test_gpu_variant_requests_an_accelerator_in_the_gpu_image(fresh, entry):
+    spec, _ = load_documents(fresh / f"{entry.name}-gpu.yaml")
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"].values()
+    gpu_tasks = [e["container"] for e in executors if "accelerator" in e["container"].get("resources", {})]
+    assert gpu_tasks, "no task requests a GPU"
+    for container in gpu_tasks:
+        assert container["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert int(container["resources"]["accelerator"]["resourceCount"]) >= 1
+        assert container["image"] == gpu_image()
+    cpu_spec, _ = load_documents(fresh / f"{entry.name}.yaml")
+    cpu_executors = json_format.MessageToDict(cpu_spec.deployment_spec)["executors"].values()
+    assert not any("accelerator" in e["container"].get("resources", {}) for e in cpu_executors)
+
+
+@pytest.mark.parametrize("entry, gpu", VARIANTS, ids=IDS)
+def test_deploy_mounts_the_model_store_and_uses_the_workspace(fresh, entry, gpu):
+    spec, platform = load_documents(fresh / f"{registry.compiled_name(entry, gpu)}.yaml")
+    deploy = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-deploy-model"]
+    assert deploy["pvcMount"][0]["mountPath"] == "/models"
+    assert deploy["pvcMount"][0]["pvcNameParameter"]["componentInputParameter"].endswith("model_store_pvc")
+    pipeline_config = platform["platforms"]["kubernetes"].get("pipelineConfig", {})
+    assert pipeline_config.get("workspace", {}).get("size"), "bulk data goes through the run's workspace"

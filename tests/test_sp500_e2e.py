@@ -1,0 +1,83 @@
+"""The sp500 pipeline end to end through kfp.local, run as a user runs it
+(`python -m pipelines run sp500 ...`, what `make run` calls), on the offline data."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def partial_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".incoming-")]
+
+
+def test_default_gate_refuses_on_honest_us_only_data(cli, tmp_path):
+    result = cli("run", "sp500")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout[result.stdout.rindex("pipeline sp500:"):]
+    assert "pipeline sp500: SUCCEEDED" in summary
+    for step in ("download-prices", "preprocess", "train", "evaluate"):
+        assert step in summary
+    assert "baseline (always_up_accuracy)" in summary
+    assert "gate: REFUSED" in summary and "< threshold 0.7" in summary
+    assert not (tmp_path / "model_store" / "sp500").exists()
+    run_dir = next((tmp_path / "runs" / "sp500").iterdir())
+    assert (run_dir / "summary.txt").read_text().strip() == summary.strip()
+    report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
+    assert "data:image/png;base64," in report and "always_up_accuracy" in report
+
+
+def test_passing_gate_deploys_new_versions_and_never_touches_old_ones(cli, tmp_path):
+    first = cli("run", "sp500", "threshold=0.5")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    version_1 = tmp_path / "model_store" / "sp500" / "1"
+    assert f"model deployed to {version_1}" in first.stdout
+    assert (version_1 / "saved_model.pb").is_file()
+    before = tree_digest(version_1)
+
+    second = cli("run", "sp500", "threshold=0.5")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"model deployed to {version_1.parent / '2'}" in second.stdout
+    assert tree_digest(version_1) == before
+    assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2"]
+
+
+def write_csv_without_close(folder: Path) -> str:
+    folder.mkdir()
+    for ticker in ("sp500", "nasdaq"):
+        (folder / f"{ticker}.csv").write_text("Date,Open\n2015-01-02,1\n2015-01-05,2\n")
+    return str(folder / "{ticker}.csv")
+
+
+@pytest.mark.parametrize("make_params, exit_code, message", [
+    (lambda tmp: ["source=/nonexistent/{ticker}.csv"], 1,
+     "step 'download-prices' failed: data file not found: /nonexistent/sp500.csv"),
+    (lambda tmp: [f"source={write_csv_without_close(tmp / 'data')}"], 1, "no 'Close' column"),
+    (lambda tmp: ["threshold=1.5"], 2, "threshold must be between 0 and 1, got 1.5"),
+    (lambda tmp: ["model_type=wide"], 2, "model_type 'wide' is unknown: choose one of flat, deep"),
+    (lambda tmp: ["start_date=2030-01-01", "end_date=2030-06-30"], 1,
+     "step 'preprocess' failed: no trading days with all features between start_date 2030-01-01"),
+    (lambda tmp: ["epochs=many"], 2, "parameter 'epochs': 'many' is not a valid Integer"),
+    (lambda tmp: ["colour=blue"], 2, "parameter 'colour' is unknown"),
+], ids=["missing-file", "no-close-column", "threshold-1.5", "unknown-model", "empty-date-range",
+        "not-a-number", "unknown-parameter"])
+def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_params, exit_code, message):
+    result = cli("run", "sp500", *make_params(tmp_path))
+    assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and message in last_line, last_line
+    assert not (tmp_path / "model_store").exists()
+    assert partial_files(tmp_path) == []
+    if exit_code == 2:  # refused before anything ran
+        assert not (tmp_path / "runs").exists()
+    else:  # the failed step left no output artifact behind
+        failed_step = message.split("'")[1]
+        for step_dir in tmp_path.glob(f"runs/sp500/*/artifacts/*/{failed_step}"):
+            assert [p.name for p in step_dir.iterdir()] == []

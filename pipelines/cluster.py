@@ -677,6 +677,8 @@ def add_cluster_commands(subparsers: argparse._SubParsersAction) -> None:
     actions = schedule.add_subparsers(dest="schedule_action", required=True)
     create = actions.add_parser("create", help="create a recurring run from the pipeline version")
     create.add_argument("pipeline")
+    create.add_argument("params", nargs="*", metavar="key=value",
+                        help="pipeline parameters (right after the pipeline name)")
     create.add_argument("--cron", required=True,
                         help="KFP cron, 6 fields with seconds first: '0 0 6 * * *' = 06:00 daily")
     create.add_argument("--name", help="recurring run name (default: the pipeline name)")
@@ -689,7 +691,6 @@ def add_cluster_commands(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--experiment", help="experiment (default: KFP_EXPERIMENT or the pipeline)")
     create.add_argument("--replace", action="store_true",
                         help="replace an existing recurring run of the same name")
-    create.add_argument("params", nargs="*", metavar="key=value")
     create.set_defaults(handler=_schedule_create_command)
     actions.add_parser("list", help="list recurring runs").set_defaults(
         handler=lambda args: _print(schedule_table(connect())))

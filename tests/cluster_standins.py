@@ -1,0 +1,450 @@
+"""Local HTTP stand-ins for the Kubeflow Pipelines API and the Kubernetes API.
+
+There is no cluster in the tests. These stand-ins answer, on 127.0.0.1 only,
+exactly the endpoints the project calls, keep the objects in memory, and check
+every request body against the official generated client models
+(`kfp_server_api.models`, `kubernetes.client.models`): the body must
+deserialize into the model and hold no field the model does not know. They
+are stand-ins, not emulators: they model only the behaviour the project
+relies on (names, versions, resourceVersion/generation, rollout status).
+"""
+
+import datetime as dt
+import email.parser
+import itertools
+import json
+import re
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+
+SERVE_TIMEOUT_S = 10
+
+
+# --------------------------------------------------------------------------- model checks
+
+def unknown_fields(data, type_name: str, models, path: str = "") -> list[str]:
+    """JSON keys in `data` that the OpenAPI model `type_name` does not declare."""
+    if type_name.startswith("list[") and isinstance(data, list):
+        inner = type_name[5:-1]
+        return [p for i, item in enumerate(data) for p in unknown_fields(item, inner, models, f"{path}[{i}]")]
+    if type_name.startswith("dict(") and isinstance(data, dict):
+        inner = type_name[type_name.index(",") + 1:-1].strip()
+        return [p for key, value in data.items() for p in unknown_fields(value, inner, models, f"{path}.{key}")]
+    klass = getattr(models, type_name, None)
+    if klass is None or not getattr(klass, "openapi_types", None) or not isinstance(data, dict):
+        return []
+    attribute = {json_key: name for name, json_key in klass.attribute_map.items()}
+    problems = []
+    for key, value in data.items():
+        if key not in attribute:
+            problems.append(f"{path}.{key}")
+        else:
+            problems += unknown_fields(value, klass.openapi_types[attribute[key]], models, f"{path}.{key}")
+    return problems
+
+
+class _Response:
+    def __init__(self, data):
+        self.data = json.dumps(data)
+
+
+def check_against_model(data: dict, type_name: str, api_client, models) -> object:
+    """Deserialize `data` into the model (raises on bad types/enums) and refuse unknown fields."""
+    problems = unknown_fields(data, type_name, models)
+    if problems:
+        raise AssertionError(f"fields unknown to {type_name}: {problems}")
+    return api_client.deserialize(_Response(data), type_name)
+
+
+# --------------------------------------------------------------------------- the server
+
+class StandIn:
+    """A threaded HTTP(S) server on 127.0.0.1 that routes to `self.routes`."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
+        self.errors: list[str] = []  # assertion failures raised inside handlers
+        self.lock = threading.Lock()
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = SERVE_TIMEOUT_S
+
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def _dispatch(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                url = urlparse(self.path)
+                with standin.lock:
+                    standin.requests.append((self.command, url.path))
+                    try:
+                        status, payload, content_type = standin.handle(
+                            self.command, url.path, parse_qs(url.query), self.headers, body)
+                    except AssertionError as error:
+                        standin.errors.append(f"{self.command} {url.path}: {error}")
+                        status, payload, content_type = 400, {"message": str(error)}, "application/json"
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=SERVE_TIMEOUT_S)
+
+    def handle(self, method, path, query, headers, body):
+        raise NotImplementedError
+
+
+def json_body(body: bytes) -> dict:
+    return json.loads(body) if body else {}
+
+
+def _filter_value(query: dict) -> str | None:
+    """The display_name of an EQUALS filter, as kfp.Client and pipelines.cluster send it."""
+    if "filter" not in query:
+        return None
+    predicates = json.loads(query["filter"][0])["predicates"]
+    # kfp.Client sends the enum's number (1), pipelines.cluster its name.
+    assert len(predicates) == 1 and predicates[0]["operation"] in ("EQUALS", 1), predicates
+    assert predicates[0]["key"] == "display_name", predicates
+    return predicates[0]["stringValue"]
+
+
+# --------------------------------------------------------------------------- Kubeflow Pipelines
+
+class KfpStandIn(StandIn):
+    """The v2beta1 Pipelines API endpoints that pipelines/cluster.py calls.
+
+    `token`: when set, every request must carry `Authorization: Bearer <token>`
+    (else 401, as Kubeflow's gateway answers). `final_state`: the state a run
+    reports when read back.
+    """
+
+    def __init__(self, token: str | None = None, multi_user: bool = False, final_state: str = "SUCCEEDED"):
+        super().__init__()
+        import kfp_server_api
+
+        self.models = kfp_server_api.models
+        self.api_client = kfp_server_api.ApiClient()
+        self.token, self.multi_user, self.final_state = token, multi_user, final_state
+        self.ids = (f"id-{n}" for n in itertools.count(1))
+        self.pipelines: dict[str, dict] = {}
+        self.versions: dict[str, dict] = {}  # version id -> version (with pipeline_id)
+        self.packages: dict[str, bytes] = {}  # version id -> uploaded file
+        self.experiments: dict[str, dict] = {}
+        self.runs: dict[str, dict] = {}
+        self.recurring: dict[str, dict] = {}
+        self.routes = [  # (method, path, action, model of the answer)
+            ("GET", r"/apis/v2beta1/healthz", self.healthz, "V2beta1GetHealthzResponse"),
+            ("GET", r"/apis/v2beta1/pipelines", self.list_pipelines, "V2beta1ListPipelinesResponse"),
+            ("POST", r"/apis/v2beta1/pipelines", self.create_pipeline, "V2beta1Pipeline"),
+            ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)", self.get_pipeline, "V2beta1Pipeline"),
+            ("POST", r"/apis/v2beta1/pipelines/upload_version", self.upload_version, "V2beta1PipelineVersion"),
+            ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)/versions", self.list_versions,
+             "V2beta1ListPipelineVersionsResponse"),
+            ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)/versions/(?P<vid>[^/]+)", self.get_version,
+             "V2beta1PipelineVersion"),
+            ("GET", r"/apis/v2beta1/experiments", self.list_experiments, "V2beta1ListExperimentsResponse"),
+            ("POST", r"/apis/v2beta1/experiments", self.create_experiment, "V2beta1Experiment"),
+            ("POST", r"/apis/v2beta1/runs", self.create_run, "V2beta1Run"),
+            ("GET", r"/apis/v2beta1/runs/(?P<rid>[^/]+)", self.get_run, "V2beta1Run"),
+            ("GET", r"/apis/v2beta1/recurringruns", self.list_recurring, "V2beta1ListRecurringRunsResponse"),
+            ("POST", r"/apis/v2beta1/recurringruns", self.create_recurring, "V2beta1RecurringRun"),
+            ("POST", r"/apis/v2beta1/recurringruns/(?P<rid>[^/:]+):(?P<action>enable|disable)",
+             self.set_recurring_mode, None),
+            ("DELETE", r"/apis/v2beta1/recurringruns/(?P<rid>[^/]+)", self.delete_recurring, None),
+        ]
+
+    def handle(self, method, path, query, headers, body):
+        if self.token and headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {"code": 16, "message": "Unauthenticated"}, "application/json"
+        for route_method, pattern, action, reply_type in self.routes:
+            match = re.fullmatch(pattern, path)
+            if route_method == method and match:
+                status, payload = action(query=query, body=body, headers=headers, **match.groupdict())
+                if status == 200 and reply_type:  # the stand-in's answers follow the models too
+                    check_against_model(payload, reply_type, self.api_client, self.models)
+                return status, payload, "application/json"
+        return 404, {"code": 5, "message": f"no route {method} {path}"}, "application/json"
+
+    def _check(self, data: dict, type_name: str):
+        return check_against_model(data, type_name, self.api_client, self.models)
+
+    def _now(self) -> str:
+        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def healthz(self, **_):
+        return 200, {"multi_user": self.multi_user, "pipeline_store": "database"}
+
+    def list_pipelines(self, query, **_):
+        name = _filter_value(query)
+        found = [p for p in self.pipelines.values() if name is None or p["display_name"] == name]
+        return 200, {"pipelines": found, "total_size": len(found)} if found else {}
+
+    def create_pipeline(self, body, **_):
+        pipeline = json_body(body)
+        self._check(pipeline, "V2beta1Pipeline")
+        assert pipeline.get("name") and pipeline.get("display_name"), "name and display_name are required"
+        assert pipeline["display_name"] not in {p["display_name"] for p in self.pipelines.values()}, \
+            "duplicate pipeline name"
+        pipeline.update(pipeline_id=next(self.ids), created_at=self._now())
+        self.pipelines[pipeline["pipeline_id"]] = pipeline
+        return 200, pipeline
+
+    def get_pipeline(self, pid, **_):
+        return (200, self.pipelines[pid]) if pid in self.pipelines else (404, {"message": "not found"})
+
+    def upload_version(self, query, body, headers, **_):
+        known = {"name", "display_name", "pipelineid", "description", "tags"}  # PipelineUploadServiceApi
+        assert set(query) <= known, f"unknown upload_version parameters {set(query) - known}"
+        pipeline_id = query["pipelineid"][0]
+        assert pipeline_id in self.pipelines, "upload_version for an unknown pipeline"
+        name = query["name"][0]
+        assert name not in {v["display_name"] for v in self.versions.values()
+                            if v["pipeline_id"] == pipeline_id}, "duplicate version name"
+        message = email.parser.BytesParser().parsebytes(
+            f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
+        files = [part for part in message.get_payload() if part.get_param("name", header="content-disposition")
+                 == "uploadfile"]
+        assert len(files) == 1, "one uploadfile part expected"
+        package = files[0].get_payload(decode=True)
+        spec = next(yaml.safe_load_all(package))
+        assert "root" in spec and "pipelineInfo" in spec, "the upload is not a compiled pipeline"
+        version = {"pipeline_id": pipeline_id, "pipeline_version_id": next(self.ids), "display_name": name,
+                   "name": name, "description": query.get("description", [""])[0], "created_at": self._now()}
+        self.versions[version["pipeline_version_id"]] = version
+        self.packages[version["pipeline_version_id"]] = package
+        return 200, version
+
+    def list_versions(self, pid, query, **_):
+        name = _filter_value(query)
+        found = [v for v in self.versions.values()
+                 if v["pipeline_id"] == pid and (name is None or v["display_name"] == name)]
+        return 200, {"pipeline_versions": found, "total_size": len(found)} if found else {}
+
+    def get_version(self, pid, vid, **_):
+        version = self.versions.get(vid)
+        return (200, version) if version and version["pipeline_id"] == pid else (404, {"message": "not found"})
+
+    def list_experiments(self, query, **_):
+        name = _filter_value(query)
+        found = [e for e in self.experiments.values() if name is None or e["display_name"] == name]
+        return 200, {"experiments": found, "total_size": len(found)} if found else {}
+
+    def create_experiment(self, body, **_):
+        experiment = json_body(body)
+        self._check(experiment, "V2beta1Experiment")
+        experiment.update(experiment_id=next(self.ids), created_at=self._now())
+        self.experiments[experiment["experiment_id"]] = experiment
+        return 200, experiment
+
+    def _check_version_reference(self, reference: dict) -> None:
+        version = self.versions.get(reference.get("pipeline_version_id"))
+        assert version and version["pipeline_id"] == reference.get("pipeline_id"), \
+            f"unknown pipeline version {reference}"
+
+    def create_run(self, body, **_):
+        run = json_body(body)
+        self._check(run, "V2beta1Run")
+        assert run["experiment_id"] in self.experiments, "run in an unknown experiment"
+        self._check_version_reference(run["pipeline_version_reference"])
+        run.update(run_id=next(self.ids), state="PENDING", created_at=self._now())
+        self.runs[run["run_id"]] = run
+        return 200, run
+
+    def get_run(self, rid, **_):
+        run = dict(self.runs[rid])
+        start = dt.datetime(2026, 1, 5, 6, 0, 0, tzinfo=dt.timezone.utc)
+        tasks = [("download-prices", "SUCCEEDED", 30), ("train-model", "SUCCEEDED", 95),
+                 ("evaluate", "SUCCEEDED", 12), ("deploy-model", "SKIPPED", 0)]
+        details = []
+        for name, state, seconds in tasks:
+            end = start + dt.timedelta(seconds=seconds)
+            details.append({"display_name": name, "state": state, "start_time": start.isoformat(),
+                            "end_time": end.isoformat()})
+            start = end
+        run.update(state=self.final_state, finished_at=self._now(), run_details={"task_details": details})
+        return 200, run
+
+    def list_recurring(self, query, **_):
+        # Two per page, so that callers must follow next_page_token.
+        found = sorted(self.recurring.values(), key=lambda r: r["recurring_run_id"])
+        start = int(query.get("page_token", ["0"])[0] or 0)
+        page = {"recurringRuns": found[start:start + 2], "total_size": len(found)} if found else {}
+        if start + 2 < len(found):
+            page["next_page_token"] = str(start + 2)
+        return 200, page
+
+    def create_recurring(self, body, **_):
+        recurring = json_body(body)
+        self._check(recurring, "V2beta1RecurringRun")
+        assert recurring["experiment_id"] in self.experiments, "recurring run in an unknown experiment"
+        self._check_version_reference(recurring["pipeline_version_reference"])
+        assert 1 <= int(recurring.get("max_concurrency", 1)) <= 10, "max concurrency out of 1..10"
+        recurring.update(recurring_run_id=next(self.ids), created_at=self._now(),
+                         max_concurrency=str(recurring.get("max_concurrency", 1)))
+        self.recurring[recurring["recurring_run_id"]] = recurring
+        return 200, recurring
+
+    def set_recurring_mode(self, rid, action, **_):
+        self.recurring[rid]["mode"] = action.upper()
+        return 200, {}
+
+    def delete_recurring(self, rid, **_):
+        del self.recurring[rid]
+        return 200, {}
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the CA file a client must trust."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver stand-in")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "server.crt", directory / "server.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+K8S_PATH = re.compile(r"/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/namespaces/(?P<namespace>[^/]+)/"
+                      r"(?P<plural>[^/]+)/(?P<name>[^/]+)")
+K8S_MODELS = {"deployments": "V1Deployment", "services": "V1Service"}
+
+
+class KubeStandIn(StandIn):
+    """The Kubernetes API as the deploy step uses it: GET and server-side apply.
+
+    It enforces the Role in deploy/rbac.yaml (403 for anything it does not
+    grant), records which (group, resource, verb) each request needed, keeps
+    resourceVersion and generation the way the API server does for applies
+    (unchanged on a no-op), and reports a Deployment's rollout complete after
+    `rollout_polls` reads (never when `rollout_polls` is None).
+    """
+
+    def __init__(self, tls: ssl.SSLContext, token: str, role_rules: list[dict], kserve: bool = True,
+                 rollout_polls: int | None = 1):
+        super().__init__(tls)
+        from kubernetes import client
+
+        self.api_client = client.ApiClient()
+        self.models = client.models
+        self.token, self.kserve, self.rollout_polls = token, kserve, rollout_polls
+        self.allowed = {(group, resource, verb) for rule in role_rules for group in rule["apiGroups"]
+                        for resource in rule["resources"] for verb in rule["verbs"]}
+        self.used: set[tuple[str, str, str]] = set()
+        self.objects: dict[str, dict] = {}
+        self.polls: dict[str, int] = {}
+        self.versions = itertools.count(100)
+
+    def handle(self, method, path, query, headers, body):
+        if headers.get("Authorization", "").lower() != f"bearer {self.token}":
+            return 401, _status(401, "Unauthorized"), "application/json"
+        match = K8S_PATH.fullmatch(path)
+        assert match, f"unexpected path {path}"
+        group, plural = match["group"] or "", match["plural"]
+        if group == "serving.kserve.io" and not self.kserve:
+            return 404, _status(404, "the server could not find the requested resource"), "application/json"
+        exists = path in self.objects
+        verbs = {"GET": ["get"], "PATCH": ["patch"] if exists else ["create", "patch"]}[method]
+        for verb in verbs:
+            if (group, plural, verb) not in self.allowed:
+                return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\""), \
+                    "application/json"
+        self.used.update((group, plural, verb) for verb in verbs)
+        if method == "GET":
+            if not exists:
+                return 404, _status(404, f"{plural} \"{match['name']}\" not found"), "application/json"
+            return 200, self._with_status(path), "application/json"
+        return 200, self.apply(path, match, query, headers, body), "application/json"
+
+    def apply(self, path, match, query, headers, body) -> dict:
+        assert headers["Content-Type"] == "application/apply-patch+yaml", headers["Content-Type"]
+        assert query.get("fieldManager") == ["kfp-ml-pipelines"], query
+        applied = json.loads(body)
+        meta = applied["metadata"]
+        assert (meta["name"], meta["namespace"]) == (match["name"], match["namespace"]), "name/namespace mismatch"
+        if match["plural"] in K8S_MODELS:
+            check_against_model(applied, K8S_MODELS[match["plural"]], self.api_client, self.models)
+        else:  # a custom resource: at least its metadata is an ObjectMeta
+            check_against_model(applied["metadata"], "V1ObjectMeta", self.api_client, self.models)
+        before = self.objects.get(path)
+        stored = json.loads(json.dumps(applied))
+        if before is None:
+            stored["metadata"].update(uid=f"uid-{next(self.versions)}", generation=1,
+                                      resourceVersion=str(next(self.versions)))
+        else:
+            old_meta = before["metadata"]
+            spec_changed = before.get("spec") != applied.get("spec")
+            meta_changed = any(old_meta.get(k) != meta.get(k) for k in ("labels", "annotations"))
+            stored["metadata"].update(
+                uid=old_meta["uid"], generation=old_meta["generation"] + spec_changed,
+                resourceVersion=str(next(self.versions)) if spec_changed or meta_changed
+                else old_meta["resourceVersion"])
+            if spec_changed:
+                self.polls[path] = 0
+        self.objects[path] = stored
+        return stored
+
+    def _with_status(self, path: str) -> dict:
+        obj = json.loads(json.dumps(self.objects[path]))
+        generation = obj["metadata"]["generation"]
+        self.polls[path] = self.polls.get(path, 0) + 1
+        if obj["kind"] == "Deployment":
+            replicas = obj["spec"]["replicas"]
+            done = self.rollout_polls is not None and self.polls[path] >= self.rollout_polls
+            obj["status"] = {"observedGeneration": generation, "replicas": replicas,
+                             "updatedReplicas": replicas if done else 0,
+                             "availableReplicas": replicas if done else 0}
+        elif obj["kind"] == "InferenceService":
+            obj["status"] = {"observedGeneration": generation,
+                             "url": f"http://{obj['metadata']['name']}.{obj['metadata']['namespace']}.example",
+                             "conditions": [{"type": "Ready", "status": "True"}]}
+        return obj
+
+
+def _status(code: int, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}

@@ -34,7 +34,8 @@ def unknown_fields(data, type_name: str, models, path: str = "") -> list[str]:
         return [p for i, item in enumerate(data) for p in unknown_fields(item, inner, models, f"{path}[{i}]")]
     if type_name.startswith("dict(") and isinstance(data, dict):
         inner = type_name[type_name.index(",") + 1:-1].strip()
-        return [p for key, value in data.items() for p in unknown_fields(value, inner, models, f"{path}.{key}")]
+        return [p for key, value in data.items()
+                for p in unknown_fields(value, inner, models, f"{path}.{key}")]
     klass = getattr(models, type_name, None)
     if klass is None or not getattr(klass, "openapi_types", None) or not isinstance(data, dict):
         return []
@@ -165,7 +166,8 @@ class KfpStandIn(StandIn):
             ("GET", r"/apis/v2beta1/pipelines", self.list_pipelines, "V2beta1ListPipelinesResponse"),
             ("POST", r"/apis/v2beta1/pipelines", self.create_pipeline, "V2beta1Pipeline"),
             ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)", self.get_pipeline, "V2beta1Pipeline"),
-            ("POST", r"/apis/v2beta1/pipelines/upload_version", self.upload_version, "V2beta1PipelineVersion"),
+            ("POST", r"/apis/v2beta1/pipelines/upload_version", self.upload_version,
+             "V2beta1PipelineVersion"),
             ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)/versions", self.list_versions,
              "V2beta1ListPipelineVersionsResponse"),
             ("GET", r"/apis/v2beta1/pipelines/(?P<pid>[^/]+)/versions/(?P<vid>[^/]+)", self.get_version,
@@ -230,8 +232,8 @@ class KfpStandIn(StandIn):
                             if v["pipeline_id"] == pipeline_id}, "duplicate version name"
         message = email.parser.BytesParser().parsebytes(
             f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
-        files = [part for part in message.get_payload() if part.get_param("name", header="content-disposition")
-                 == "uploadfile"]
+        files = [part for part in message.get_payload()
+                 if part.get_param("name", header="content-disposition") == "uploadfile"]
         assert len(files) == 1, "one uploadfile part expected"
         package = files[0].get_payload(decode=True)
         spec = next(yaml.safe_load_all(package))
@@ -250,7 +252,9 @@ class KfpStandIn(StandIn):
 
     def get_version(self, pid, vid, **_):
         version = self.versions.get(vid)
-        return (200, version) if version and version["pipeline_id"] == pid else (404, {"message": "not found"})
+        if version and version["pipeline_id"] == pid:
+            return 200, version
+        return 404, {"message": "not found"}
 
     def list_experiments(self, query, **_):
         name = _filter_value(query)
@@ -325,18 +329,20 @@ class KfpStandIn(StandIn):
 
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     """A server TLS context for 127.0.0.1 and the CA file a client must trust."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver stand-in")])
     now = dt.datetime.now(dt.timezone.utc)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(hours=1))
                    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                                   critical=False)
                    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -404,9 +410,11 @@ class KubeStandIn(StandIn):
     def apply(self, path, match, query, headers, body) -> dict:
         assert headers["Content-Type"] == "application/apply-patch+yaml", headers["Content-Type"]
         assert query.get("fieldManager") == ["kfp-ml-pipelines"], query
+        assert query.get("force") == ["true"], "the pipeline owns its serving objects: force=true"
         applied = json.loads(body)
         meta = applied["metadata"]
-        assert (meta["name"], meta["namespace"]) == (match["name"], match["namespace"]), "name/namespace mismatch"
+        assert (meta["name"], meta["namespace"]) == (match["name"], match["namespace"]), \
+            "name/namespace mismatch"
         if match["plural"] in K8S_MODELS:
             check_against_model(applied, K8S_MODELS[match["plural"]], self.api_client, self.models)
         else:  # a custom resource: at least its metadata is an ObjectMeta

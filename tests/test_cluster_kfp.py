@@ -9,9 +9,9 @@ against the kfp-server-api models. The code under test is the real
 import socket
 
 import pytest
+from cluster_standins import KfpStandIn
 from kfp import compiler, dsl
 
-from cluster_standins import KfpStandIn
 from components.errors import InputError
 from components.images import VERSION
 from pipelines import cli, cluster
@@ -323,9 +323,9 @@ def test_bad_schedule_options_are_refused_before_anything_is_sent(kfp_api, capsy
 
 # --------------------------------------------------------------------------- the cron rules
 
-@pytest.mark.parametrize("cron", ["0 0 6 * * *", "0 */15 * * * *", "30 0 6 * * MON-FRI", "0 0 0 1 JAN-DEC/3 ?",
-                                  "0 0 6,18 * * sun", "0 0 6 1-15/2 * *", "@daily", "@hourly", "@every 1h30m",
-                                  "  0  0 6 * * *  "])
+@pytest.mark.parametrize("cron", ["0 0 6 * * *", "0 */15 * * * *", "30 0 6 * * MON-FRI",
+                                  "0 0 0 1 JAN-DEC/3 ?", "0 0 6,18 * * sun", "0 0 6 1-15/2 * *",
+                                  "@daily", "@hourly", "@every 1h30m", "  0  0 6 * * *  "])
 def test_valid_kfp_cron(cron):
     assert cluster.validate_cron(cron) == " ".join(cron.split())
 

@@ -185,18 +185,26 @@ def kserve_inference_service(model_name: str, model_format: str, model_store_pvc
 def kube_api_client():
     """An API client with the deployer's token if mounted, else the pod's service account."""
     from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.incluster_config import InClusterConfigLoader
 
     credentials = DEPLOYER_CREDENTIALS_DIR if (DEPLOYER_CREDENTIALS_DIR / "token").is_file() \
         else SERVICE_ACCOUNT_DIR
     configuration = client.Configuration()
-    InClusterConfigLoader(token_filename=str(credentials / "token"),
-                          cert_filename=str(credentials / "ca.crt")).load_and_set(configuration)
+    try:
+        InClusterConfigLoader(token_filename=str(credentials / "token"),
+                              cert_filename=str(credentials / "ca.crt")).load_and_set(configuration)
+    except ConfigException as error:
+        raise ServingError(f"no Kubernetes credentials in {credentials}: {error}") from error
     return client.ApiClient(configuration)
 
 
 def pod_namespace() -> str:
-    return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip()
+    """The pod's namespace (the deployer's token Secret carries the same one)."""
+    for folder in (SERVICE_ACCOUNT_DIR, DEPLOYER_CREDENTIALS_DIR):
+        if (folder / "namespace").is_file():
+            return (folder / "namespace").read_text().strip()
+    raise ServingError("cannot tell the pod's namespace: set the serving_namespace parameter")
 
 
 def resource_path(manifest: dict) -> str:

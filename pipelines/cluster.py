@@ -35,6 +35,7 @@ import json
 import math
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -54,6 +55,7 @@ WAIT_TIMEOUT_S = 6 * 3600
 WAIT_POLL_S = 10
 PAGE_SIZE = 100
 MAX_CONCURRENCY_LIMIT = 10  # the API server refuses more (and less than 1)
+FINAL_RUN_STATES = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 
 
 # --------------------------------------------------------------------------- connect
@@ -330,16 +332,27 @@ def submit(conn: Connection, package: Path, params: dict[str, object], wait: boo
           flush=True)
     if not wait:
         return 0
-    print(f"waiting for run {run.run_id} (up to {timeout_s}s) ...", flush=True)
-    try:
-        with _api(f"waiting for run {run.run_id}"):
-            finished = conn.client.wait_for_run_completion(run.run_id, timeout=timeout_s,
-                                                           sleep_duration=WAIT_POLL_S)
-    except TimeoutError as error:
-        raise InputError(f"run {run.run_id} did not finish within {timeout_s}s; "
-                         "it goes on in the cluster") from error
+    finished = wait_for_run(conn, run.run_id, timeout_s)
     print(run_report(conn, finished), flush=True)
-    return 0 if str(finished.state).upper() == "SUCCEEDED" else 1
+    return 0 if finished.state == "SUCCEEDED" else 1
+
+
+def wait_for_run(conn: Connection, run_id: str, timeout_s: float):
+    """Poll the run until it ends, printing each change of state."""
+    # kfp.Client.wait_for_run_completion does not treat CANCELED as an end.
+    deadline, state = time.monotonic() + timeout_s, None
+    while True:
+        with _api(f"reading run {run_id}"):
+            run = conn.client.get_run(run_id)
+        if run.state != state:
+            state = run.state
+            print(f"run {run_id}: {state}", flush=True)
+        if state in FINAL_RUN_STATES:
+            return run
+        if time.monotonic() >= deadline:
+            raise InputError(f"run {run_id} did not finish within {timeout_s:.0f}s; "
+                             "it goes on in the cluster")
+        time.sleep(WAIT_POLL_S)
 
 
 def _default_experiment(pipeline: str) -> str:

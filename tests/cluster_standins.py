@@ -160,6 +160,7 @@ class KfpStandIn(StandIn):
         self.packages: dict[str, bytes] = {}  # version id -> uploaded file
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
+        self.run_reads: dict[str, int] = {}
         self.recurring: dict[str, dict] = {}
         self.routes = [  # (method, path, action, model of the answer)
             ("GET", r"/apis/v2beta1/healthz", self.healthz, "V2beta1GetHealthzResponse"),
@@ -293,6 +294,10 @@ class KfpStandIn(StandIn):
             details.append({"display_name": name, "state": state, "start_time": start.isoformat(),
                             "end_time": end.isoformat()})
             start = end
+        # The first read finds the run still going, later reads its end.
+        self.run_reads[rid] = self.run_reads.get(rid, 0) + 1
+        if self.run_reads[rid] == 1:
+            return 200, {**run, "state": "RUNNING"}
         run.update(state=self.final_state, finished_at=self._now(), run_details={"task_details": details})
         return 200, run
 

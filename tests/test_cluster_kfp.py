@@ -205,12 +205,12 @@ def test_bad_parameters_fail_before_anything_is_sent(kfp_api, params, message):
     assert kfp_api.requests == []
 
 
-@pytest.mark.parametrize("final_state, code", [("SUCCEEDED", 0), ("FAILED", 1)])
+@pytest.mark.parametrize("final_state, code", [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELED", 1)])
 def test_wait_prints_final_state_tasks_and_metrics(kfp_api, capsys, final_state, code):
     kfp_api.final_state = final_state
     assert cluster.submit_run("toy", {"threshold": "0.5"}, wait=True) == code
     out = capsys.readouterr().out
-    assert f"finished: {final_state}" in out
+    assert f"finished: {final_state}" in out and ": RUNNING" in out
     assert "train-model" in out and "95s" in out and "deploy-model" in out and "SKIPPED" in out
     assert "metrics: " + kfp_api.url in out
 

@@ -252,6 +252,14 @@ def test_without_the_deployer_token_the_pods_own_account_is_used(cluster_pod):
         assert DEPLOYMENT in server.objects
 
 
+def test_without_any_token_the_step_says_where_it_looked(cluster_pod):
+    _, folders, _ = cluster_pod
+    for folder in folders.values():
+        (folder / "token").unlink()
+    with pytest.raises(kube_serving.ServingError, match="no Kubernetes credentials in .*serviceaccount"):
+        kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow")
+
+
 def test_missing_permission_is_one_line_that_points_at_the_rbac(cluster_pod):
     rules = [rule for rule in role_rules() if rule["resources"] != ["services"]]
     with api_server(cluster_pod, role_rules=rules):

@@ -629,7 +629,7 @@ def schedule_table(conn: Connection) -> str:
         if key not in version_names:
             with _api(f"reading pipeline version {key}"):
                 got = conn.client.get_pipeline_version(reference.pipeline_id, key)
-            pipeline = conn.client.get_pipeline(reference.pipeline_id).display_name
+                pipeline = conn.client.get_pipeline(reference.pipeline_id).display_name
             version_names[key] = f"{pipeline} {got.display_name}"
         return version_names[key]
 

@@ -3,8 +3,9 @@
 It runs only inside the pipeline's gate (`dsl.If(metric >= threshold)`), copies
 the model into the model store as a new TF-Serving version and, when it runs in
 a Kubernetes pod, makes sure a server (TF-Serving for `model_format`
-"tensorflow", KServe for "lightgbm") serves that store (see `components.kube_serving`). Outside a cluster (a laptop run through
-kfp.local) the model store alone is the result.
+"tensorflow", KServe for "lightgbm") serves that store (see
+`components.kube_serving`). Outside a cluster (a laptop run through kfp.local)
+the model store alone is the result.
 """
 
 from kfp.dsl import Input, Model

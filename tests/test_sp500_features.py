@@ -1,6 +1,5 @@
 """Feature, label and split logic of the sp500 pipeline, and its input checks."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -147,7 +147,8 @@ def run(args: argparse.Namespace, store: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-base-path", type=Path, help="a model store to serve (default: a temporary sp500 model)")
+    parser.add_argument("--model-base-path", type=Path,
+                        help="a model store to serve (default: a temporary sp500 model)")
     parser.add_argument("--model-name", default="sp500")
     parser.add_argument("--requests", type=int, default=1000, help="at most this many timed requests per case")
     parser.add_argument("--seconds", type=float, default=5.0, help="at most this long per case")

@@ -257,7 +257,8 @@ def sp500_request(signature: Signature, args: argparse.Namespace) -> Request:
     row = table[table[DATE] == day]
     if row.empty:
         raise InputError(f"--date {args.date}: not a trading day with all features in the data "
-                         f"({table[DATE].min():%Y-%m-%d} .. {table[DATE].max():%Y-%m-%d}, weekends and holidays excluded)")
+                         f"({table[DATE].min():%Y-%m-%d} .. {table[DATE].max():%Y-%m-%d}, "
+                         "weekends and holidays excluded)")
     columns = feature_columns(table)
     name, spec = signature.single_input()
     if spec.shape and spec.shape[-1] not in (-1, len(columns)):
@@ -266,7 +267,7 @@ def sp500_request(signature: Signature, args: argparse.Namespace) -> Request:
     features = row[columns].to_numpy(NUMPY_DTYPES.get(spec.dtype, np.float32))
     actual = "up" if int(row[LABEL].iloc[0]) == 1 else "down (or flat)"
     return Request({name: features}, f"features of {day:%Y-%m-%d}: " + ", ".join(
-        f"{c}={v:+.4f}" for c, v in zip(columns, features[0])),
+        f"{c}={v:+.4f}" for c, v in zip(columns, features[0], strict=True)),
         truth=f"the S&P 500 closed {actual} that day ({float(row[TARGET_RETURN].iloc[0]):+.2%} log return)")
 
 
@@ -374,7 +375,8 @@ def describe_answer(model: str, served_name: str, answer: Answer, reported_versi
         if "probability" in outputs:
             lines.append(f"probability: {float(first(outputs, 'probability')):.4f}")
     if model == "crypto" and "predictions" in outputs:
-        lines.append(f"predicted Target (15-minute forward return, market removed): {float(first(outputs, 'predictions')):+.6f}")
+        target = float(first(outputs, "predictions"))
+        lines.append(f"predicted Target (15-minute forward return, market removed): {target:+.6f}")
     for key in sorted(set(outputs) - {"model_version", "predicted_class", "probability", "predictions"}):
         lines.append(f"{key}: {np.array2string(np.asarray(outputs[key])[0], precision=4)}")
     return lines

@@ -246,7 +246,8 @@ class ModelRegistry:
             print(f"serving: cannot load {name} version {version} (attempt {attempts}/{MAX_LOAD_ATTEMPTS}): "
                   f"{message}", flush=True)
             if attempts >= MAX_LOAD_ATTEMPTS:
-                self.history.setdefault(name, {})[version] = VersionStatus("END", grpc.StatusCode.UNKNOWN.value[0], message)
+                unknown = grpc.StatusCode.UNKNOWN.value[0]
+                self.history.setdefault(name, {})[version] = VersionStatus("END", unknown, message)
             return
         with self.lock:
             previous = self.served.get(name)
@@ -330,7 +331,7 @@ def check_inputs(signature: meta_graph_pb2.SignatureDef, inputs: dict[str, np.nd
             raise invalid(f"Expects arg[{index}] to be {dtype_name(info.dtype)} but {got} is provided")
         if not info.tensor_shape.unknown_rank:
             want = [dim.size for dim in info.tensor_shape.dim]
-            if len(want) != value.ndim or any(w not in (-1, g) for w, g in zip(want, value.shape)):
+            if len(want) != value.ndim or any(w not in (-1, g) for w, g in zip(want, value.shape, strict=True)):
                 raise invalid(f"input '{name}' has shape [{','.join(map(str, value.shape))}] but the "
                               f"signature expects [{','.join(map(str, want))}] (-1: any size)")
 
@@ -524,20 +525,22 @@ def json_to_array(value, dtype: int, where: str) -> np.ndarray:
     """A JSON value as a dense tensor of the signature's dtype, or INVALID_ARGUMENT."""
     target = numpy_dtype(dtype)
     shape = dense_shape(value)
-    if dtype == types_pb2.DT_STRING:
+    strings = dtype == types_pb2.DT_STRING
+    if strings:
         value = decode_strings(value, where)
     try:
-        array = np.array(value, dtype=object if dtype == types_pb2.DT_STRING else None)
+        array = np.array(value, dtype=object if strings else None)
     except (ValueError, OverflowError):
         array = None
-    if array is None or list(array.shape) != shape or (array.dtype == object and target != object):
+    if array is None or list(array.shape) != shape or (array.dtype.kind == "O" and not strings):
         raise invalid(f"{where}: JSON Value: {snippet(value)} is not a dense tensor: every list at a level "
                       f"must have the same length (expected shape [{','.join(map(str, shape))}])")
-    if target == object:
+    if strings:
         return array
     if array.size and array.dtype.kind not in ACCEPTED_KINDS.get(target.kind, ""):
         raise invalid(f"{where}: JSON Value: {snippet(value)} is not of expected type: {dtype_name(dtype)}")
-    if target.kind in "iu" and array.size and (array.min() < np.iinfo(target).min or array.max() > np.iinfo(target).max):
+    limits = np.iinfo(target) if target.kind in "iu" else None
+    if limits and array.size and (array.min() < limits.min or array.max() > limits.max):
         raise invalid(f"{where}: JSON Value: {snippet(value)} does not fit in type: {dtype_name(dtype)}")
     converted = array.astype(target)
     if target.kind == "f" and np.any(np.isinf(converted) & np.isfinite(array)):

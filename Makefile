@@ -13,10 +13,11 @@ IMAGE ?= ghcr.io/kfp-ml-pipelines/kfp-ml-pipelines
 IMAGE_GPU ?= $(IMAGE)-gpu
 export IMAGE IMAGE_GPU
 
-.PHONY: help setup compile run test bench lint images clean
+.PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
+	test bench lint images clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: PIPELINE=$(PIPELINE) PARAMS='name=value ...' KFP_HOST=… IMAGE=$(IMAGE) IMAGE_GPU=$(IMAGE_GPU)"
 
 # The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
@@ -33,8 +34,26 @@ setup: $(VENV)/.installed ## create .venv and install the package with its pinne
 compile: setup ## compile every pipeline (and GPU variant) into compiled/
 	$(PY) -m pipelines compile --output-dir compiled
 
-run: setup ## run PIPELINE locally (or on KFP_HOST when set) with PARAMS="name=value ..."
-	$(PY) -m pipelines run $(PIPELINE) $(PARAMS)
+run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."
+	$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu)
+
+upload: setup ## register compiled/$(PIPELINE).yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
+	$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu)
+
+schedule: setup ## recurring run of PIPELINE on KFP_HOST: CRON="0 0 6 * * *" [NAME=…] [PARAMS=…] [REPLACE=1] [GPU=1]
+	$(PY) -m pipelines schedule create $(PIPELINE) $(PARAMS) --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") $(if $(REPLACE),--replace) $(if $(GPU),--gpu)
+
+schedule-list: setup ## list the recurring runs on KFP_HOST
+	$(PY) -m pipelines schedule list
+
+schedule-pause: setup ## pause the recurring run NAME on KFP_HOST
+	$(PY) -m pipelines schedule pause "$(NAME)"
+
+schedule-resume: setup ## resume the recurring run NAME on KFP_HOST
+	$(PY) -m pipelines schedule resume "$(NAME)"
+
+schedule-delete: setup ## delete the recurring run NAME on KFP_HOST
+	$(PY) -m pipelines schedule delete "$(NAME)"
 
 test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
 	$(PY) -m pytest

@@ -47,7 +47,11 @@ def _run(args: argparse.Namespace) -> int:
     if os.environ.get("KFP_HOST"):
         from pipelines import cluster
 
-        return cluster.submit_run(args.pipeline, params, wait=os.environ.get("WAIT") == "1")
+        name = f"{args.pipeline}-gpu" if args.gpu else args.pipeline
+        return cluster.submit_run(name, params, wait=os.environ.get("WAIT") == "1")
+    if args.gpu:
+        raise InputError("--gpu (GPU=1) selects the -gpu variant on a cluster: set KFP_HOST; "
+                         "a local run trains on this machine")
     from pipelines.local_run import run_local, summary
 
     result = run_local(args.pipeline, params, verbose=args.verbose)
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("pipeline", choices=sorted(registry.PIPELINES))
     run_cmd.add_argument("params", nargs="*", help="pipeline parameters as name=value")
     run_cmd.add_argument("--verbose", action="store_true", help="show kfp's full executor log")
+    run_cmd.add_argument("--gpu", action="store_true", help="on KFP_HOST: run the -gpu variant")
     run_cmd.set_defaults(handler=_run)
     try:
         from pipelines.cluster import add_cluster_commands

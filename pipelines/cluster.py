@@ -30,9 +30,7 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
-import importlib
 import json
-import math
 import os
 import re
 import time
@@ -203,56 +201,10 @@ def declared_parameters(package: Path) -> dict[str, dict]:
 
 
 def convert_parameters(package: Path, params: dict[str, object]) -> dict[str, object]:
-    """Parameters given as text (`key=value`) in the types the package declares."""
-    declared = declared_parameters(package)
-    converted = {}
-    for name, value in params.items():
-        if name not in declared:
-            raise InputError(f"unknown parameter '{name}' for {package.stem}: "
-                             f"expected one of {', '.join(sorted(declared))}")
-        converted[name] = _convert(name, value, declared[name]["parameterType"])
-    _check_values(package, declared, converted)
-    return converted
+    """Parameters given as text (`key=value`) in the types the package declares, checked."""
+    from pipelines import parameters
 
-
-def _check_values(package: Path, declared: dict[str, dict], converted: dict[str, object]) -> None:
-    """The same checks a local run makes: threshold in 0..1 and the pipeline's own."""
-    from components.gate import check_threshold
-    from pipelines import registry
-
-    if "threshold" in converted:
-        check_threshold(converted["threshold"])
-    entry = registry.PIPELINES.get(package.stem.removesuffix("-gpu"))
-    check = entry and getattr(importlib.import_module(entry.module), "check_parameters", None)
-    if check:
-        check({**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted})
-
-
-def _convert(name: str, value: object, parameter_type: str) -> object:
-    if not isinstance(value, str):  # already typed by the caller
-        return value
-    try:
-        if parameter_type == "NUMBER_INTEGER":
-            return int(value)
-        if parameter_type == "NUMBER_DOUBLE":
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(value)
-            return number
-        if parameter_type == "BOOLEAN":
-            return {"true": True, "1": True, "yes": True,
-                    "false": False, "0": False, "no": False}[value.strip().lower()]
-        if parameter_type in ("LIST", "STRUCT"):
-            parsed = json.loads(value)
-            if not isinstance(parsed, list if parameter_type == "LIST" else dict):
-                raise ValueError(value)
-            return parsed
-    except (ValueError, KeyError) as error:
-        kind = {"NUMBER_INTEGER": "an integer", "NUMBER_DOUBLE": "a number",
-                "BOOLEAN": "true or false", "LIST": "a JSON list",
-                "STRUCT": "a JSON object"}[parameter_type]
-        raise InputError(f"parameter {name}={value!r} is not {kind}") from error
-    return value
+    return parameters.resolve(package.stem, declared_parameters(package), params)
 
 
 # --------------------------------------------------------------------------- upload

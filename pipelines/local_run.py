@@ -10,7 +10,6 @@ are read from those lines as they are printed.
 """
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -23,8 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from components.errors import InputError
-from pipelines import registry
+from pipelines import parameters, registry
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
@@ -106,23 +104,6 @@ class _LogCapture(io.TextIOBase):
         return None
 
 
-def convert_params(pipeline_func, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check names against the pipeline's parameters and convert strings to their types."""
-    declared = pipeline_func.component_spec.inputs or {}
-    converters = {"String": str, "Integer": int, "Float": float,
-                  "Boolean": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")}
-    params = {}
-    for name, value in raw.items():
-        if name not in declared:
-            raise InputError(f"parameter '{name}' is unknown: the pipeline takes {', '.join(declared)}")
-        kind = declared[name].type
-        try:
-            params[name] = converters[kind](value) if isinstance(value, str) else value
-        except ValueError as error:
-            raise InputError(f"parameter '{name}': '{value}' is not a valid {kind}") from error
-    return params
-
-
 def default_run_dir(pipeline: str) -> Path:
     return Path("runs") / pipeline / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
@@ -165,18 +146,11 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
 
     entry = registry.get(pipeline_name)
     pipeline_func = entry.make_pipeline(gpu=False)
-    params = convert_params(pipeline_func, params)
-    declared = pipeline_func.component_spec.inputs or {}
+    declared = parameters.declared_by(pipeline_func)
+    params = parameters.resolve(pipeline_name, declared, params)
     if "model_base_path" in declared and "model_base_path" not in params:
         params["model_base_path"] = str(Path("model_store").resolve())
-    if "threshold" in params:
-        from components.gate import check_threshold
-
-        check_threshold(params["threshold"])
-    effective = {**{name: spec.default for name, spec in declared.items()}, **params}
-    check = getattr(importlib.import_module(entry.module), "check_parameters", None)
-    if check:
-        check(effective)
+    effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
 
     run_dir = (run_dir or default_run_dir(pipeline_name)).resolve()
     workspace = run_dir / "workspace"

@@ -4,9 +4,9 @@ Raw prices go through the run's workspace (a volume KFP creates per run);
 the train/test tables, the model, metrics and the report are typed artifacts.
 """
 
-from kfp import dsl, kubernetes
+from kfp import dsl
 
-from components.deploy import deploy_model
+from components.deploy import add_deploy_task
 from components.sp500 import steps
 
 
@@ -58,12 +58,8 @@ def make_pipeline(gpu: bool = False):
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
 
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
-            deploy = deploy_model(
-                model=training.outputs["model"], model_name=model_name,
-                model_base_path=model_base_path, model_store_pvc=model_store_pvc,
-                serving_namespace=serving_namespace)
-            deploy.set_caching_options(False)
-            kubernetes.mount_pvc(deploy, pvc_name=model_store_pvc, mount_path="/models")
+            add_deploy_task(training.outputs["model"], model_name, model_base_path, model_store_pvc,
+                            serving_namespace)
 
     return sp500
 

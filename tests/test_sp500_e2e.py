@@ -64,8 +64,8 @@ def write_csv_without_close(folder: Path) -> str:
     (lambda tmp: ["model_type=wide"], 2, "model_type 'wide' is unknown: choose one of flat, deep"),
     (lambda tmp: ["start_date=2030-01-01", "end_date=2030-06-30"], 1,
      "step 'preprocess' failed: no trading days with all features between start_date 2030-01-01"),
-    (lambda tmp: ["epochs=many"], 2, "parameter 'epochs': 'many' is not a valid Integer"),
-    (lambda tmp: ["colour=blue"], 2, "parameter 'colour' is unknown"),
+    (lambda tmp: ["epochs=many"], 2, "parameter epochs='many' is not an integer"),
+    (lambda tmp: ["colour=blue"], 2, "unknown parameter 'colour' for sp500"),
 ], ids=["missing-file", "no-close-column", "threshold-1.5", "unknown-model", "empty-date-range",
         "not-a-number", "unknown-parameter"])
 def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_params, exit_code, message):

@@ -1,0 +1,69 @@
+"""Pipeline parameters given as text (`name=value`): typed and checked once,
+the same way for a local run and for a run or schedule on a cluster."""
+
+import importlib
+import json
+import math
+
+from components.errors import InputError
+
+KINDS = {"NUMBER_INTEGER": "an integer", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false",
+         "LIST": "a JSON list", "STRUCT": "a JSON object"}
+
+
+def convert(name: str, value: object, parameter_type: str) -> object:
+    """`value` in the KFP parameter type the pipeline declares (text stays text)."""
+    if not isinstance(value, str):  # already typed by the caller
+        return value
+    try:
+        if parameter_type == "NUMBER_INTEGER":
+            return int(value)
+        if parameter_type == "NUMBER_DOUBLE":
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
+        if parameter_type == "BOOLEAN":
+            return {"true": True, "1": True, "yes": True,
+                    "false": False, "0": False, "no": False}[value.strip().lower()]
+        if parameter_type in ("LIST", "STRUCT"):
+            parsed = json.loads(value)
+            if not isinstance(parsed, list if parameter_type == "LIST" else dict):
+                raise ValueError(value)
+            return parsed
+    except (ValueError, KeyError) as error:
+        raise InputError(f"parameter {name}={value!r} is not {KINDS[parameter_type]}") from error
+    return value
+
+
+def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) -> dict[str, object]:
+    """Typed `given` parameters, after checking every value with the defaults filled in.
+
+    `declared` is the compiled root's inputDefinitions.parameters (name ->
+    parameterType, defaultValue). Checks: names exist, types convert, threshold
+    in 0..1, and the pipeline module's own `check_parameters` if it has one.
+    """
+    from components.gate import check_threshold
+    from pipelines import registry
+
+    converted = {}
+    for name, value in given.items():
+        if name not in declared:
+            raise InputError(f"unknown parameter '{name}' for {pipeline}: "
+                             f"expected one of {', '.join(sorted(declared))}")
+        converted[name] = convert(name, value, declared[name]["parameterType"])
+    if "threshold" in converted:
+        check_threshold(converted["threshold"])
+    entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
+    check = entry and getattr(importlib.import_module(entry.module), "check_parameters", None)
+    if check:
+        check({**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted})
+    return converted
+
+
+def declared_by(pipeline_func) -> dict[str, dict]:
+    """The parameters a pipeline function declares, as its compiled root lists them."""
+    from google.protobuf import json_format
+
+    root = json_format.MessageToDict(pipeline_func.pipeline_spec.root)
+    return root.get("inputDefinitions", {}).get("parameters", {})

@@ -246,8 +246,9 @@ class ModelRegistry:
             print(f"serving: cannot load {name} version {version} (attempt {attempts}/{MAX_LOAD_ATTEMPTS}): "
                   f"{message}", flush=True)
             if attempts >= MAX_LOAD_ATTEMPTS:
-                unknown = grpc.StatusCode.UNKNOWN.value[0]
-                self.history.setdefault(name, {})[version] = VersionStatus("END", unknown, message)
+                with self.lock:
+                    unknown = grpc.StatusCode.UNKNOWN.value[0]
+                    self.history.setdefault(name, {})[version] = VersionStatus("END", unknown, message)
             return
         with self.lock:
             previous = self.served.get(name)
@@ -718,6 +719,7 @@ class RestHandler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle's algorithm the second
     # waits for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
+    timeout = 60  # seconds a connection may stay silent (idle keep-alive, or a body that never comes)
     server: "RestServer"
 
     def do_GET(self):

@@ -21,6 +21,7 @@ class PipelineEntry:
 PIPELINES: dict[str, PipelineEntry] = {
     entry.name: entry for entry in [
         PipelineEntry("sp500", "pipelines.sp500", "evaluate", "accuracy", "always_up_accuracy"),
+        PipelineEntry("mnist", "pipelines.mnist", "evaluate", "accuracy", "majority_class_accuracy"),
     ]
 }
 

@@ -1,0 +1,131 @@
+"""The Keras CNN, its seeded training, and the SavedModel that TF-Serving serves.
+
+Architecture: two convolution blocks (32 and 64 filters, 3x3, max-pooling),
+dropout, then `hidden_layers` dense ReLU layers of `hidden_units` each (the
+source's "variable number of layers", which the sweep tunes with the learning
+rate), then a 10-way softmax. Adam with a cosine-decayed learning rate: a
+high starting rate converges in few epochs and the decay settles it, which
+matters when every trial of a sweep gets only a handful of epochs.
+
+The served signature (`serving_default`) takes `images`: float32 [batch, 28, 28]
+with pixels scaled to [0, 1] (what preprocess produces; divide 0..255 pixels by
+255) and returns `predicted_class` (int64), its `probability`, all ten
+`probabilities` (they sum to 1) and the `model_version` tag it was trained under.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from components.errors import InputError
+from components.mnist.data import IMAGE_SHAPE, NUM_CLASSES
+from components.mnist.preprocess import Splits
+
+CONV_FILTERS = (32, 64)
+DROPOUT = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = 0.003
+    hidden_layers: int = 1
+    hidden_units: int = 128
+    epochs: int = 6
+    batch_size: int = 64
+    seed: int = 42
+
+    def check(self) -> None:
+        if not 0 < self.learning_rate < 1:
+            raise InputError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        if self.hidden_layers < 0:
+            raise InputError(f"hidden_layers must be 0 or more, got {self.hidden_layers}")
+        for name in ("hidden_units", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def build_cnn(config: TrainConfig, steps_per_epoch: int):
+    import keras
+    from keras import layers
+
+    stack = [keras.Input(shape=IMAGE_SHAPE, name="images"), layers.Reshape((*IMAGE_SHAPE, 1))]
+    for filters in CONV_FILTERS:
+        stack += [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D()]
+    stack += [layers.Flatten(), layers.Dropout(DROPOUT)]
+    stack += [layers.Dense(config.hidden_units, activation="relu") for _ in range(config.hidden_layers)]
+    stack.append(layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"))
+    model = keras.Sequential(stack, name=f"cnn_{config.hidden_layers}x{config.hidden_units}")
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def train_cnn(config: TrainConfig, splits: Splits, tensorboard_dir: Path,
+              progress: Callable[[str], None] = print):
+    """Train on `splits.train`, validating each epoch; same seed, same weights.
+
+    Returns (model, history) with history = {"loss": [...], "val_accuracy": [...], ...}.
+    """
+    import keras
+    import tensorflow as tf
+
+    config.check()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    steps_per_epoch = -(-len(splits.train.labels) // config.batch_size)
+    model = build_cnn(config, steps_per_epoch)
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            progress(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "
+                     f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}")
+
+    history = model.fit(
+        splits.train.images, splits.train.labels, epochs=config.epochs, batch_size=config.batch_size,
+        validation_data=(splits.validation.images, splits.validation.labels), shuffle=True, verbose=0,
+        callbacks=[Progress(), keras.callbacks.TensorBoard(str(tensorboard_dir), profile_batch=0)])
+    return model, {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def export_serving_model(model, export_dir: Path, version_tag: str) -> None:
+    """SavedModel with the `serving_default` signature described in the module docstring."""
+    import tensorflow as tf
+
+    class Serving(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.version = tf.Variable(version_tag, trainable=False, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")])
+        def serve(self, images):
+            probabilities = self.model(images, training=False)
+            return {
+                "predicted_class": tf.argmax(probabilities, axis=1),
+                "probability": tf.reduce_max(probabilities, axis=1),
+                "probabilities": probabilities,
+                "model_version": tf.fill([tf.shape(images)[0]], self.version),
+            }
+
+    module = Serving()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
+
+
+def load_predictor(export_dir: Path | str):
+    """The `serving_default` signature of an exported model, as TF-Serving calls it."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+
+
+def predict_digits(predictor, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted classes, probabilities [N, 10]) through the served signature, in batches."""
+    classes, probabilities = [], []
+    for start in range(0, len(images), batch_size):
+        answer = predictor(images=images[start:start + batch_size].astype(np.float32))
+        classes.append(answer["predicted_class"].numpy())
+        probabilities.append(answer["probabilities"].numpy())
+    return np.concatenate(classes), np.concatenate(probabilities)

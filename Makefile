@@ -9,12 +9,14 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 PIPELINE ?= sp500
 PARAMS ?=
+MODEL ?=
+ARGS ?=
 IMAGE ?= ghcr.io/kfp-ml-pipelines/kfp-ml-pipelines
 IMAGE_GPU ?= $(IMAGE)-gpu
 export IMAGE IMAGE_GPU
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	test bench lint images clean
+	serve predict test bench lint images clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -69,6 +71,12 @@ images: ## build and push the CPU and GPU images, tagged with the package versio
 	docker build -f images/Dockerfile.gpu -t $(IMAGE_GPU):$(VERSION) .
 	docker push $(IMAGE):$(VERSION)
 	docker push $(IMAGE_GPU):$(VERSION)
+
+serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
+	$(PY) -m components.serving_local --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
+
+predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--date 2018-10-11", "--index 3", "--host H --port P"
+	$(PY) -m components.predict --model $(or $(MODEL),sp500) $(ARGS)
 
 clean: ## remove local runs (the model store is kept: it holds deployed versions)
 	rm -rf runs

@@ -1,0 +1,105 @@
+"""The CNN: seeded training, TensorBoard logs, and the served SavedModel signature."""
+
+import numpy as np
+import pytest
+
+from components.errors import InputError
+from components.mnist import data, models, preprocess
+
+
+@pytest.fixture(scope="module")
+def small_splits():
+    """A few hundred real digits: enough to learn something in one epoch, fast."""
+    splits = preprocess.make_splits(data.load_sample(), 0.1, 0.2, seed=0)
+
+    def head(split, count):
+        return preprocess.Split(split.images[::len(split.labels) // count][:count],
+                                split.labels[::len(split.labels) // count][:count])
+
+    return preprocess.Splits(head(splits.train, 700), head(splits.validation, 100), head(splits.test, 200))
+
+
+CONFIG = models.TrainConfig(learning_rate=0.003, hidden_layers=1, hidden_units=32, epochs=1, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def exported(small_splits, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    model, history = models.train_cnn(CONFIG, small_splits, folder / "logs", progress=lambda line: None)
+    models.export_serving_model(model, folder / "saved_model", "run-123")
+    return folder, model, history
+
+
+def test_training_writes_tensorboard_logs_and_history(exported):
+    folder, _, history = exported
+    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history["val_accuracy"]) == CONFIG.epochs
+    assert list((folder / "logs" / "train").glob("events.out.tfevents.*"))
+    assert list((folder / "logs" / "validation").glob("events.out.tfevents.*"))
+
+
+def test_serving_signature_takes_28x28_float32_images(exported):
+    folder, _, _ = exported
+    predictor = models.load_predictor(folder / "saved_model")
+    (spec,) = predictor.structured_input_signature[1].values()
+    assert spec.name == "images" and spec.dtype.name == "float32"
+    assert spec.shape.as_list() == [None, 28, 28]
+    assert set(predictor.structured_outputs) == {"predicted_class", "probability", "probabilities",
+                                                 "model_version"}
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_served_probabilities_sum_to_one_and_match_the_class(exported, small_splits, batch):
+    folder, _, _ = exported
+    predictor = models.load_predictor(folder / "saved_model")
+    answer = predictor(images=small_splits.test.images[:batch])
+    probabilities = answer["probabilities"].numpy()
+    assert probabilities.shape == (batch, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.array_equal(answer["predicted_class"].numpy(), probabilities.argmax(axis=1))
+    np.testing.assert_allclose(answer["probability"].numpy(), probabilities.max(axis=1))
+    assert answer["model_version"].numpy().tolist() == [b"run-123"] * batch
+
+
+def test_served_model_learned_something_and_matches_keras(exported, small_splits):
+    folder, model, _ = exported
+    classes, probabilities = models.predict_digits(models.load_predictor(folder / "saved_model"),
+                                                   small_splits.test.images, batch_size=64)
+    assert np.mean(classes == small_splits.test.labels) > 0.5, "one epoch on 700 digits beats chance (0.1)"
+    np.testing.assert_allclose(probabilities, model.predict(small_splits.test.images, verbose=0), atol=1e-5)
+
+
+def test_wrong_image_shape_is_refused_by_the_signature(exported):
+    folder, _, _ = exported
+    predictor = models.load_predictor(folder / "saved_model")
+    with pytest.raises((ValueError, TypeError)):
+        predictor(images=np.zeros((2, 28, 29), np.float32))
+
+
+def test_same_seed_gives_the_same_weights(small_splits, tmp_path):
+    tiny = preprocess.Splits(preprocess.Split(small_splits.train.images[:200], small_splits.train.labels[:200]),
+                             small_splits.validation, small_splits.test)
+    first, _ = models.train_cnn(CONFIG, tiny, tmp_path / "a", progress=lambda line: None)
+    second, _ = models.train_cnn(CONFIG, tiny, tmp_path / "b", progress=lambda line: None)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"learning_rate": 0.0}, "learning_rate must be in"),
+    ({"hidden_layers": -1}, "hidden_layers must be 0 or more"),
+    ({"hidden_units": 0}, "hidden_units must be at least 1"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+])
+def test_bad_training_parameters_are_clear_errors(change, message):
+    config = models.TrainConfig(**{**CONFIG.__dict__, **change})
+    with pytest.raises(InputError, match=message):
+        config.check()
+
+
+def test_hidden_layers_set_the_depth():
+    for layers in (0, 3):
+        model = models.build_cnn(models.TrainConfig(hidden_layers=layers, hidden_units=16), steps_per_epoch=1)
+        dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+        assert [layer.units for layer in dense] == [16] * layers + [10]

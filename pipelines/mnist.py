@@ -24,7 +24,7 @@ from typing import Sequence
 
 from kfp import dsl, kubernetes
 
-from components.deploy import deploy_model
+from components.deploy import add_deploy_task
 from components.errors import InputError
 from components.mnist import steps
 from components.mnist.sweep import parse_grid_values, sweep_grid
@@ -147,12 +147,8 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         evaluation.set_caching_options(False)
 
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
-            deploy = deploy_model(
-                model=select.outputs["best_model"], model_name=model_name,
-                model_base_path=model_base_path, model_store_pvc=model_store_pvc,
-                serving_namespace=serving_namespace)
-            deploy.set_caching_options(False)
-            kubernetes.mount_pvc(deploy, pvc_name=model_store_pvc, mount_path="/models")
+            add_deploy_task(select.outputs["best_model"], model_name, model_base_path, model_store_pvc,
+                            serving_namespace)
 
     return mnist
 

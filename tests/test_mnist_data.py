@@ -34,7 +34,7 @@ def write_idx_set(monkeypatch):
         folder.mkdir(parents=True, exist_ok=True)
         train_x, train_y = random_digits(train, 1)
         test_x, test_y = random_digits(test, 2)
-        for stem, array in zip(data.IDX_FILES.values(), (train_x, train_y, test_x, test_y)):
+        for stem, array in zip(data.IDX_FILES.values(), (train_x, train_y, test_x, test_y), strict=True):
             path = write_idx(folder / f"{stem}{suffix}", array)
             if path.name in data.KNOWN_SHA256:
                 monkeypatch.setitem(data.KNOWN_SHA256, path.name, data.sha256_of(path))

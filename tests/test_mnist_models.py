@@ -81,7 +81,7 @@ def test_same_seed_gives_the_same_weights(small_splits, tmp_path):
                              small_splits.validation, small_splits.test)
     first, _ = models.train_cnn(CONFIG, tiny, tmp_path / "a", progress=lambda line: None)
     second, _ = models.train_cnn(CONFIG, tiny, tmp_path / "b", progress=lambda line: None)
-    for a, b in zip(first.get_weights(), second.get_weights()):
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

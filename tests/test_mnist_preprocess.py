@@ -39,10 +39,10 @@ def test_images_are_scaled_float32_and_keep_their_labels(sample):
     assert test.images.min() == 0.0 and test.images.max() == 1.0
     # Each scaled image is an original one with its original label.
     originals = {hashlib.sha256(image.tobytes()).hexdigest(): label
-                 for image, label in zip(sample.images, sample.labels)}
+                 for image, label in zip(sample.images, sample.labels, strict=True)}
     restored = np.rint(test.images * 255).astype(np.uint8)
     assert all(originals[hashlib.sha256(image.tobytes()).hexdigest()] == label
-               for image, label in zip(restored, test.labels))
+               for image, label in zip(restored, test.labels, strict=True))
 
 
 def test_split_is_fixed_by_the_seed(sample):

@@ -58,7 +58,7 @@ def misclassified_figure(images: np.ndarray, actual: np.ndarray, predicted: np.n
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, index in zip(axes.flat, wrong):
+    for axis, index in zip(axes.flat, wrong, strict=False):
         axis.imshow(images[index], cmap="gray_r", vmin=0, vmax=1)
         axis.set_title(f"{actual[index]}→{predicted[index]} ({probabilities[index, predicted[index]]:.2f})",
                        fontsize=8)
@@ -91,7 +91,7 @@ def write_evaluation_report(path: Path, scores: Scores, gate: str, images: np.nd
         ("Gate", gate),
         ("Scores (the majority-class baseline always answers the most frequent training digit)",
          metrics_table_html(scores.as_dict())),
-        ("Accuracy per digit", table_html(["digit", "accuracy"], zip(CLASS_NAMES, per_digit))),
+        ("Accuracy per digit", table_html(["digit", "accuracy"], zip(CLASS_NAMES, per_digit, strict=True))),
         ("Confusion matrix", figure_html(confusion_figure(matrix))),
         (f"Misclassified digits ({shown} of {scores.misclassified} shown: actual→predicted (probability))",
          figure_html(misclassified_figure(images, actual, predicted, probabilities))

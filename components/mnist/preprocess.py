@@ -57,7 +57,7 @@ def stratified_indices(labels: np.ndarray, fractions: tuple[float, ...], seed: i
     for digit in range(NUM_CLASSES):
         members = rng.permutation(np.flatnonzero(labels == digit))
         start = 0
-        for part, fraction in zip(parts, fractions):
+        for part, fraction in zip(parts, fractions, strict=False):
             count = int(round(fraction * len(members)))
             part.append(members[start:start + count])
             start += count

@@ -114,7 +114,7 @@ def format_table(results: Sequence[TrialResult], best: TrialResult) -> str:
     rows = [TABLE_HEADER] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
                              for row in table_rows(results, best)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
 
 
 def sweep_figure(results: Sequence[TrialResult], best: TrialResult):
@@ -124,7 +124,7 @@ def sweep_figure(results: Sequence[TrialResult], best: TrialResult):
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for count in sorted({r.hidden_layers for r in results}):
         line = sorted((r.learning_rate, r.val_accuracy) for r in results if r.hidden_layers == count)
-        axes.plot(*zip(*line), marker="o", label=f"{count} hidden layer{'s' if count != 1 else ''}")
+        axes.plot(*zip(*line, strict=True), marker="o", label=f"{count} hidden layer{'s' if count != 1 else ''}")
     axes.scatter([best.learning_rate], [best.val_accuracy], s=160, facecolors="none", edgecolors="red",
                  label=f"best: {best.name}", zorder=3)
     axes.set_xscale("log")

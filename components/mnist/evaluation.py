@@ -21,10 +21,10 @@ class Scores:
     test_images: int
     misclassified: int
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | int]:
         return {"accuracy": self.accuracy, "majority_class_accuracy": self.majority_class_accuracy,
-                "majority_class": float(self.majority_class), "test_images": float(self.test_images),
-                "misclassified": float(self.misclassified)}
+                "majority_class": self.majority_class, "test_images": self.test_images,
+                "misclassified": self.misclassified}
 
 
 def score(train_labels: np.ndarray, test_labels: np.ndarray, predicted: np.ndarray) -> Scores:

@@ -22,6 +22,8 @@ PIPELINES: dict[str, PipelineEntry] = {
     entry.name: entry for entry in [
         PipelineEntry("sp500", "pipelines.sp500", "evaluate", "accuracy", "always_up_accuracy"),
         PipelineEntry("mnist", "pipelines.mnist", "evaluate", "accuracy", "majority_class_accuracy"),
+        PipelineEntry("crypto", "pipelines.crypto", "evaluate", "weighted_correlation",
+                      "weighted_correlation_reversal_baseline", has_gpu_variant=False),
     ]
 }
 

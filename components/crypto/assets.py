@@ -1,0 +1,56 @@
+"""The 14 assets of the G-Research competition and their weights.
+
+Each weight in the competition's `asset_details.csv` is ln(N) for a whole
+number N (Bitcoin ln 880 ... Maker ln 3; they sum to 40.88). The weights are
+facts of the competition; everything else about an asset that the generator
+needs lives in `components.crypto.data`.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+TRAIN_COLUMNS = ("timestamp", "Asset_ID", "Count", "Open", "High", "Low", "Close", "Volume",
+                 "VWAP", "Target")
+ASSET_COLUMNS = ("Asset_ID", "Weight", "Asset_Name")
+
+
+@dataclass(frozen=True)
+class Asset:
+    asset_id: int
+    name: str
+    weight_n: int  # the competition weight is ln(weight_n)
+
+    @property
+    def weight(self) -> float:
+        return math.log(self.weight_n)
+
+
+ASSETS = (
+    Asset(0, "Binance Coin", 74),
+    Asset(1, "Bitcoin", 880),
+    Asset(2, "Bitcoin Cash", 11),
+    Asset(3, "Cardano", 82),
+    Asset(4, "Dogecoin", 35),
+    Asset(5, "EOS.IO", 4),
+    Asset(6, "Ethereum", 363),
+    Asset(7, "Ethereum Classic", 8),
+    Asset(8, "IOTA", 3),
+    Asset(9, "Litecoin", 11),
+    Asset(10, "Maker", 3),
+    Asset(11, "Monero", 5),
+    Asset(12, "Stellar", 8),
+    Asset(13, "TRON", 6),
+)
+N_ASSETS = len(ASSETS)
+
+
+def weight_vector(weights_by_id: dict[int, float] | None = None) -> np.ndarray:
+    """Weights indexed by Asset_ID (the competition's when none are given)."""
+    if weights_by_id is None:
+        weights_by_id = {a.asset_id: a.weight for a in ASSETS}
+    vector = np.zeros(max(weights_by_id) + 1)
+    for asset_id, weight in weights_by_id.items():
+        vector[asset_id] = weight
+    return vector

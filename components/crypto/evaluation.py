@@ -1,0 +1,120 @@
+"""The competition's metric, the baselines, and the evaluation report.
+
+The metric is one weighted Pearson correlation over all rows pooled, each row
+weighted by its asset's weight. Two naive baselines stand beside the model:
+predicting 0 (the RMSE to beat; a constant has no correlation, counted as 0)
+and short-term reversal, -return_30 (the cheapest signal with a correlation:
+the last half hour's move, reversed).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from components.crypto.assets import ASSETS
+from components.errors import InputError
+from components.reports import figure_html, metrics_table_html, table_html, write_report
+
+MODEL_FILE = "model.bst"  # LightGBM's text format, under the name KServe's LightGBM server loads
+
+
+def weighted_correlation(prediction: np.ndarray, target: np.ndarray, weights: np.ndarray) -> float:
+    """Pearson correlation of prediction and target with row weights (the competition's metric)."""
+    w = np.asarray(weights, dtype=np.float64)
+    a = np.asarray(prediction, dtype=np.float64)
+    b = np.asarray(target, dtype=np.float64)
+    a = a - np.average(a, weights=w)
+    b = b - np.average(b, weights=w)
+    variance = np.average(a * a, weights=w) * np.average(b * b, weights=w)
+    return float(np.average(a * b, weights=w) / np.sqrt(variance)) if variance > 0 else 0.0
+
+
+def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(prediction, np.float64) - target) ** 2)))
+
+
+@dataclass
+class Evaluation:
+    rows: int
+    metrics: dict[str, float]
+    per_asset: pd.DataFrame  # Asset_ID, Asset_Name, Weight, rows, correlation, reversal_correlation
+
+
+def read_rows(features_path: Path, columns: list[str], since: int | None = None,
+              before: int | None = None) -> pd.DataFrame:
+    """Rows with a Target, optionally only those with since <= timestamp < before."""
+    condition = pads.field("Target").is_valid() & ~pads.field("Target").is_nan()
+    if since is not None:
+        condition &= pads.field("timestamp") >= since
+    if before is not None:
+        condition &= pads.field("timestamp") < before
+    table = pads.dataset(features_path, format="parquet").to_table(columns=columns, filter=condition)
+    return table.to_pandas()
+
+
+def evaluate(features_path: Path, model_dir: Path, test_start: int) -> Evaluation:
+    """Score the model on the held-out test rows (timestamp >= test_start)."""
+    from components.crypto.features import MODEL_FEATURES
+
+    rows = read_rows(features_path, MODEL_FEATURES + ["timestamp", "Target", "Weight"], since=test_start)
+    if rows.empty:
+        raise InputError(f"no test rows with a Target from timestamp {test_start} on")
+    booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+    prediction = booster.predict(rows[MODEL_FEATURES].to_numpy(np.float32))
+    target, weights = rows["Target"].to_numpy(np.float64), rows["Weight"].to_numpy(np.float64)
+    reversal = -rows["return_30"].fillna(0).to_numpy(np.float64)
+    metrics = {
+        "weighted_correlation": weighted_correlation(prediction, target, weights),
+        "weighted_correlation_zero_baseline": 0.0,
+        "weighted_correlation_reversal_baseline": weighted_correlation(reversal, target, weights),
+        "rmse": rmse(prediction, target),
+        "rmse_zero_baseline": rmse(np.zeros_like(target), target),
+        "test_rows": float(len(rows)),
+    }
+    return Evaluation(len(rows), metrics, per_asset_table(rows, prediction, reversal))
+
+
+def per_asset_table(rows: pd.DataFrame, prediction: np.ndarray, reversal: np.ndarray) -> pd.DataFrame:
+    names = {a.asset_id: a.name for a in ASSETS}
+    frame = pd.DataFrame({"Asset_ID": rows["Asset_ID"].to_numpy(), "Target": rows["Target"].to_numpy(),
+                          "prediction": prediction, "reversal": reversal})
+    table = []
+    for asset_id, group in frame.groupby("Asset_ID", sort=True):
+        table.append({"Asset_ID": int(asset_id), "Asset_Name": names.get(int(asset_id), "?"),
+                      "Weight": float(rows.loc[group.index[0], "Weight"]), "rows": len(group),
+                      "correlation": _pearson(group["prediction"], group["Target"]),
+                      "reversal_correlation": _pearson(group["reversal"], group["Target"])})
+    return pd.DataFrame(table)
+
+
+def _pearson(a: pd.Series, b: pd.Series) -> float:
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a.to_numpy(np.float64), b.to_numpy(np.float64))[0, 1])
+
+
+def write_evaluation_report(evaluation: Evaluation, path: Path, gate: str) -> None:
+    import matplotlib.pyplot as plt
+
+    per_asset = evaluation.per_asset
+    figure, axes = plt.subplots(figsize=(9, 3.5))
+    x = np.arange(len(per_asset))
+    axes.bar(x - 0.2, per_asset["correlation"], 0.4, label="LightGBM")
+    axes.bar(x + 0.2, per_asset["reversal_correlation"], 0.4, label="reversal baseline (-return_30)")
+    axes.set_xticks(x, per_asset["Asset_Name"], rotation=45, ha="right")
+    axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_ylabel("correlation with Target")
+    axes.legend()
+    rows = per_asset[["Asset_ID", "Asset_Name", "Weight", "rows", "correlation",
+                      "reversal_correlation"]].itertuples(index=False)
+    write_report(path, "crypto: evaluation on the held-out test period", [
+        ("Gate", f"<p>{gate}</p>"),
+        ("Metrics (held-out test rows)", metrics_table_html(evaluation.metrics)),
+        ("Correlation per asset", figure_html(figure)),
+        ("Per asset", table_html(["Asset_ID", "asset", "weight", "rows", "correlation",
+                                  "reversal baseline"], rows)),
+    ])

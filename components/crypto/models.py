@@ -1,0 +1,113 @@
+"""LightGBM regression on the feature table, with the source's settings as defaults.
+
+Source settings: 1200 rounds, learning rate 0.01, seed 2022, Asset_ID
+categorical, early stopping after 60 rounds without improvement of the
+weighted correlation on the validation rows (train_flg == 0, from 2021-05-01).
+
+One change for honesty: the source reported the score of the rounds it had
+picked on those same validation rows. Here the validation period is split in
+time: its first part (1 - test_fraction) drives early stopping, its later part
+is a held-out test that only the evaluate step sees. Training is unweighted, as
+in the source; the weights enter the metric.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from components.crypto.evaluation import MODEL_FILE, read_rows, rmse, weighted_correlation
+from components.crypto.features import MODEL_FEATURES
+from components.errors import InputError
+from components.storage import atomic_path
+
+LOG_EVERY = 30
+
+
+@dataclass
+class TrainingResult:
+    best_iteration: int
+    validation_correlation: float
+    validation_rmse: float
+    train_rows: int
+    validation_rows: int
+    test_start: int          # first timestamp of the held-out test rows
+    importance: pd.Series    # total gain per feature, descending
+
+
+def test_start_of(features_path: Path, test_fraction: float) -> int:
+    """The timestamp from which the last `test_fraction` of validation minutes are held out."""
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction {test_fraction} must lie strictly between 0 and 1")
+    stamps = np.unique(read_rows(features_path, ["timestamp", "train_flg"])
+                       .query("train_flg == 0")["timestamp"].to_numpy())
+    if len(stamps) < 2:
+        raise InputError("fewer than two validation minutes (rows from valid_start on): "
+                         "move valid_start earlier or bring more data")
+    return int(stamps[int(len(stamps) * (1 - test_fraction))])
+
+
+def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
+          learning_rate: float = 0.01, early_stopping_rounds: int = 60, seed: int = 2022,
+          test_fraction: float = 0.5, num_leaves: int = 31) -> TrainingResult:
+    """Train, save `model_dir`/model.bst (best iteration only), return what happened.
+
+    The folder holds only model.bst: KServe's LightGBM server and the local
+    server both load the single model file they find in a version folder.
+    """
+    if n_estimators < 1 or early_stopping_rounds < 1 or learning_rate <= 0:
+        raise InputError("n_estimators and early_stopping_rounds must be >= 1 and learning_rate > 0")
+    test_start = test_start_of(features_path, test_fraction)
+    columns = MODEL_FEATURES + ["Target", "Weight", "train_flg"]
+    fit_rows = read_rows(features_path, columns, before=test_start)
+    is_train = fit_rows.pop("train_flg").to_numpy() == 1
+    if is_train.all() or not is_train.any():
+        raise InputError("need rows both before and after valid_start (the train/validation split)")
+    train_set = _dataset(fit_rows[is_train])
+    valid = fit_rows[~is_train]
+    valid_weights = valid["Weight"].to_numpy(np.float64)
+    valid_set = _dataset(valid, reference=train_set)
+    del fit_rows
+
+    def correlation_metric(prediction: np.ndarray, data: lgb.Dataset) -> tuple[str, float, bool]:
+        return "weighted_correlation", weighted_correlation(prediction, data.get_label(), valid_weights), True
+
+    def rmse_metric(prediction: np.ndarray, data: lgb.Dataset) -> tuple[str, float, bool]:
+        return "rmse", rmse(prediction, data.get_label()), False
+
+    params = {"objective": "regression", "learning_rate": learning_rate, "num_leaves": num_leaves,
+              "seed": seed, "deterministic": True, "force_row_wise": True, "metric": "None",
+              "verbose": -1}
+    booster = lgb.train(
+        params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set],
+        valid_names=["validation"], feval=[correlation_metric, rmse_metric],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=True),
+                   lgb.log_evaluation(LOG_EVERY)])
+    best = booster.best_iteration or booster.current_iteration()
+    with atomic_path(model_dir) as tmp:
+        tmp.mkdir()
+        booster.save_model(str(tmp / MODEL_FILE), num_iteration=best)
+    scores = booster.best_score["validation"]
+    importance = pd.Series(booster.feature_importance("gain", iteration=best),
+                           index=booster.feature_name()).sort_values(ascending=False)
+    return TrainingResult(best, float(scores["weighted_correlation"]), float(scores["rmse"]),
+                          int(is_train.sum()), int((~is_train).sum()), test_start, importance)
+
+
+def _dataset(rows: pd.DataFrame, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    return lgb.Dataset(rows[MODEL_FEATURES].to_numpy(np.float32), label=rows["Target"].to_numpy(),
+                       feature_name=MODEL_FEATURES, categorical_feature=["Asset_ID"],
+                       reference=reference, free_raw_data=True)
+
+
+def importance_figure(importance: pd.Series):
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 6))
+    ordered = importance.iloc[::-1]
+    axes.barh(ordered.index, ordered.to_numpy())
+    axes.set_xlabel("total gain")
+    axes.set_title("LightGBM feature importance")
+    return figure

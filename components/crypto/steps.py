@@ -1,0 +1,108 @@
+"""KFP steps of the crypto pipeline: thin wrappers around the plain modules.
+
+Bulk tables (the raw CSV, the Parquet tables) live in the run's workspace under
+`<workspace>/crypto/` and move between steps as path strings; the model,
+metrics and reports are typed artifacts.
+"""
+
+from kfp.dsl import HTML, Input, Metrics, Model, Output
+
+from components.images import cpu_component
+
+
+@cpu_component
+def download_data(workspace: str, source: str, competition: str, generated_start: str,
+                  generated_end: str, seed: int) -> str:
+    """train.csv and asset_details.csv into the workspace; return their folder."""
+    from pathlib import Path
+
+    from components.crypto.data import download
+
+    raw_dir = Path(workspace) / "crypto" / "raw"
+    download(source, raw_dir, competition, generated_start, generated_end, seed)
+    print(f"{source} data in {raw_dir}: "
+          + ", ".join(f"{p.name} {p.stat().st_size / 1e6:,.1f} MB" for p in sorted(raw_dir.iterdir())),
+          flush=True)
+    return str(raw_dir)
+
+
+@cpu_component
+def load_data(raw_dir: str, start_date: str, summary: Output[Metrics]) -> str:
+    """CSV to typed Parquet from start_date on, dirty values counted; return the folder."""
+    from pathlib import Path
+
+    from components.crypto.load import load
+
+    loaded_dir = Path(raw_dir).parent / "loaded"
+    for name, count in load(Path(raw_dir), loaded_dir, start_date).items():
+        summary.log_metric(name, count)
+    return str(loaded_dir)
+
+
+@cpu_component
+def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) -> str:
+    """The source's features per asset, weights joined; return the Parquet path."""
+    from pathlib import Path
+
+    from components.crypto.features import FEATURES_PARQUET
+    from components.crypto.features import build_features as build
+
+    features_path = Path(loaded_dir).parent / FEATURES_PARQUET
+    for name, count in build(Path(loaded_dir), features_path, valid_start).items():
+        summary.log_metric(name, count)
+    return str(features_path)
+
+
+@cpu_component
+def train_model(features_path: str, n_estimators: int, learning_rate: float,
+                early_stopping_rounds: int, num_leaves: int, seed: int, test_fraction: float,
+                model: Output[Model], training: Output[Metrics], importance: Output[HTML]) -> int:
+    """LightGBM with early stopping on the validation period; return the test period's first timestamp."""
+    from pathlib import Path
+
+    from components.crypto.models import importance_figure, train
+    from components.reports import figure_html, table_html, write_report
+
+    result = train(Path(features_path), Path(model.path), n_estimators, learning_rate,
+                   early_stopping_rounds, seed, test_fraction, num_leaves)
+    model.metadata.update({"framework": "lightgbm", "file": "model.bst",
+                           "best_iteration": result.best_iteration})
+    for name in ("best_iteration", "validation_correlation", "validation_rmse", "train_rows",
+                 "validation_rows", "test_start"):
+        training.log_metric(name, getattr(result, name))
+    write_report(importance.path, "crypto: LightGBM feature importance", [
+        ("Total gain per feature", figure_html(importance_figure(result.importance))),
+        ("Table", table_html(["feature", "gain"], result.importance.items())),
+    ])
+    print(f"best iteration {result.best_iteration}: validation weighted correlation "
+          f"{result.validation_correlation:.4f} on {result.validation_rows:,} rows "
+          f"({result.train_rows:,} training rows)", flush=True)
+    return result.test_start
+
+
+@cpu_component
+def evaluate(features_path: str, model: Input[Model], test_start: int, threshold: float,
+             metrics: Output[Metrics], report: Output[HTML]) -> float:
+    """Score the model on the held-out test period beside the naive baselines.
+
+    Returns the weighted correlation alone: the local runner resolves a gate
+    condition only on a task's single output; every other figure is in `metrics`.
+    """
+    from pathlib import Path
+
+    from components.crypto.evaluation import evaluate as score
+    from components.crypto.evaluation import write_evaluation_report
+    from components.gate import check_threshold, gate_decision
+
+    check_threshold(threshold)
+    evaluation = score(Path(features_path), Path(model.path), test_start)
+    for name, value in evaluation.metrics.items():
+        metrics.log_metric(name, value)
+    correlation = evaluation.metrics["weighted_correlation"]
+    gate = gate_decision("weighted correlation", correlation, threshold)
+    write_evaluation_report(evaluation, Path(report.path), gate)
+    print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "
+          f"{evaluation.metrics['weighted_correlation_reversal_baseline']:.4f}), RMSE "
+          f"{evaluation.metrics['rmse']:.6f} (zero baseline {evaluation.metrics['rmse_zero_baseline']:.6f}) "
+          f"on {evaluation.rows:,} test rows; {gate}", flush=True)
+    return correlation

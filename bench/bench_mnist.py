@@ -45,6 +45,7 @@ def main() -> int:
     from components.mnist import evaluation, models
     from components.mnist.data import fetch_digits
     from components.mnist.preprocess import make_splits
+    from components.saved_model import load_predictor
 
     with tempfile.TemporaryDirectory() as scratch:
         digits = fetch_digits(source, Path(scratch) / "downloads")
@@ -60,7 +61,7 @@ def main() -> int:
                                           progress=lambda line: print(line, flush=True))
         train_seconds = time.monotonic() - started
         models.export_serving_model(model, Path(scratch) / "model", "bench")
-        predicted, _ = models.predict_digits(models.load_predictor(Path(scratch) / "model"), splits.test.images)
+        predicted, _ = models.predict_digits(load_predictor(Path(scratch) / "model"), splits.test.images)
     scores = evaluation.score(splits.train.labels, splits.test.labels, predicted)
     print(f"{config}")
     print(f"test accuracy {scores.accuracy:.4f} on {scores.test_images} images "

@@ -7,11 +7,13 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 from kfp import dsl
 
 from components.deploy import add_deploy_task
+from components.gpu import GpuSettings
 from components.sp500 import steps
 
 
 def make_pipeline(gpu: bool = False):
-    """The sp500 pipeline; `gpu=True` trains in the GPU image on one NVIDIA GPU."""
+    """The sp500 pipeline; `gpu=True` trains in the GPU image on NVIDIA GPUs
+    (count, node selector and toleration: `components.gpu.GpuSettings`)."""
     train_step = steps.train_model_gpu if gpu else steps.train_model_cpu
 
     @dsl.pipeline(
@@ -52,7 +54,7 @@ def make_pipeline(gpu: bool = False):
             train_data=split.outputs["train_data"], model_type=model_type, epochs=epochs,
             learning_rate=learning_rate, seed=seed, version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
         if gpu:
-            training.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+            GpuSettings.from_env().apply(training)
 
         evaluation = steps.evaluate(
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)

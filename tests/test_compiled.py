@@ -35,8 +35,10 @@ def fresh(tmp_path_factory, monkeypatch_module):
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("IMAGE", raising=False)  # compare against the default images
-        patch.delenv("IMAGE_GPU", raising=False)
+        # Compile-time settings: compare against the defaults that compiled/ holds.
+        for name in ("IMAGE", "IMAGE_GPU", "GPU_COUNT", "GPU_NODE_SELECTOR", "GPU_TOLERATION",
+                     "MNIST_LEARNING_RATES", "MNIST_HIDDEN_LAYERS"):
+            patch.delenv(name, raising=False)
         yield patch
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from components.errors import InputError
 from components.mnist import data, models, preprocess
+from components.saved_model import load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_training_writes_tensorboard_logs_and_history(exported):
 
 def test_serving_signature_takes_28x28_float32_images(exported):
     folder, _, _ = exported
-    predictor = models.load_predictor(folder / "saved_model")
+    predictor = load_predictor(folder / "saved_model")
     (spec,) = predictor.structured_input_signature[1].values()
     assert spec.name == "images" and spec.dtype.name == "float32"
     assert spec.shape.as_list() == [None, 28, 28]
@@ -51,7 +52,7 @@ def test_serving_signature_takes_28x28_float32_images(exported):
 @pytest.mark.parametrize("batch", [1, 7])
 def test_served_probabilities_sum_to_one_and_match_the_class(exported, small_splits, batch):
     folder, _, _ = exported
-    predictor = models.load_predictor(folder / "saved_model")
+    predictor = load_predictor(folder / "saved_model")
     answer = predictor(images=small_splits.test.images[:batch])
     probabilities = answer["probabilities"].numpy()
     assert probabilities.shape == (batch, 10)
@@ -63,7 +64,7 @@ def test_served_probabilities_sum_to_one_and_match_the_class(exported, small_spl
 
 def test_served_model_learned_something_and_matches_keras(exported, small_splits):
     folder, model, _ = exported
-    classes, probabilities = models.predict_digits(models.load_predictor(folder / "saved_model"),
+    classes, probabilities = models.predict_digits(load_predictor(folder / "saved_model"),
                                                    small_splits.test.images, batch_size=64)
     assert np.mean(classes == small_splits.test.labels) > 0.5, "one epoch on 700 digits beats chance (0.1)"
     np.testing.assert_allclose(probabilities, model.predict(small_splits.test.images, verbose=0), atol=1e-5)
@@ -71,7 +72,7 @@ def test_served_model_learned_something_and_matches_keras(exported, small_splits
 
 def test_wrong_image_shape_is_refused_by_the_signature(exported):
     folder, _, _ = exported
-    predictor = models.load_predictor(folder / "saved_model")
+    predictor = load_predictor(folder / "saved_model")
     with pytest.raises((ValueError, TypeError)):
         predictor(images=np.zeros((2, 28, 29), np.float32))
 

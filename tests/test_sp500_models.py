@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from components.errors import InputError
+from components.saved_model import load_predictor
 from components.sp500 import models
 
 
@@ -41,7 +42,7 @@ def test_serving_signature_returns_class_probability_and_version(toy_data, tmp_p
     features, labels = toy_data
     model = models.train_model(features, labels, "flat", 2, 0.01, seed=1, progress=lambda line: None)
     models.export_saved_model(model, tmp_path / "model", "run-123")
-    predict = models.load_predictor(tmp_path / "model")
+    predict = load_predictor(tmp_path / "model")
     assert set(predict.structured_input_signature[1]) == {"features"}
     out = predict(features=features[:5])
     assert out["predicted_class"].shape == (5,) and out["predicted_class"].dtype.name == "int64"

@@ -22,6 +22,7 @@ import numpy as np
 from components.errors import InputError
 from components.mnist.data import IMAGE_SHAPE, NUM_CLASSES
 from components.mnist.preprocess import Splits
+from components.saved_model import export_classifier
 
 CONV_FILTERS = (32, 64)
 DROPOUT = 0.3
@@ -91,34 +92,8 @@ def train_cnn(config: TrainConfig, splits: Splits, tensorboard_dir: Path,
 
 
 def export_serving_model(model, export_dir: Path, version_tag: str) -> None:
-    """SavedModel with the `serving_default` signature described in the module docstring."""
-    import tensorflow as tf
-
-    class Serving(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.version = tf.Variable(version_tag, trainable=False, dtype=tf.string)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")])
-        def serve(self, images):
-            probabilities = self.model(images, training=False)
-            return {
-                "predicted_class": tf.argmax(probabilities, axis=1),
-                "probability": tf.reduce_max(probabilities, axis=1),
-                "probabilities": probabilities,
-                "model_version": tf.fill([tf.shape(images)[0]], self.version),
-            }
-
-    module = Serving()
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
-
-
-def load_predictor(export_dir: Path | str):
-    """The `serving_default` signature of an exported model, as TF-Serving calls it."""
-    import tensorflow as tf
-
-    return tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+    """SavedModel taking `images` [batch, 28, 28] float32 (see components.saved_model)."""
+    export_classifier(model, export_dir, version_tag, "images", IMAGE_SHAPE)
 
 
 def predict_digits(predictor, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:

@@ -142,8 +142,9 @@ def evaluate(
     """
     from components.gate import check_threshold, gate_decision
     from components.mnist import evaluation as ev
-    from components.mnist.models import load_predictor, predict_digits
+    from components.mnist.models import predict_digits
     from components.mnist.preprocess import load_splits
+    from components.saved_model import load_predictor
 
     check_threshold(threshold)
     splits = load_splits(splits_path)

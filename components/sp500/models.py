@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from components.errors import InputError
+from components.saved_model import export_classifier
 
 HIDDEN_LAYERS: dict[str, tuple[int, ...]] = {"flat": (), "deep": (50, 25)}
 
@@ -65,35 +66,5 @@ def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epoch
 
 
 def export_saved_model(model, export_dir: Path, version_tag: str) -> None:
-    """SavedModel whose `serving_default` takes `features` [batch, n] float32 and
-    returns `predicted_class`, its `probability`, all `probabilities` and the
-    `model_version` tag the model was trained under."""
-    import tensorflow as tf
-
-    n_features = model.input_shape[-1]
-
-    class Serving(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.version = tf.Variable(version_tag, trainable=False, dtype=tf.string)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, n_features], tf.float32, name="features")])
-        def serve(self, features):
-            probabilities = self.model(features, training=False)
-            return {
-                "predicted_class": tf.argmax(probabilities, axis=1),
-                "probability": tf.reduce_max(probabilities, axis=1),
-                "probabilities": probabilities,
-                "model_version": tf.fill([tf.shape(features)[0]], self.version),
-            }
-
-    module = Serving()
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
-
-
-def load_predictor(export_dir: Path):
-    """The `serving_default` signature of an exported model, as TF-Serving calls it."""
-    import tensorflow as tf
-
-    return tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+    """SavedModel taking `features` [batch, n] float32 (see components.saved_model)."""
+    export_classifier(model, export_dir, version_tag, "features", model.input_shape[1:])

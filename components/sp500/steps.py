@@ -97,9 +97,9 @@ def evaluate(
     import pandas as pd
 
     from components.gate import check_threshold, gate_decision
+    from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
     from components.sp500.features import LABEL, feature_columns
-    from components.sp500.models import load_predictor
 
     check_threshold(threshold)
     test = pd.read_parquet(test_data.path)

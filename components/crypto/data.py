@@ -22,11 +22,14 @@ model the kind of small, honest edge the real data holds (weighted correlation
 of a few hundredths), instead of pure noise where every score is luck.
 """
 
+import calendar
+import datetime
 import os
 import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -84,9 +87,9 @@ ROWS_PER_CHUNK = 2_000_000
 
 
 def to_timestamp(day: str, what: str = "date") -> int:
-    """Seconds since the epoch (UTC) of an ISO date such as 2021-05-01."""
+    """Seconds since the epoch of the start (UTC) of an ISO date such as 2021-05-01."""
     try:
-        return int(pd.Timestamp(day, tz="UTC").timestamp())
+        return calendar.timegm(datetime.date.fromisoformat(day).timetuple())
     except (ValueError, TypeError) as error:
         raise InputError(f"{what} '{day}' is not a date (use YYYY-MM-DD)") from error
 
@@ -104,7 +107,7 @@ def download(source: str, destination: Path, competition: str = COMPETITION,
         elif source == "kaggle":
             download_from_kaggle(competition, staging)
         elif source.endswith(".zip"):
-            extract_competition_zip(fetch(source, staging / "download.zip"), staging)
+            extract_competition_zip(fetch(source, staging / Path(urlparse(source).path).name), staging)
         else:
             for name in (TRAIN_CSV, ASSETS_CSV):
                 fetch(f"{source.rstrip('/')}/{name}", staging / name)
@@ -177,10 +180,10 @@ def generate(destination: Path, start: str, end: str, seed: int = 2022) -> int:
     minutes = np.arange(first, last + 1, MINUTE, dtype=np.int64)
     regime = _volatility_regime(len(minutes), rng)
     market = MARKET_VOLATILITY * regime * _fat_tailed(len(minutes), rng)
-    bars = [_asset_bars(asset_id, minutes, market, regime, rng) for asset_id in CSV_ASSET_ORDER]
-    bars = [b for b in bars if len(b["timestamp"])]
-    if not bars:
+    listed = [a for a in CSV_ASSET_ORDER if to_timestamp(SIMULATION[a].listed) <= last]
+    if not listed:
         raise InputError(f"no asset is listed between {start} and {end}")
+    bars = [_asset_bars(asset_id, minutes, market, regime, rng) for asset_id in listed]
     table = {column: np.concatenate([b[column] for b in bars]) for column in bars[0]}
     table["Target"] = compute_target(table["timestamp"], table["Asset_ID"], table["Close"],
                                      weight_vector())

@@ -89,8 +89,8 @@ def _dema(close: np.ndarray, span: int) -> np.ndarray:
 def calendar_table(first_day: int, last_day: int) -> dict[str, np.ndarray]:
     """Calendar features of every day number (days since the epoch) from first_day to last_day."""
     dates = pd.to_datetime(np.arange(first_day, last_day + 1) * 86400, unit="s")
-    return {"Day": dates.weekday.to_numpy(np.int16),
-            "dayofyear": dates.dayofyear.to_numpy(np.int16),
+    return {"Day": dates.day_of_week.to_numpy(np.int16),
+            "dayofyear": dates.day_of_year.to_numpy(np.int16),
             "weekofyear": dates.isocalendar().week.to_numpy(np.int16),
             "season": ((dates.month.to_numpy() % 12 + 3) // 3).astype(np.int16)}
 

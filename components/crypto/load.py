@@ -15,7 +15,9 @@ Dirty values, each counted in the returned summary:
   indicator is defined on it, and TA-Lib would carry a NaN forward).
 """
 
+import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -50,8 +52,10 @@ def load(raw_dir: Path, destination: Path, start_date: str = "2020-01-01") -> di
         counts = _convert_train(train_csv, staging / TRAIN_PARQUET, start,
                                 set(assets["Asset_ID"].tolist()))
         if counts["rows"] == 0:
-            raise InputError(f"{TRAIN_CSV} has no rows from start_date {start_date} on "
-                             f"(its last row is {_date(counts['last_timestamp'])})")
+            raise InputError(f"{TRAIN_CSV} has no usable rows from start_date {start_date} on "
+                             f"({counts['rows_before_start']:,} rows before it, "
+                             f"{counts['rows_bad_price']:,} without a usable price; "
+                             f"its last row is at {_date(counts['last_timestamp'])})")
         assets.to_parquet(staging / ASSETS_PARQUET, index=False)
     del counts["last_timestamp"]
     print(f"loaded {counts['rows']:,} rows from {start_date} on; dirt: "
@@ -78,22 +82,22 @@ def read_asset_details(path: Path) -> pd.DataFrame:
 def check_header(train_csv: Path) -> None:
     if not train_csv.is_file():
         raise InputError(f"{train_csv.name} not found in {train_csv.parent}")
-    with open(train_csv, encoding="utf-8", errors="replace") as f:
-        header = [name.strip().strip('"') for name in f.readline().split(",")]
-    missing = [c for c in TRAIN_COLUMNS if c not in header]
+    missing = [c for c in TRAIN_COLUMNS if c not in _header(train_csv)]
     if missing:
         raise InputError(f"{train_csv.name} lacks column(s) {', '.join(missing)}")
+
+
+def _header(train_csv: Path) -> list[str]:
+    with open(train_csv, encoding="utf-8", errors="replace") as f:
+        return [name.strip().strip('"') for name in f.readline().split(",")]
 
 
 def _convert_train(train_csv: Path, parquet: Path, start: int, known_ids: set[int]) -> dict[str, int]:
     counts = dict.fromkeys(("rows", "rows_before_start", "rows_bad_price", "vwap_inf",
                             "vwap_missing", "volume_negative", "target_missing",
                             "last_timestamp"), 0)
-    reader = pacsv.open_csv(train_csv, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-                            convert_options=pacsv.ConvertOptions(column_types=CSV_TYPES,
-                                                                 include_columns=list(TRAIN_COLUMNS)))
     with pq.ParquetWriter(parquet, PARQUET_SCHEMA) as writer:
-        for batch in _batches(reader):
+        for batch in _batches(train_csv):
             for key in ("timestamp", "Asset_ID"):
                 if batch.column(key).null_count:
                     raise InputError(f"{TRAIN_CSV} has rows without {key}")
@@ -110,11 +114,16 @@ def _convert_train(train_csv: Path, parquet: Path, start: int, known_ids: set[in
     return counts
 
 
-def _batches(reader: pacsv.CSVStreamingReader):
+def _batches(train_csv: Path) -> Iterator[pa.RecordBatch]:
     try:
-        yield from reader
+        yield from pacsv.open_csv(
+            train_csv, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(column_types=CSV_TYPES, include_columns=list(TRAIN_COLUMNS)))
     except pa.ArrowInvalid as error:  # a value that does not parse as its column's type
-        raise InputError(f"{TRAIN_CSV}: {error}") from error
+        message = str(error)
+        if column := re.search(r"column #(\d+)", message):
+            message += f" (column {_header(train_csv)[int(column[1])]})"
+        raise InputError(f"{TRAIN_CSV}: {message}") from error
 
 
 def _clean(columns: dict[str, np.ndarray], start: int, counts: dict[str, int]) -> dict[str, np.ndarray]:

@@ -1,0 +1,84 @@
+"""The crypto pipeline end to end through kfp.local, run as a user runs it
+(`python -m pipelines run crypto ...`, what `make run PIPELINE=crypto` calls), on generated data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.crypto import data
+
+pytestmark = pytest.mark.e2e
+
+
+def partial_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".incoming-")]
+
+
+def summary_of(result) -> str:
+    assert "pipeline crypto:" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout[result.stdout.rindex("pipeline crypto:"):]
+
+
+def test_default_run_scores_beside_the_baseline_and_deploys_through_the_gate(cli, tmp_path):
+    result = cli("run", "crypto")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = summary_of(result)
+    assert "pipeline crypto: SUCCEEDED" in summary
+    for step in ("download-data", "load-data", "build-features", "train-model", "evaluate", "deploy-model"):
+        assert step in summary
+    assert "baseline (weighted_correlation_reversal_baseline)" in summary
+    version_1 = tmp_path / "model_store" / "crypto" / "1"
+    assert "gate: PASS (weighted_correlation 0.0" in summary and f"model deployed to {version_1}" in summary
+    assert [p.name for p in version_1.iterdir()] == ["model.bst"]
+    run_dir = next((tmp_path / "runs" / "crypto").iterdir())
+    report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
+    assert "data:image/png;base64," in report and "weighted_correlation_reversal_baseline" in report
+    assert "data:image/png;base64," in next(run_dir.glob("artifacts/*/train-model/importance")).read_text()
+    assert not (run_dir / "workspace").exists(), "the bulk data went away with the run's workspace"
+
+
+def test_a_high_threshold_refuses_and_deploys_nothing(cli, tmp_path):
+    result = cli("run", "crypto", "threshold=0.5")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = summary_of(result)
+    assert "gate: REFUSED (weighted_correlation 0.0" in summary and "< threshold 0.5" in summary
+    assert not (tmp_path / "model_store").exists()
+
+
+def csv_folder(tmp_path: Path, edit) -> str:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data.generate(folder, "2021-04-30", "2021-05-02", seed=1)
+    edit(pd.read_csv(folder / "train.csv")).to_csv(folder / "train.csv", index=False)
+    return str(folder)
+
+
+@pytest.mark.parametrize("make_params, exit_code, message", [
+    (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.drop(columns='VWAP'))}"], 1,
+     "step 'load-data' failed: train.csv lacks column(s) VWAP"),
+    (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.assign(Asset_ID=t['Asset_ID'] + 20))}"], 1,
+     "step 'load-data' failed: train.csv has Asset_ID(s) [20,"),
+    (lambda tmp: ["start_date=2030-01-01"], 1,
+     "step 'load-data' failed: train.csv has no usable rows from start_date 2030-01-01 on"),
+    (lambda tmp: ["source=kaggle"], 1,
+     "step 'download-data' failed: Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY"),
+    (lambda tmp: ["valid_start=May"], 2, "valid_start 'May' is not a date"),
+], ids=["missing-column", "unknown-asset", "empty-date-range", "no-kaggle-credentials", "bad-date"])
+def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, monkeypatch, make_params, exit_code,
+                                                        message):
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
+    result = cli("run", "crypto", *make_params(tmp_path))
+    assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and message in last_line, last_line
+    assert not (tmp_path / "model_store").exists()
+    assert partial_files(tmp_path) == []
+    if exit_code == 2:  # refused before anything ran
+        assert not (tmp_path / "runs").exists()
+    else:  # the failed step left no output artifact behind
+        failed_step = message.split("'")[1]
+        for step_dir in tmp_path.glob(f"runs/crypto/*/artifacts/*/{failed_step}"):
+            assert [p.name for p in step_dir.iterdir()] == []

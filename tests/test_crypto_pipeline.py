@@ -1,0 +1,110 @@
+"""The compiled crypto pipeline: Kaggle secret as env, bulk data on the workspace, the gate, resources."""
+
+import pytest
+import yaml
+from kfp import compiler
+
+from components.errors import InputError
+from pipelines import crypto, registry
+
+STEPS = ["download-data", "load-data", "build-features", "train-model", "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("crypto") / "crypto.yaml"
+    compiler.Compiler().compile(crypto.make_pipeline(), str(path))
+    text = path.read_text()
+    spec, platform = yaml.safe_load_all(text)
+    return text, spec, platform["platforms"]["kubernetes"]
+
+
+def test_kaggle_credentials_come_only_from_the_named_secret_as_env(compiled):
+    text, spec, kubernetes = compiled
+    secret = kubernetes["deploymentSpec"]["executors"]["exec-download-data"]["secretAsEnv"]
+    assert secret == [{
+        "keyToEnv": [{"envVar": "KAGGLE_USERNAME", "secretKey": "username"},
+                     {"envVar": "KAGGLE_KEY", "secretKey": "key"}],
+        "optional": True,  # runs on generated data or a URI need no Secret
+        "secretNameParameter": {"componentInputParameter": "kaggle_secret"}}]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["kaggle_secret"]["defaultValue"] == "kaggle-credentials"
+    # Nothing else in the package mentions the variables: no credential or env default was frozen in.
+    assert text.count("KAGGLE_KEY") == 1 and text.count("KAGGLE_USERNAME") == 1
+    assert not any("env" in e["container"] for e in spec["deploymentSpec"]["executors"].values())
+
+
+def test_bulk_data_moves_through_the_workspace_as_paths(compiled):
+    _, spec, kubernetes = compiled
+    assert kubernetes["pipelineConfig"]["workspace"]["size"] == "20Gi"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["download-data"]["inputs"]["parameters"]["workspace"] == {
+        "runtimeValue": {"constant": "{{$.workspace_path}}"}}
+    for consumer, parameter, producer in [("load-data", "raw_dir", "download-data"),
+                                          ("build-features", "loaded_dir", "load-data"),
+                                          ("train-model", "features_path", "build-features"),
+                                          ("evaluate", "features_path", "build-features")]:
+        assert tasks[consumer]["inputs"]["parameters"][parameter]["taskOutputParameter"]["producerTask"] == producer
+    # Only small things are artifacts: the model, metrics and reports, never a Dataset.
+    artifact_types = {artifact["artifactType"]["schemaTitle"]
+                      for name in STEPS
+                      for artifact in spec["components"][f"comp-{name}"].get("outputDefinitions", {})
+                      .get("artifacts", {}).values()}
+    assert artifact_types == {"system.Model", "system.Metrics", "system.HTML"}
+
+
+def test_deploy_runs_only_inside_the_weighted_correlation_gate(compiled):
+    _, spec, kubernetes = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "deploy-model" not in tasks
+    gate = tasks["condition-1"]
+    assert gate["componentRef"]["name"] == "comp-condition-1"
+    assert gate["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--evaluate-Output'] >= "
+        "inputs.parameter_values['pipelinechannel--threshold']")
+    deploy = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy-model"]
+    assert deploy["inputs"]["parameters"]["model_format"] == {"runtimeValue": {"constant": "lightgbm"}}
+    assert deploy["inputs"]["artifacts"]["model"] == {"componentInputArtifact": "pipelinechannel--train-model-model"}
+    assert kubernetes["deploymentSpec"]["executors"]["exec-deploy-model"]["pvcMount"][0]["mountPath"] == "/models"
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["threshold"]["defaultValue"] == 0.01
+
+
+def test_steps_are_uncached_sized_and_the_download_retried(compiled):
+    _, spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in STEPS:
+        assert tasks[name]["cachingOptions"] == {}, f"{name} reads or writes the per-run workspace"
+        resources = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["resources"]
+        cpu, memory, limit = crypto.RESOURCES[name]
+        assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"],
+                resources["resourceMemoryLimit"]) == (cpu, memory, limit)
+    assert tasks["download-data"]["retryPolicy"]["maxRetryCount"] == 3
+    assert "retryPolicy" not in tasks["train-model"]
+
+
+def test_the_source_defaults_are_the_pipeline_defaults(compiled):
+    _, spec, _ = compiled
+    defaults = {k: v.get("defaultValue") for k, v in spec["root"]["inputDefinitions"]["parameters"].items()}
+    assert {k: defaults[k] for k in ("n_estimators", "learning_rate", "early_stopping_rounds", "num_leaves",
+                                     "seed", "start_date", "valid_start", "source")} == {
+        "n_estimators": 1200, "learning_rate": 0.01, "early_stopping_rounds": 60, "num_leaves": 31,
+        "seed": 2022, "start_date": "2020-01-01", "valid_start": "2021-05-01", "source": "generated"}
+
+
+def test_there_is_no_gpu_variant():
+    assert not registry.get("crypto").has_gpu_variant
+    with pytest.raises(InputError, match="no GPU variant"):
+        crypto.make_pipeline(gpu=True)
+
+
+def test_parameters_are_checked_before_a_run():
+    defaults = {name: spec.default for name, spec in crypto.make_pipeline().component_spec.inputs.items()}
+    crypto.check_parameters(defaults)
+    for change, message in [({"valid_start": "May"}, "valid_start 'May' is not a date"),
+                            ({"generated_end": "2021-04-01"}, "generated_end 2021-04-01 is not after"),
+                            ({"test_fraction": 1.0}, "test_fraction must be between 0 and 1"),
+                            ({"learning_rate": -0.1}, "learning_rate must be positive"),
+                            ({"source": ""}, "source is empty")]:
+        with pytest.raises(InputError, match=message):
+            crypto.check_parameters({**defaults, **change})

@@ -23,22 +23,32 @@ def deploy_model(
     model_store_pvc: str,
     model_format: str = "tensorflow",
     serving_namespace: str = "",
+    use_kserve: bool = False,
 ) -> str:
     """Publish `model` as version N+1 of `model_name`; return the version folder."""
     from pathlib import Path
 
     from components import kube_serving
+    from components.errors import InputError
     from components.model_store import publish_version
 
+    in_cluster = kube_serving.in_cluster()
+    if in_cluster:
+        # Checked before publishing: a version the server can never read is no deploy.
+        kube_serving.object_name(model_name)
+        if Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
+            raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
+                             f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
     version_dir = publish_version(Path(model.path), Path(model_base_path), model_name)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}", flush=True)
-    if kube_serving.in_cluster():
+    if in_cluster:
         print(kube_serving.deploy_serving(
             model_name=model_name,
             model_format=model_format,
             model_store_pvc=model_store_pvc,
             namespace=serving_namespace or None,
             model_version=int(version_dir.name),
+            kserve=use_kserve,
         ), flush=True)
     else:
         print("not in a Kubernetes pod: the model store is the deployment", flush=True)
@@ -46,9 +56,11 @@ def deploy_model(
 
 
 def add_deploy_task(model, model_name, model_base_path, model_store_pvc, serving_namespace,
-                    model_format: str = "tensorflow") -> dsl.PipelineTask:
+                    model_format: str = "tensorflow", use_kserve=False) -> dsl.PipelineTask:
     """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`); the
     arguments are the pipeline's channels (the trained model, its parameters).
+    `use_kserve` serves a TensorFlow model through a KServe InferenceService
+    instead of a TF-Serving Deployment (LightGBM models always use KServe).
 
     Never cached (a deploy must happen every time it is asked for); the model
     store claim is mounted where `model_base_path` points by default, and the
@@ -56,7 +68,7 @@ def add_deploy_task(model, model_name, model_base_path, model_store_pvc, serving
     """
     task = deploy_model(model=model, model_name=model_name, model_base_path=model_base_path,
                         model_store_pvc=model_store_pvc, model_format=model_format,
-                        serving_namespace=serving_namespace)
+                        serving_namespace=serving_namespace, use_kserve=use_kserve)
     task.set_caching_options(False)
     kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)

@@ -8,6 +8,7 @@ number N meanwhile, this one becomes N+1.
 """
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,12 +20,18 @@ def versions(model_dir: Path) -> list[int]:
     """The version numbers present under `<model_base_path>/<model_name>`, ascending."""
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+    # ASCII digits only, as TF-Serving reads them ("²".isdigit() is true too).
+    return sorted(int(p.name) for p in model_dir.iterdir() if re.fullmatch(r"[0-9]+", p.name))
 
 
 def latest_version(model_dir: Path) -> int | None:
     found = versions(model_dir)
     return found[-1] if found else None
+
+
+def check_model_name(model_name: str) -> None:
+    if not model_name or "/" in model_name or model_name.startswith("."):
+        raise InputError(f"model_name '{model_name}' is not a valid folder name")
 
 
 def publish_version(model: Path, model_base_path: Path, model_name: str) -> Path:
@@ -34,8 +41,7 @@ def publish_version(model: Path, model_base_path: Path, model_name: str) -> Path
     """
     if not model.exists():
         raise InputError(f"model to deploy not found: {model}")
-    if not model_name or "/" in model_name or model_name.startswith("."):
-        raise InputError(f"model_name '{model_name}' is not a valid folder name")
+    check_model_name(model_name)
     model_dir = Path(model_base_path) / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))

@@ -238,13 +238,20 @@ def sp500_request(signature: Signature, args: argparse.Namespace) -> Request:
     import pandas as pd
 
     from components.sp500.data import load_ticker, parse_tickers
-    from components.sp500.features import DATE, LABEL, TARGET_RETURN, build_features, feature_columns
+    from components.sp500.features import (
+        DATE,
+        LABEL,
+        TARGET_RETURN,
+        build_features,
+        feature_columns,
+        parse_same_day_tickers,
+    )
 
     defaults = pipeline_defaults("sp500")
     tickers = args.tickers or defaults["tickers"]
     num_lags = args.num_lags or defaults["num_lags"]
     same_day_text = defaults["same_day_tickers"] if args.same_day_tickers is None else args.same_day_tickers
-    same_day = {t.strip().lower() for t in same_day_text.split(",") if t.strip()}
+    same_day = parse_same_day_tickers(same_day_text)
     source = defaults["source"] if args.source is None else args.source
     try:
         day = pd.Timestamp(args.date)

@@ -68,6 +68,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         model_base_path: str = "/models",
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
+        use_kserve: bool = False,
     ):
         download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
         download.set_caching_options(False).set_retry(3)
@@ -101,7 +102,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
 
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
             add_deploy_task(select.outputs["best_model"], model_name, model_base_path, model_store_pvc,
-                            serving_namespace)
+                            serving_namespace, use_kserve=use_kserve)
 
     return mnist
 

@@ -41,9 +41,12 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
 
     `declared` is the compiled root's inputDefinitions.parameters (name ->
     parameterType, defaultValue). Checks: names exist, types convert, threshold
-    in 0..1, and the pipeline module's own `check_parameters` if it has one.
+    in 0..1, a model_name that can name a folder and Kubernetes objects, and the
+    pipeline module's own `check_parameters` if it has one.
     """
     from components.gate import check_threshold
+    from components.kube_serving import object_name
+    from components.model_store import check_model_name
     from pipelines import registry
 
     converted = {}
@@ -54,10 +57,14 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
         converted[name] = convert(name, value, declared[name]["parameterType"])
     if "threshold" in converted:
         check_threshold(converted["threshold"])
+    effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted}
+    if "model_name" in effective:
+        check_model_name(effective["model_name"])
+        object_name(effective["model_name"])  # it also names the serving objects on a cluster
     entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
     check = entry and getattr(importlib.import_module(entry.module), "check_parameters", None)
     if check:
-        check({**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted})
+        check(effective)
     return converted
 
 

@@ -40,6 +40,7 @@ def make_pipeline(gpu: bool = False):
         model_base_path: str = "/models",
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
+        use_kserve: bool = False,
     ):
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
@@ -49,6 +50,9 @@ def make_pipeline(gpu: bool = False):
             prices_path=download.output, target=target, num_lags=num_lags,
             same_day_tickers=same_day_tickers, start_date=start_date, end_date=end_date,
             test_fraction=test_fraction)
+        # Its input path is the same string in every run while the file behind
+        # it is new: a cache hit would reuse the first run's split.
+        split.set_caching_options(False)
 
         training = train_step(
             train_data=split.outputs["train_data"], model_type=model_type, epochs=epochs,
@@ -61,29 +65,28 @@ def make_pipeline(gpu: bool = False):
 
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
             add_deploy_task(training.outputs["model"], model_name, model_base_path, model_store_pvc,
-                            serving_namespace)
+                            serving_namespace, use_kserve=use_kserve)
 
     return sp500
 
 
 def check_parameters(params: dict) -> None:
     """Fail before any step runs on parameters that can never work."""
-    from components.sp500.data import parse_tickers
-    from components.sp500.models import check_model_type
-
-    parse_tickers(params["tickers"])
-    check_model_type(params["model_type"])
-    import pandas as pd
-
     from components.errors import InputError
+    from components.sp500 import features
+    from components.sp500.data import parse_tickers
+    from components.sp500.models import check_model_type, check_training
 
-    try:
-        start, end = pd.Timestamp(params["start_date"]), pd.Timestamp(params["end_date"])
-    except ValueError as error:
-        raise InputError(f"start_date/end_date: {error}") from error
-    if start > end:
-        raise InputError(f"start_date {params['start_date']} is after end_date {params['end_date']}")
-    if not 0 < params["test_fraction"] < 1:
-        raise InputError(f"test_fraction must be between 0 and 1, got {params['test_fraction']}")
-    if params["epochs"] < 1 or params["num_lags"] < 1:
-        raise InputError("epochs and num_lags must be at least 1")
+    tickers = parse_tickers(params["tickers"])
+    if params["target"] not in tickers:
+        raise InputError(f"target '{params['target']}' is not among tickers {params['tickers']}")
+    same_day = features.parse_same_day_tickers(params["same_day_tickers"])
+    if not same_day <= set(tickers) - {params["target"]}:
+        raise InputError(f"same_day_tickers '{params['same_day_tickers']}' must name other tickers "
+                         f"of {params['tickers']} than the target")
+    features.parse_date_range(params["start_date"], params["end_date"])
+    features.check_test_fraction(params["test_fraction"])
+    check_model_type(params["model_type"])
+    check_training(params["epochs"], params["learning_rate"])
+    if params["num_lags"] < 1:
+        raise InputError(f"num_lags must be at least 1, got {params['num_lags']}")

@@ -114,3 +114,31 @@ def test_deploy_mounts_the_model_store_and_uses_the_workspace(fresh, entry, gpu)
     assert deploy["pvcMount"][0]["pvcNameParameter"]["componentInputParameter"].endswith("model_store_pvc")
     pipeline_config = platform["platforms"]["kubernetes"].get("pipelineConfig", {})
     assert pipeline_config.get("workspace", {}).get("size"), "bulk data goes through the run's workspace"
+
+
+@pytest.mark.parametrize("entry, gpu", VARIANTS, ids=IDS)
+def test_steps_that_touch_the_workspace_are_never_cached(fresh, entry, gpu):
+    """The workspace is new in every run while the paths into it are the same
+    strings: a cached step would hand on a previous run's results (or files
+    that no longer exist). Whatever reads a workspace path or an uncached
+    step's output must run again too."""
+    spec, _ = load_documents(fresh / f"{registry.compiled_name(entry, gpu)}.yaml")
+    tasks = json_format.MessageToDict(spec.root)["dag"]["tasks"]
+
+    def reads_workspace_or_uncached(task: dict, uncached: set[str]) -> bool:
+        for value in task.get("inputs", {}).get("parameters", {}).values():
+            if "{{$.workspace_path}}" in str(value.get("runtimeValue", {}).get("constant", "")):
+                return True
+            if value.get("taskOutputParameter", {}).get("producerTask") in uncached:
+                return True
+        return False
+
+    uncached: set[str] = set()
+    while True:
+        grown = {name for name, task in tasks.items() if reads_workspace_or_uncached(task, uncached)}
+        if grown <= uncached:
+            break
+        uncached |= grown
+    assert uncached, "no step reads the workspace"
+    cached = sorted(name for name in uncached if tasks[name].get("cachingOptions", {}).get("enableCache"))
+    assert cached == [], f"cached although they read the workspace: {cached}"

@@ -111,6 +111,13 @@ def test_truncated_npz_is_a_clear_error(tmp_path):
         data.fetch_digits(str(tmp_path / "cut.npz"), tmp_path / "downloads")
 
 
+def test_npz_without_the_test_arrays_names_them(tmp_path):
+    train_x, train_y = random_digits(30)
+    np.savez(tmp_path / "partial.npz", x_train=train_x, y_train=train_y)
+    with pytest.raises(InputError, match=r"^partial.npz: missing arrays x_test, y_test$"):
+        data.fetch_digits(str(tmp_path / "partial.npz"), tmp_path / "downloads")
+
+
 @pytest.mark.parametrize("shape", [(30, 784), (30, 32, 32), (30, 28, 28, 3)])
 def test_wrong_image_shape_is_a_clear_error(tmp_path, shape):
     images = np.zeros(shape, dtype=np.uint8)

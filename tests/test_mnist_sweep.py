@@ -23,6 +23,7 @@ def test_grid_is_the_product_of_learning_rates_and_hidden_layers():
     ([1.5], [1], "learning rate 1.5 is not in \\(0, 1\\)"),
     ([0.001], [-1], "hidden layer count -1"),
     ([0.001, 0.001], [1], "repeats a value"),
+    ([0.001, 0.0010000001], [1], "repeats a value"),  # distinct numbers, one trial name
 ])
 def test_bad_grids_are_clear_errors(rates, layers, message):
     with pytest.raises(InputError, match=message):
@@ -48,7 +49,7 @@ def test_no_trials_is_a_clear_error():
 def test_results_are_read_back_from_the_workspace(tmp_path):
     root = sweep.trials_root(tmp_path)
     for item in (result("lr0.001-layers1", 0.95, 0.2), result("lr0.01-layers1", 0.97, 0.1, rate=0.01)):
-        sweep.write_result(sweep.trial_dir(root, item.name), item)
+        sweep.write_result(root / item.name, item)
     read = sweep.read_results(root, ["lr0.01-layers1", "lr0.001-layers1"])
     assert [r.name for r in read] == ["lr0.01-layers1", "lr0.001-layers1"]
     assert read[0].learning_rate == 0.01

@@ -66,8 +66,10 @@ def write_csv_without_close(folder: Path) -> str:
      "step 'preprocess' failed: no trading days with all features between start_date 2030-01-01"),
     (lambda tmp: ["epochs=many"], 2, "parameter epochs='many' is not an integer"),
     (lambda tmp: ["colour=blue"], 2, "unknown parameter 'colour' for sp500"),
+    (lambda tmp: ["model_name=my.model"], 2, "model_name 'my.model' cannot name a Kubernetes object"),
+    (lambda tmp: ["target=dax"], 2, "target 'dax' is not among tickers sp500,nasdaq"),
 ], ids=["missing-file", "no-close-column", "threshold-1.5", "unknown-model", "empty-date-range",
-        "not-a-number", "unknown-parameter"])
+        "not-a-number", "unknown-parameter", "bad-model-name", "target-not-downloaded"])
 def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_params, exit_code, message):
     result = cli("run", "sp500", *make_params(tmp_path))
     assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
@@ -77,7 +79,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_para
     assert partial_files(tmp_path) == []
     if exit_code == 2:  # refused before anything ran
         assert not (tmp_path / "runs").exists()
-    else:  # the failed step left no output artifact behind
+    else:  # the failed step left no output artifact behind (kfp made only its folder)
         failed_step = message.split("'")[1]
-        for step_dir in tmp_path.glob(f"runs/sp500/*/artifacts/*/{failed_step}"):
-            assert [p.name for p in step_dir.iterdir()] == []
+        step_dirs = list(tmp_path.glob(f"runs/sp500/*/artifacts/*/{failed_step}"))
+        assert all(p.is_dir() for p in step_dirs)
+        assert [child for step_dir in step_dirs for child in step_dir.rglob("*") if child.is_file()] == []

@@ -51,6 +51,10 @@ def test_the_target_cannot_be_a_same_day_feature():
 
 def test_changing_prices_after_day_t_changes_no_feature_of_day_t():
     prices = synthetic_prices()
+    # A ticker that trades on days the target does not (a holiday in New
+    # York) exercises the forward fill over the union of calendars.
+    holidays = prices["Date"].unique()[[12, 25, 40]]
+    prices = prices[~((prices["Ticker"] == "sp500") & prices["Date"].isin(holidays))]
     before = features.build_features(prices, "sp500", 3, {"nikkei"}).set_index("Date")
     day_t = before.index[30]
     changed = prices.copy()
@@ -92,13 +96,16 @@ def test_bundled_prices_load_with_close_columns(tmp_path):
     assert pd.read_parquet(tmp_path / "prices.parquet").shape == prices.shape
 
 
-def test_a_source_template_reads_each_tickers_file(tmp_path):
-    synthetic_prices().query("Ticker == 'sp500'").drop(columns="Ticker").to_csv(tmp_path / "sp500.csv")
-    synthetic_prices().query("Ticker == 'nasdaq'").drop(columns="Ticker").to_parquet(
-        tmp_path / "nasdaq.parquet")
-    (tmp_path / "nasdaq.parquet").rename(tmp_path / "nasdaq.csv.parquet")
-    prices = data.download_prices("sp500", f"file://{tmp_path}/{{ticker}}.csv", tmp_path / "out" / "p.parquet")
-    assert len(prices) == 60
+def test_a_source_template_reads_csv_and_parquet_files(tmp_path):
+    prices = synthetic_prices()
+    prices.query("Ticker == 'sp500'").drop(columns="Ticker").to_csv(tmp_path / "sp500.csv", index=False)
+    prices.query("Ticker == 'nasdaq'").drop(columns="Ticker").to_csv(tmp_path / "nasdaq.csv", index=False)
+    prices.query("Ticker == 'sp500'").drop(columns="Ticker").to_parquet(tmp_path / "sp500.parquet")
+    prices.query("Ticker == 'nasdaq'").drop(columns="Ticker").to_parquet(tmp_path / "nasdaq.parquet")
+    from_csv = data.download_prices("sp500,nasdaq", f"file://{tmp_path}/{{ticker}}.csv", tmp_path / "a" / "p")
+    from_parquet = data.download_prices("sp500,nasdaq", str(tmp_path / "{ticker}.parquet"), tmp_path / "b" / "p")
+    assert len(from_csv) == len(from_parquet) == 120
+    pd.testing.assert_series_equal(from_csv["Close"], from_parquet["Close"])
 
 
 @pytest.mark.parametrize("content, message", [

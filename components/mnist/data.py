@@ -126,11 +126,12 @@ def read_npz(path: Path) -> Digits:
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
-            if missing:
-                raise InputError(f"{path.name}: missing arrays {', '.join(sorted(missing))}")
-            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
+                      if key not in missing}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"{path.name}: not a readable .npz file, truncated? ({error})") from error
+    if missing:
+        raise InputError(f"{path.name}: missing arrays {', '.join(sorted(missing))}")
     images, labels = check_digits(arrays["x_train"], arrays["y_train"], f"{path.name} x_train/y_train")
     test_images, test_labels = check_digits(arrays["x_test"], arrays["y_test"], f"{path.name} x_test/y_test")
     return Digits(images, labels, test_images, test_labels)

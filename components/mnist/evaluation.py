@@ -1,6 +1,7 @@
 """Test-set evaluation: accuracy beside the majority-class baseline, the
 confusion matrix, per-digit accuracy, and a gallery of the misclassified digits."""
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def write_evaluation_report(path: Path, scores: Scores, gate: str, images: np.nd
     per_digit = per_digit_accuracy(actual, predicted)
     shown = min(scores.misclassified, GALLERY_LIMIT)
     write_report(path, "MNIST test-set evaluation", [
-        ("Gate", gate),
+        ("Gate", f"<p>{html.escape(gate)}</p>"),
         ("Scores (the majority-class baseline always answers the most frequent training digit)",
          metrics_table_html(scores.as_dict())),
         ("Accuracy per digit", table_html(["digit", "accuracy"], zip(CLASS_NAMES, per_digit, strict=True))),

@@ -71,7 +71,7 @@ def train_trial(
     with atomic_path(Path(tensorboard_logs.path)) as logs:
         model, history = train_cnn(config, load_splits(splits_path), logs,
                                    progress=lambda line: print(line, flush=True))
-    folder = sweep.trial_dir(sweep.trials_root(workspace), trial_name)
+    folder = sweep.trials_root(workspace) / trial_name
     with atomic_path(folder / sweep.MODEL_FOLDER) as export_dir:
         export_serving_model(model, export_dir, version_tag)
     result = sweep.TrialResult(trial_name, learning_rate, hidden_layers, hidden_units, epochs,
@@ -110,7 +110,7 @@ def select_best_trial(
     best = sweep.best_trial(results)
     print(sweep.format_table(results, best), flush=True)
     with atomic_path(Path(best_model.path)) as tmp:
-        shutil.copytree(sweep.trial_dir(root, best.name) / sweep.MODEL_FOLDER, tmp)
+        shutil.copytree(root / best.name / sweep.MODEL_FOLDER, tmp)
     best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
                                 "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
                                 "val_accuracy": best.val_accuracy})

@@ -53,10 +53,12 @@ def sweep_grid(learning_rates: Sequence[float], hidden_layer_counts: Sequence[in
     for count in hidden_layer_counts:
         if int(count) != count or count < 0:
             raise InputError(f"sweep hidden layer count {count} is not a whole number >= 0")
-    if len(set(learning_rates)) != len(learning_rates) or len(set(hidden_layer_counts)) != len(hidden_layer_counts):
-        raise InputError(f"the sweep grid repeats a value: learning_rates={list(learning_rates)}, "
-                         f"hidden_layer_counts={list(hidden_layer_counts)}")
-    return [Trial(float(rate), int(count)) for rate, count in itertools.product(learning_rates, hidden_layer_counts)]
+    trials = [Trial(float(rate), int(count)) for rate, count in itertools.product(learning_rates, hidden_layer_counts)]
+    # Names, not values, must be unique: each trial's folder and task are named after it.
+    if len({trial.name for trial in trials}) != len(trials):
+        raise InputError(f"the sweep grid repeats a value (as trial names show it): "
+                         f"learning_rates={list(learning_rates)}, hidden_layer_counts={list(hidden_layer_counts)}")
+    return trials
 
 
 def parse_grid_values(text: str, kind: type, what: str) -> list:
@@ -71,10 +73,6 @@ def trials_root(workspace: str | Path) -> Path:
     return Path(workspace) / "mnist" / "trials"
 
 
-def trial_dir(trials_root: Path, name: str) -> Path:
-    return Path(trials_root) / name
-
-
 def write_result(folder: Path, result: TrialResult) -> None:
     with atomic_path(folder / TRIAL_FILE) as tmp:
         tmp.write_text(json.dumps(asdict(result), indent=2))
@@ -86,7 +84,7 @@ def read_results(trials_root: Path, names: Sequence[str]) -> list[TrialResult]:
         raise InputError("no trials to select from: the sweep grid is empty")
     results = []
     for name in names:
-        path = trial_dir(trials_root, name) / TRIAL_FILE
+        path = Path(trials_root) / name / TRIAL_FILE
         if not path.is_file():
             raise InputError(f"trial '{name}' left no result at {path}: did its train step run?")
         results.append(TrialResult(**json.loads(path.read_text())))

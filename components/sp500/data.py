@@ -8,6 +8,7 @@ template with `{ticker}` in it, e.g. `gs://bucket/prices/{ticker}.csv` or
 
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -73,7 +74,8 @@ def load_ticker(ticker: str, source: str, download_dir: Path) -> pd.DataFrame:
     if "{ticker}" not in source:
         raise InputError(f"source '{source}' must contain {{ticker}}, e.g. gs://bucket/{{ticker}}.csv")
     uri = source.format(ticker=ticker)
-    local = fetch(uri, download_dir / Path(uri).name)
+    # The URI's path names the file (a signed URL's query string must not).
+    local = fetch(uri, download_dir / Path(urlparse(uri).path).name)
     return read_price_file(local)
 
 

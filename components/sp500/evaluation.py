@@ -4,6 +4,7 @@ The baseline is "always up": predict that the target closes up every day. A
 model that does not beat it has learned nothing useful, whatever its accuracy.
 """
 
+import html
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -62,7 +63,7 @@ def write_direction_report(path: str, test: pd.DataFrame, predicted: np.ndarray,
     axis.legend()
     matrix = confusion_matrix(test["label"].to_numpy(), predicted)
     write_report(path, "S&P 500 direction: evaluation on the test period", [
-        ("Gate", f"<p>{gate}</p>"),
+        ("Gate", f"<p>{html.escape(gate)}</p>"),
         ("Metrics (baseline: always up)", metrics_table_html(metrics.as_dict())),
         ("Confusion matrix", table_html(["true \\ predicted", "down", "up"],
                                         [["down", *matrix[0]], ["up", *matrix[1]]])),

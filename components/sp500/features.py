@@ -67,13 +67,32 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in (DATE, LABEL, TARGET_RETURN)]
 
 
-def select_dates(table: pd.DataFrame, start_date: str, end_date: str) -> pd.DataFrame:
-    try:
-        start, end = pd.Timestamp(start_date), pd.Timestamp(end_date)
-    except ValueError as error:
-        raise InputError(f"start_date/end_date: {error}") from error
-    if start > end:
+def parse_same_day_tickers(text: str) -> set[str]:
+    return {ticker.strip().lower() for ticker in text.split(",") if ticker.strip()}
+
+
+def parse_date_range(start_date: str, end_date: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    dates = []
+    for name, text in (("start_date", start_date), ("end_date", end_date)):
+        try:
+            date = pd.Timestamp(text)
+        except ValueError as error:
+            raise InputError(f"{name} '{text}' is not a date ({error})") from error
+        if pd.isna(date):  # pd.Timestamp("") is NaT, not an error
+            raise InputError(f"{name} is empty: give a date like 2015-01-31")
+        dates.append(date)
+    if dates[0] > dates[1]:
         raise InputError(f"start_date {start_date} is after end_date {end_date}")
+    return dates[0], dates[1]
+
+
+def check_test_fraction(test_fraction: float) -> None:
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+
+
+def select_dates(table: pd.DataFrame, start_date: str, end_date: str) -> pd.DataFrame:
+    start, end = parse_date_range(start_date, end_date)
     selected = table[(table[DATE] >= start) & (table[DATE] <= end)]
     if selected.empty:
         available = f"{table[DATE].min():%Y-%m-%d} .. {table[DATE].max():%Y-%m-%d}" if len(table) else "none"
@@ -83,8 +102,7 @@ def select_dates(table: pd.DataFrame, start_date: str, end_date: str) -> pd.Data
 
 
 def chronological_split(table: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    check_test_fraction(test_fraction)
     cut = int(round(len(table) * (1 - test_fraction)))
     if cut < 1 or cut >= len(table):
         raise InputError(f"{len(table)} days are too few to split with test_fraction {test_fraction}")

@@ -22,6 +22,13 @@ def check_model_type(model_type: str) -> None:
         raise InputError(f"model_type '{model_type}' is unknown: choose one of {', '.join(HIDDEN_LAYERS)}")
 
 
+def check_training(epochs: int, learning_rate: float) -> None:
+    if epochs < 1:
+        raise InputError(f"epochs must be at least 1, got {epochs}")
+    if not 0 < learning_rate < 1:
+        raise InputError(f"learning_rate must be in (0, 1), got {learning_rate}")
+
+
 def build_model(model_type: str, train_features: np.ndarray, learning_rate: float):
     import keras
 
@@ -45,10 +52,7 @@ def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epoch
     import tensorflow as tf
 
     check_model_type(model_type)
-    if epochs < 1:
-        raise InputError(f"epochs must be at least 1, got {epochs}")
-    if not 0 < learning_rate < 1:
-        raise InputError(f"learning_rate must be in (0, 1), got {learning_rate}")
+    check_training(epochs, learning_rate)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = build_model(model_type, features, learning_rate)

@@ -35,8 +35,8 @@ def preprocess(
     from components.sp500 import features as f
     from components.storage import atomic_path
 
-    same_day = {t.strip().lower() for t in same_day_tickers.split(",") if t.strip()}
-    table = f.build_features(pd.read_parquet(prices_path), target, num_lags, same_day)
+    table = f.build_features(pd.read_parquet(prices_path), target, num_lags,
+                             f.parse_same_day_tickers(same_day_tickers))
     train, test = f.chronological_split(f.select_dates(table, start_date, end_date), test_fraction)
     for artifact, part in ((train_data, train), (test_data, test)):
         with atomic_path(artifact.path) as tmp:

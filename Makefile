@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Your own settings (IMAGE, IMAGE_GPU, GPU_*, …) can live in local.mk (git-ignored),
+# so that `make compile` and `make test` always see the same ones.
+-include local.mk
+
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

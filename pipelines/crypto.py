@@ -15,13 +15,14 @@ from kfp import dsl, kubernetes
 from components.crypto import steps
 from components.deploy import add_deploy_task
 
-# Sized for the real data: 24M rows in train.csv (3.65 GB), 12.7M from 2020 on.
+# (cpu request, memory request, memory limit), sized for the real data: 24M rows in train.csv (3.65 GB),
+# 12.7M from 2020 on. Peaks measured on 12.2M generated rows (bench/bench_crypto.py) in the comments.
 RESOURCES = {
-    "download-data": ("1", "6Gi", "10Gi"),   # the generator at full scale holds every row
-    "load-data": ("1", "2Gi", "4Gi"),        # streams the CSV in 64 MB blocks
-    "build-features": ("1", "4Gi", "8Gi"),   # one asset at a time, the input columns once
-    "train-model": ("4", "12Gi", "20Gi"),    # feature matrix + LightGBM's binned copy
-    "evaluate": ("1", "4Gi", "8Gi"),         # the test period only
+    "download-data": ("1", "4Gi", "8Gi"),    # generator 1.9 GB for 12.7M rows; a download streams
+    "load-data": ("1", "1Gi", "2Gi"),        # 0.9 GB: the CSV is streamed in 16 MB blocks
+    "build-features": ("2", "2Gi", "6Gi"),   # 1.3 GB: the input columns once, one asset at a time; a writer thread
+    "train-model": ("4", "6Gi", "12Gi"),     # 3.6 GB: float32 matrices and LightGBM's bins
+    "evaluate": ("1", "2Gi", "4Gi"),         # the test period only
 }
 
 

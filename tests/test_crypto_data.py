@@ -4,6 +4,7 @@ import math
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,6 +135,30 @@ def test_missing_kaggle_credentials_fail_fast_without_the_network(tmp_path, monk
     assert time.monotonic() - started < 1.0
     assert "kaggle" not in sys.modules, "the kaggle package (which authenticates on import) was not loaded"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_kaggle_files_are_fetched_one_by_one_and_unzipped(generated, tmp_path, monkeypatch):
+    folder, _ = generated
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "not-a-real-key")
+    asked = []
+
+    def kaggle_sends(self, competition, name, path=None, force=False, quiet=False):
+        asked.append((competition, name))
+        if name == "train.csv":  # Kaggle zips the large file
+            with zipfile.ZipFile(Path(path) / "train.csv.zip", "w") as zipped:
+                zipped.write(folder / name, name)
+        else:
+            (Path(path) / name).write_bytes((folder / name).read_bytes())
+
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "competition_download_file", kaggle_sends)
+    raw = data.download("kaggle", tmp_path / "raw", competition="g-research-crypto-forecasting")
+    assert asked == [("g-research-crypto-forecasting", "train.csv"),
+                     ("g-research-crypto-forecasting", "asset_details.csv")]
+    assert sorted(p.name for p in raw.iterdir()) == ["asset_details.csv", "train.csv"]
+    assert (raw / "train.csv").read_bytes() == (folder / "train.csv").read_bytes()
 
 
 def test_kaggle_download_is_retried_a_bounded_number_of_times(tmp_path, monkeypatch):

@@ -146,18 +146,17 @@ def download_from_kaggle(competition: str, destination: Path) -> None:
         with_retries(download_one, f"kaggle competition {competition} file {name}")
         zipped = destination / f"{name}.zip"
         if zipped.exists():  # Kaggle sends large files zipped
-            extract_competition_zip(zipped, destination)
+            extract_competition_zip(zipped, destination, (name,))
 
 
-def extract_competition_zip(archive: Path, destination: Path) -> None:
-    """Extract train.csv and asset_details.csv (wherever they sit in the zip) and delete the zip."""
+def extract_competition_zip(archive: Path, destination: Path,
+                            names: tuple[str, ...] = (TRAIN_CSV, ASSETS_CSV)) -> None:
+    """Extract `names` (wherever they sit in the zip) and delete the zip."""
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = {Path(m).name: m for m in zipped.namelist()}
-            for name in (TRAIN_CSV, ASSETS_CSV):
+            for name in names:
                 if name not in members:
-                    if (destination / name).exists():
-                        continue  # fetched separately (Kaggle zips one file at a time)
                     raise InputError(f"{archive.name} has no {name}")
                 with zipped.open(members[name]) as source, open(destination / name, "wb") as out:
                     shutil.copyfileobj(source, out, length=1 << 22)
@@ -184,7 +183,8 @@ def generate(destination: Path, start: str, end: str, seed: int = 2022) -> int:
     if not listed:
         raise InputError(f"no asset is listed between {start} and {end}")
     bars = [_asset_bars(asset_id, minutes, market, regime, rng) for asset_id in listed]
-    table = {column: np.concatenate([b[column] for b in bars]) for column in bars[0]}
+    # Popping each asset's column as it is joined keeps one copy of the data, not two.
+    table = {column: np.concatenate([b.pop(column) for b in bars]) for column in list(bars[0])}
     table["Target"] = compute_target(table["timestamp"], table["Asset_ID"], table["Close"],
                                      weight_vector())
     _add_dirty_values(table, rng)

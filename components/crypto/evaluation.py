@@ -13,6 +13,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 
 from components.crypto.assets import ASSETS
@@ -44,16 +45,20 @@ class Evaluation:
     per_asset: pd.DataFrame  # Asset_ID, Asset_Name, Weight, rows, correlation, reversal_correlation
 
 
-def read_rows(features_path: Path, columns: list[str], since: int | None = None,
-              before: int | None = None) -> pd.DataFrame:
+def read_table(features_path: Path, columns: list[str], since: int | None = None,
+               before: int | None = None) -> pa.Table:
     """Rows with a Target, optionally only those with since <= timestamp < before."""
     condition = pads.field("Target").is_valid() & ~pads.field("Target").is_nan()
     if since is not None:
         condition &= pads.field("timestamp") >= since
     if before is not None:
         condition &= pads.field("timestamp") < before
-    table = pads.dataset(features_path, format="parquet").to_table(columns=columns, filter=condition)
-    return table.to_pandas()
+    return pads.dataset(features_path, format="parquet").to_table(columns=columns, filter=condition)
+
+
+def read_rows(features_path: Path, columns: list[str], since: int | None = None,
+              before: int | None = None) -> pd.DataFrame:
+    return read_table(features_path, columns, since, before).to_pandas()
 
 
 def evaluate(features_path: Path, model_dir: Path, test_start: int) -> Evaluation:

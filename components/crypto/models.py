@@ -17,8 +17,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from components.crypto.evaluation import MODEL_FILE, read_rows, rmse, weighted_correlation
+from components.crypto.evaluation import MODEL_FILE, read_rows, read_table, rmse, weighted_correlation
 from components.crypto.features import MODEL_FEATURES
 from components.errors import InputError
 from components.storage import atomic_path
@@ -60,16 +61,14 @@ def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
     if n_estimators < 1 or early_stopping_rounds < 1 or learning_rate <= 0:
         raise InputError("n_estimators and early_stopping_rounds must be >= 1 and learning_rate > 0")
     test_start = test_start_of(features_path, test_fraction)
-    columns = MODEL_FEATURES + ["Target", "Weight", "train_flg"]
-    fit_rows = read_rows(features_path, columns, before=test_start)
-    is_train = fit_rows.pop("train_flg").to_numpy() == 1
+    fit_rows = read_table(features_path, MODEL_FEATURES + ["Target", "Weight", "train_flg"], before=test_start)
+    is_train = fit_rows.column("train_flg").to_numpy() == 1
     if is_train.all() or not is_train.any():
         raise InputError("need rows both before and after valid_start (the train/validation split)")
-    train_set = _dataset(fit_rows[is_train])
-    valid = fit_rows[~is_train]
-    valid_weights = valid["Weight"].to_numpy(np.float64)
-    valid_set = _dataset(valid, reference=train_set)
-    del fit_rows
+    train_set = _dataset(fit_rows, is_train)
+    valid_set = _dataset(fit_rows, ~is_train, reference=train_set)
+    valid_weights = fit_rows.column("Weight").to_numpy()[~is_train].astype(np.float64)
+    del fit_rows  # LightGBM holds its own float32 matrices now
 
     def correlation_metric(prediction: np.ndarray, data: lgb.Dataset) -> tuple[str, float, bool]:
         return "weighted_correlation", weighted_correlation(prediction, data.get_label(), valid_weights), True
@@ -96,10 +95,13 @@ def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
                           int(is_train.sum()), int((~is_train).sum()), test_start, importance)
 
 
-def _dataset(rows: pd.DataFrame, reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    return lgb.Dataset(rows[MODEL_FEATURES].to_numpy(np.float32), label=rows["Target"].to_numpy(),
-                       feature_name=MODEL_FEATURES, categorical_feature=["Asset_ID"],
-                       reference=reference, free_raw_data=True)
+def _dataset(table: pa.Table, rows: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    """The selected rows as one float32 matrix, filled a column at a time (no DataFrame copies)."""
+    matrix = np.empty((int(rows.sum()), len(MODEL_FEATURES)), dtype=np.float32)
+    for j, name in enumerate(MODEL_FEATURES):
+        matrix[:, j] = table.column(name).to_numpy()[rows]
+    return lgb.Dataset(matrix, label=table.column("Target").to_numpy()[rows], feature_name=MODEL_FEATURES,
+                       categorical_feature=["Asset_ID"], reference=reference, free_raw_data=True)
 
 
 def importance_figure(importance: pd.Series):

@@ -20,3 +20,26 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli(tmp_path):
     return lambda *args: run_cli(*args, cwd=tmp_path)
+
+
+def partial_files(root: Path) -> list[Path]:
+    """Leftovers of an interrupted write (atomic_path's or the model store's temporaries)."""
+    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".incoming-")]
+
+
+def assert_failed_cleanly(result: subprocess.CompletedProcess, workdir: Path, pipeline: str,
+                          exit_code: int, message: str) -> None:
+    """A bad-input run: the given exit code, one last `error: …` line naming the
+    culprit, nothing deployed, nothing half-written, and no output artifact from
+    the step that failed (exit 1) or no run at all (exit 2, refused up front)."""
+    assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and message in last_line, last_line
+    assert not (workdir / "model_store").exists()
+    assert partial_files(workdir) == []
+    if exit_code == 2:
+        assert not (workdir / "runs").exists()
+    else:
+        failed_step = message.split("'")[1]
+        step_dirs = list(workdir.glob(f"runs/{pipeline}/*/artifacts/*/{failed_step}"))
+        assert [child for step_dir in step_dirs for child in step_dir.rglob("*") if child.is_file()] == []

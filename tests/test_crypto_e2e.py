@@ -5,14 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_failed_cleanly
 
 from components.crypto import data
 
 pytestmark = pytest.mark.e2e
-
-
-def partial_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".incoming-")]
 
 
 def summary_of(result) -> str:
@@ -70,15 +67,4 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, monkeypat
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
     monkeypatch.delenv("KAGGLE_KEY", raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
-    result = cli("run", "crypto", *make_params(tmp_path))
-    assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: ") and message in last_line, last_line
-    assert not (tmp_path / "model_store").exists()
-    assert partial_files(tmp_path) == []
-    if exit_code == 2:  # refused before anything ran
-        assert not (tmp_path / "runs").exists()
-    else:  # the failed step left no output artifact behind
-        failed_step = message.split("'")[1]
-        for step_dir in tmp_path.glob(f"runs/crypto/*/artifacts/*/{failed_step}"):
-            assert [p.name for p in step_dir.iterdir()] == []
+    assert_failed_cleanly(cli("run", "crypto", *make_params(tmp_path)), tmp_path, "crypto", exit_code, message)

@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from conftest import assert_failed_cleanly
 
 pytestmark = pytest.mark.e2e
 
@@ -12,10 +13,6 @@ pytestmark = pytest.mark.e2e
 def tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def partial_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".incoming-")]
 
 
 def test_default_gate_refuses_on_honest_us_only_data(cli, tmp_path):
@@ -71,16 +68,4 @@ def write_csv_without_close(folder: Path) -> str:
 ], ids=["missing-file", "no-close-column", "threshold-1.5", "unknown-model", "empty-date-range",
         "not-a-number", "unknown-parameter", "bad-model-name", "target-not-downloaded"])
 def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_params, exit_code, message):
-    result = cli("run", "sp500", *make_params(tmp_path))
-    assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: ") and message in last_line, last_line
-    assert not (tmp_path / "model_store").exists()
-    assert partial_files(tmp_path) == []
-    if exit_code == 2:  # refused before anything ran
-        assert not (tmp_path / "runs").exists()
-    else:  # the failed step left no output artifact behind (kfp made only its folder)
-        failed_step = message.split("'")[1]
-        step_dirs = list(tmp_path.glob(f"runs/sp500/*/artifacts/*/{failed_step}"))
-        assert all(p.is_dir() for p in step_dirs)
-        assert [child for step_dir in step_dirs for child in step_dir.rglob("*") if child.is_file()] == []
+    assert_failed_cleanly(cli("run", "sp500", *make_params(tmp_path)), tmp_path, "sp500", exit_code, message)

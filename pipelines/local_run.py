@@ -185,15 +185,16 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry) -> str:
     if gate and gate.status == "SUCCESS" and gate.output is not None:
         threshold = result.params.get("threshold")
         baseline = gate.metrics.get(entry.baseline_metric)
+        below_baseline = baseline is not None and gate.output <= baseline
         lines.append(f"{entry.gate_metric}: {gate.output:.4f}" + (
-            f"   baseline ({entry.baseline_metric}): {baseline:.4f}" if baseline is not None else ""))
+            f"   baseline ({entry.baseline_metric}): {baseline:.4f}" if baseline is not None else "")
+            + ("   (not better than the baseline)" if below_baseline else ""))
         deployed = result.deployed_to()
         if deployed:
             lines.append(f"gate: PASS ({entry.gate_metric} {gate.output:.4f} >= threshold {threshold}); "
                          f"model deployed to {deployed}")
         elif gate.output < threshold:
-            reason = (" and below the naive baseline" if baseline is not None and gate.output <= baseline
-                      else "")
+            reason = " and below the naive baseline" if below_baseline else ""
             lines.append(f"gate: REFUSED ({entry.gate_metric} {gate.output:.4f} < threshold {threshold}"
                          f"{reason}); nothing deployed")
     if result.error:

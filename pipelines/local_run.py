@@ -20,7 +20,8 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from unittest import mock
 
 from pipelines import parameters, registry
 
@@ -70,12 +71,12 @@ class _LogCapture(io.TextIOBase):
         self.tasks: dict[str, TaskRun] = {}
         self.started: dict[str, float] = {}
         self.lines: list[str] = []
-        self.buffer_ = ""
+        self.pending = ""
 
     def write(self, text: str) -> int:
-        self.buffer_ += text
-        while "\n" in self.buffer_:
-            line, self.buffer_ = self.buffer_.split("\n", 1)
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
             self._line(line)
         return len(text)
 
@@ -109,7 +110,7 @@ def default_run_dir(pipeline: str) -> Path:
 
 
 def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
-    """Fill each task's return value and Metrics from its executor_output.json."""
+    """Fill each task's return value and metrics from its executor_output.json."""
     for output_file in pipeline_root.glob("*/*/executor_output.json"):
         task = tasks.get(output_file.parent.name)
         if task is None:
@@ -117,26 +118,12 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
         written = json.loads(output_file.read_text())
         values = written.get("parameterValues", {})
         task.output = values.get("Output")
+        # executor_output.json does not name artifact types: take every number
+        # in the output artifacts' metadata (a Metrics artifact holds only numbers).
         for artifact_list in written.get("artifacts", {}).values():
             for artifact in artifact_list.get("artifacts", []):
-                if artifact.get("type", {}).get("schemaTitle") == "system.Metrics" or \
-                        artifact.get("name") == "metrics":
-                    task.metrics.update({k: v for k, v in artifact.get("metadata", {}).items()
-                                         if isinstance(v, (int, float))})
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow() -> Iterator[None]:
-    """Steps inherit the environment: keep TensorFlow's C++ start-up chatter out of the log."""
-    saved = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL")
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = saved
+                task.metrics.update({k: v for k, v in artifact.get("metadata", {}).items()
+                                     if isinstance(v, (int, float))})
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
@@ -161,7 +148,9 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     # Steps run in this environment, not in the image the warning is about.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task")
     started = time.monotonic()
-    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, _quiet_tensorflow():
+    # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
+    quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow:
         capture = _LogCapture(sys.stdout, log_file, verbose)
         with contextlib.redirect_stdout(capture):
             pipeline_func(**params)

@@ -4,7 +4,8 @@ The raw CSV and the Parquet tables stay in the run's workspace (tens of GB on
 the real data); the model, metrics and reports are typed artifacts. Kaggle
 credentials reach the download step only as environment variables from a
 Kubernetes Secret (keys `username` and `key`), named by `kaggle_secret`; the
-Secret is optional, so runs on generated data or a URI need none.
+Secret is optional, so runs on generated data or a URI need none. `data_seed`
+drives the generator, `seed` LightGBM: one can change without the other.
 
 There is no GPU variant: LightGBM trains on CPU here (its OpenCL build is not
 in the project's images), and the pipeline's heavy lifting is I/O and memory.
@@ -53,6 +54,7 @@ def make_pipeline(gpu: bool = False):
         early_stopping_rounds: int = 60,
         num_leaves: int = 31,
         seed: int = 2022,
+        data_seed: int = 2022,
         threshold: float = 0.01,
         model_name: str = "crypto",
         model_base_path: str = "/models",
@@ -61,7 +63,7 @@ def make_pipeline(gpu: bool = False):
     ):
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
-            generated_start=generated_start, generated_end=generated_end, seed=seed)
+            generated_start=generated_start, generated_end=generated_end, data_seed=data_seed)
         download.set_retry(3)
         kubernetes.use_secret_as_env(
             download, secret_name=kaggle_secret,
@@ -70,11 +72,13 @@ def make_pipeline(gpu: bool = False):
         loaded = steps.load_data(raw_dir=download.output, start_date=start_date)
         features = steps.build_features(loaded_dir=loaded.outputs["Output"], valid_start=valid_start)
         training = steps.train_model(
-            features_path=features.outputs["Output"], n_estimators=n_estimators, learning_rate=learning_rate,
+            features_path=features.outputs["Output"], valid_start=valid_start, n_estimators=n_estimators,
+            learning_rate=learning_rate,
             early_stopping_rounds=early_stopping_rounds, num_leaves=num_leaves, seed=seed,
             test_fraction=test_fraction)
         evaluation = steps.evaluate(
-            features_path=features.outputs["Output"], model=training.outputs["model"],
+            features_path=features.outputs["Output"], loaded_dir=loaded.outputs["Output"],
+            model=training.outputs["model"],
             test_start=training.outputs["Output"], threshold=threshold)
 
         for task in (download, loaded, features, training, evaluation):
@@ -91,20 +95,23 @@ def make_pipeline(gpu: bool = False):
 
 
 def check_parameters(params: dict) -> None:
-    """Fail before any step runs on parameters that can never work."""
-    from components.crypto.data import to_timestamp
+    """Fail before any step runs on parameters that can never work (dates alone: no numpy, no pandas)."""
+    from components.crypto.definitions import check_training_options, to_timestamp
     from components.errors import InputError
 
-    for name in ("generated_start", "generated_end", "start_date", "valid_start"):
-        to_timestamp(params[name], name)
-    if to_timestamp(params["generated_end"]) <= to_timestamp(params["generated_start"]):
-        raise InputError(f"generated_end {params['generated_end']} is not after "
-                         f"generated_start {params['generated_start']}")
-    if not 0 < params["test_fraction"] < 1:
-        raise InputError(f"test_fraction must be between 0 and 1, got {params['test_fraction']}")
-    if params["n_estimators"] < 1 or params["early_stopping_rounds"] < 1 or params["num_leaves"] < 2:
-        raise InputError("n_estimators and early_stopping_rounds must be at least 1, num_leaves at least 2")
-    if params["learning_rate"] <= 0:
-        raise InputError(f"learning_rate must be positive, got {params['learning_rate']}")
     if not params["source"]:
         raise InputError("source is empty: use 'generated', 'kaggle' or a path/URI")
+    day = {name: to_timestamp(params[name], name)
+           for name in ("generated_start", "generated_end", "start_date", "valid_start")}
+    if day["start_date"] >= day["valid_start"]:
+        raise InputError(f"start_date {params['start_date']} is not before valid_start {params['valid_start']}: "
+                         "nothing would be left to train on")
+    if params["source"] == "generated":
+        if day["generated_end"] <= day["generated_start"]:
+            raise InputError(f"generated_end {params['generated_end']} is not after "
+                             f"generated_start {params['generated_start']}")
+        if not day["generated_start"] < day["valid_start"] < day["generated_end"]:
+            raise InputError(f"valid_start {params['valid_start']} must lie strictly between generated_start "
+                             f"{params['generated_start']} and generated_end {params['generated_end']}")
+    check_training_options(params["n_estimators"], params["learning_rate"], params["early_stopping_rounds"],
+                           params["num_leaves"], params["test_fraction"])

@@ -86,12 +86,21 @@ def test_generator_has_staggered_starts_gaps_and_real_dirt(generated):
     assert (train["Low"] <= train[["Open", "Close"]].min(axis=1)).all()
 
 
-def test_generated_target_follows_the_recipe(generated):
+def test_generated_target_equals_the_recipe_recomputed_with_plain_pandas(generated):
     folder, _ = generated
     train = pd.read_csv(folder / "train.csv")
-    recomputed = compute_target(train["timestamp"].to_numpy(), train["Asset_ID"].to_numpy(),
-                                train["Close"].to_numpy(), np.log([a.weight_n for a in ASSETS]))
-    np.testing.assert_allclose(train["Target"], recomputed, rtol=1e-9, atol=1e-15)
+    weights = pd.read_csv(folder / "asset_details.csv").set_index("Asset_ID")["Weight"].sort_index()
+    # One row per minute present anywhere in the file, one column per asset (all 14, listed or not).
+    close = train.pivot(index="timestamp", columns="Asset_ID", values="Close").reindex(columns=weights.index)
+    returns = close.shift(-16) / close.shift(-1) - 1
+    market = (returns.fillna(0) * weights).sum(axis=1) / weights.sum()
+    beta = (returns.mul(market, axis=0).rolling(3750).mean()
+            .div((market ** 2).rolling(3750).mean(), axis=0)
+            .replace([np.inf, -np.inf], np.nan).fillna(0))
+    expected = (returns - beta.mul(market, axis=0)).stack(future_stack=True).rename("expected")
+    joined = train.join(expected, on=["timestamp", "Asset_ID"])
+    assert (beta.to_numpy() != 0).sum() > 1000, "the window is long enough for the beta term to matter"
+    np.testing.assert_allclose(joined["Target"], joined["expected"], rtol=1e-9, atol=1e-12)
     assert 0.002 < train["Target"].std() < 0.01  # the real Target's std is 0.0057
 
 
@@ -115,6 +124,28 @@ def test_a_folder_or_a_zip_can_be_the_source(generated, tmp_path):
     assert sorted(p.name for p in from_zip.iterdir()) == ["asset_details.csv", "train.csv"]
 
 
+def test_a_signed_url_of_a_zip_is_a_zip_and_its_token_is_never_printed(generated, tmp_path, monkeypatch):
+    folder, _ = generated
+    archive = tmp_path / "local.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(folder / "train.csv", "train.csv")
+        zipped.write(folder / "asset_details.csv", "asset_details.csv")
+    fetched = []
+
+    def fetch(uri, destination):
+        fetched.append((uri, destination.name))
+        destination.write_bytes(archive.read_bytes())
+        return destination
+
+    monkeypatch.setattr(data, "fetch", fetch)
+    signed = "https://storage.example.com/bucket/competition.zip?X-Goog-Signature=secret&X-Goog-Expires=60"
+    raw = data.download(signed, tmp_path / "raw")
+    assert fetched == [(signed, "competition.zip")]
+    assert sorted(p.name for p in raw.iterdir()) == ["asset_details.csv", "train.csv"]
+    assert data.printable(signed) == "https://storage.example.com/bucket/competition.zip"
+    assert data.printable("/data/crypto") == "/data/crypto"
+
+
 def test_a_zip_without_train_csv_is_bad_input_and_leaves_nothing(tmp_path):
     archive = tmp_path / "other.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
@@ -124,10 +155,33 @@ def test_a_zip_without_train_csv_is_bad_input_and_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zip"]
 
 
+def without_kaggle_credentials(monkeypatch, home: Path) -> None:
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("provide", [
+    lambda home, env: env.setenv("KAGGLE_API_TOKEN", "KGAT_not_a_real_token"),
+    lambda home, env: write(home / ".kaggle" / "access_token", "KGAT_not_a_real_token"),
+    lambda home, env: write(home / ".kaggle" / "kaggle.json", "{}"),
+    lambda home, env: (write(home / "cfg" / "kaggle.json", "{}"), env.setenv("KAGGLE_CONFIG_DIR", str(home / "cfg"))),
+    lambda home, env: (env.setenv("KAGGLE_USERNAME", "someone"), env.setenv("KAGGLE_KEY", "k")),
+], ids=["api-token-env", "access-token-file", "kaggle-json", "kaggle-json-in-config-dir", "username-and-key"])
+def test_every_credential_that_kaggle_reads_is_accepted(tmp_path, monkeypatch, provide):
+    without_kaggle_credentials(monkeypatch, tmp_path)
+    assert not data.kaggle_credentials_present()
+    provide(tmp_path, monkeypatch)
+    assert data.kaggle_credentials_present()
+
+
 def test_missing_kaggle_credentials_fail_fast_without_the_network(tmp_path, monkeypatch):
-    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
-    monkeypatch.delenv("KAGGLE_KEY", raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-json"))
+    without_kaggle_credentials(monkeypatch, tmp_path / "home")
     monkeypatch.delitem(sys.modules, "kaggle", raising=False)
     started = time.monotonic()
     with pytest.raises(InputError, match="Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY"):
@@ -159,6 +213,48 @@ def test_kaggle_files_are_fetched_one_by_one_and_unzipped(generated, tmp_path, m
                      ("g-research-crypto-forecasting", "asset_details.csv")]
     assert sorted(p.name for p in raw.iterdir()) == ["asset_details.csv", "train.csv"]
     assert (raw / "train.csv").read_bytes() == (folder / "train.csv").read_bytes()
+
+
+def kaggle_answers(monkeypatch, answer) -> None:
+    """The kaggle API with `answer` in place of its download (username and key set: it authenticates offline)."""
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "not-a-real-key")
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "competition_download_file", answer)
+
+
+def test_a_file_that_kaggle_did_not_send_is_named(generated, tmp_path, monkeypatch):
+    folder, _ = generated
+
+    def sends_only_train_csv(self, competition, name, path=None, force=False, quiet=False):
+        if name == "train.csv":
+            (Path(path) / name).write_bytes((folder / name).read_bytes())
+
+    kaggle_answers(monkeypatch, sends_only_train_csv)
+    with pytest.raises(InputError, match="Kaggle competition g-research-crypto-forecasting sent no asset_details.csv"):
+        data.download("kaggle", tmp_path / "raw")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_kaggle_refusal_is_reported_and_not_retried(tmp_path, monkeypatch, status):
+    from requests import HTTPError, Response
+
+    calls = []
+
+    def refuses(self, competition, name, path=None, force=False, quiet=False):
+        calls.append(name)
+        response = Response()
+        response.status_code = status
+        raise HTTPError(f"{status} Client Error", response=response)
+
+    kaggle_answers(monkeypatch, refuses)
+    with pytest.raises(InputError, match=f"Kaggle refused g-research-crypto-forecasting/train.csv "
+                                         rf"\(HTTP {status}\): check the credentials and accept"):
+        data.download("kaggle", tmp_path / "raw")
+    assert calls == ["train.csv"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_kaggle_download_is_retried_a_bounded_number_of_times(tmp_path, monkeypatch):

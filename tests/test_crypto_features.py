@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from components.crypto import data
-from components.crypto.features import CALENDAR, MODEL_FEATURES, PRICE_FEATURES, WINDOWS, build_features
+from components.crypto.definitions import CALENDAR, MODEL_FEATURES, PRICE_FEATURES, WINDOWS
+from components.crypto.features import build_features
 from components.crypto.load import ASSETS_PARQUET, TRAIN_PARQUET, load
 from components.errors import InputError
 

@@ -88,6 +88,21 @@ def test_asset_details_without_weights_is_refused(raw, tmp_path):
         load(folder, tmp_path / "loaded")
 
 
+@pytest.mark.parametrize("column, value, message", [
+    ("Weight", "heavy", "asset_details.csv: column Weight holds 'heavy', not a number"),
+    ("Asset_ID", "2.5", "asset_details.csv: column Asset_ID holds '2.5', not a whole number"),
+    ("Asset_ID", "", "asset_details.csv: column Asset_ID holds '', not a number"),
+], ids=["text-weight", "fractional-id", "empty-id"])
+def test_asset_details_values_are_checked_by_column(raw, tmp_path, column, value, message):
+    folder = copy_raw(raw, tmp_path / "raw")
+    assets = pd.read_csv(folder / "asset_details.csv", dtype=str)
+    assets.loc[assets["Asset_ID"] == "2", column] = value
+    assets.to_csv(folder / "asset_details.csv", index=False)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load(folder, tmp_path / "loaded")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
 def test_parquet_schema_is_stable_for_an_all_missing_target(raw, tmp_path):
     folder = copy_raw(raw, tmp_path / "raw", lambda t: t.assign(Target=np.nan))
     load(folder, tmp_path / "loaded", "2020-01-01")

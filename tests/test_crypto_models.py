@@ -1,13 +1,17 @@
 """crypto model and evaluation: the competition metric, training, the held-out test, the report."""
 
+import subprocess
+import sys
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
-from components.crypto import data
-from components.crypto.evaluation import evaluate, weighted_correlation, write_evaluation_report
-from components.crypto.features import MODEL_FEATURES, build_features
+from components.crypto import data, models
+from components.crypto.definitions import MODEL_FEATURES
+from components.crypto.evaluation import evaluate, read_asset_names, weighted_correlation, write_evaluation_report
+from components.crypto.features import build_features
 from components.crypto.load import load
 from components.crypto.models import train
 from components.errors import InputError
@@ -62,8 +66,40 @@ def test_training_writes_one_lightgbm_text_model_with_the_source_features(traine
     table = pd.read_parquet(features_path, columns=["timestamp", "train_flg", "Target"]).dropna()
     validation = table[table["train_flg"] == 0]
     assert validation["timestamp"].min() < result.test_start < validation["timestamp"].max()
-    assert result.train_rows == (table["train_flg"] == 1).sum()
-    assert result.validation_rows == (validation["timestamp"] < result.test_start).sum()
+    # Purged: the 16 minutes before each boundary, whose Target holds the next period's prices.
+    valid_from = pd.Timestamp("2021-05-01", tz="UTC").timestamp()
+    assert result.train_rows == (table["timestamp"] < valid_from - 16 * 60).sum()
+    assert result.validation_rows == table["timestamp"].between(valid_from, result.test_start - 16 * 60 - 1).sum()
+    assert result.purged_rows == (table["timestamp"].between(valid_from - 16 * 60, valid_from - 1).sum()
+                                  + table["timestamp"].between(result.test_start - 16 * 60,
+                                                               result.test_start - 1).sum())
+    assert result.purged_rows > 0
+
+
+def test_labels_next_to_a_boundary_never_reach_training(trained, features_path, tmp_path):
+    model_dir, result = trained
+    features = pd.read_parquet(features_path)
+    valid_from = pd.Timestamp("2021-05-01", tz="UTC").timestamp()
+    near = ((features["timestamp"].between(valid_from - 16 * 60, valid_from - 1))
+            | features["timestamp"].between(result.test_start - 16 * 60, result.test_start - 1))
+    features.loc[near & features["Target"].notna(), "Target"] = np.float32(1.0)  # a 100% return: absurd
+    features.to_parquet(tmp_path / "poisoned.parquet", index=False)
+    train(tmp_path / "poisoned.parquet", tmp_path / "model", n_estimators=40, early_stopping_rounds=10)
+    assert (tmp_path / "model" / "model.bst").read_bytes() == (model_dir / "model.bst").read_bytes()
+
+
+def test_lightgbm_uses_the_cpus_the_container_may_run_on(features_path, tmp_path, monkeypatch):
+    seen = {}
+
+    def record(params, *args, **kwargs):
+        seen.update(params)
+        return real_train(params, *args, **kwargs)
+
+    real_train = lgb.train
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    monkeypatch.setattr(models.lgb, "train", record)
+    train(features_path, tmp_path / "model", n_estimators=2, early_stopping_rounds=1)
+    assert seen["num_threads"] == 3
 
 
 def test_training_is_deterministic_for_a_seed(trained, features_path, tmp_path):
@@ -74,12 +110,13 @@ def test_training_is_deterministic_for_a_seed(trained, features_path, tmp_path):
 
 def test_evaluation_scores_the_held_out_rows_beside_the_baselines(trained, features_path, tmp_path):
     model_dir, result = trained
-    evaluation = evaluate(features_path, model_dir, result.test_start)
+    evaluation = evaluate(features_path, model_dir, result.test_start,
+                          read_asset_names(features_path.parent / "loaded"))
     test = pd.read_parquet(features_path)
     test = test[(test["timestamp"] >= result.test_start) & test["Target"].notna()]
     prediction = lgb.Booster(model_file=str(model_dir / "model.bst")).predict(test[MODEL_FEATURES])
     metrics = evaluation.metrics
-    assert metrics["test_rows"] == len(test) == evaluation.rows
+    assert metrics["test_rows"] == len(test)
     assert metrics["weighted_correlation"] == pytest.approx(
         numpy_weighted_correlation(prediction, test["Target"], test["Weight"]), rel=1e-6)
     assert metrics["rmse_zero_baseline"] == pytest.approx(np.sqrt(np.mean(test["Target"].to_numpy(float) ** 2)))
@@ -91,14 +128,18 @@ def test_evaluation_scores_the_held_out_rows_beside_the_baselines(trained, featu
     bitcoin = test["Asset_ID"] == 1
     assert per_asset.loc[1, "correlation"] == pytest.approx(
         np.corrcoef(prediction[bitcoin.to_numpy()], test.loc[bitcoin, "Target"])[0, 1], rel=1e-6)
+    per_asset_metrics = evaluation.per_asset_metrics()
+    assert per_asset_metrics["correlation_asset_1_Bitcoin"] == per_asset.loc[1, "correlation"]
+    assert per_asset_metrics["reversal_correlation_asset_5_EOS_IO"] == per_asset.loc[5, "reversal_correlation"]
+    assert len(per_asset_metrics) == 28
     report = tmp_path / "report.html"
     write_evaluation_report(evaluation, report, "PASS: test")
     assert "data:image/png;base64," in report.read_text() and "Bitcoin" in report.read_text()
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"test_fraction": 1.5}, "test_fraction 1.5 must lie strictly between 0 and 1"),
-    ({"learning_rate": 0.0}, "learning_rate > 0"),
+    ({"test_fraction": 1.5}, "test_fraction must lie strictly between 0 and 1, got 1.5"),
+    ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
 ], ids=["test-fraction", "learning-rate"])
 def test_bad_training_options_are_refused(features_path, tmp_path, options, message):
     with pytest.raises(InputError, match=message):
@@ -112,3 +153,12 @@ def test_no_validation_rows_is_a_clear_error(features_path, tmp_path):
     with pytest.raises(InputError, match="fewer than two validation minutes"):
         train(tmp_path / "all-train.parquet", tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_the_train_and_evaluate_modules_import_only_what_they_use():
+    code = ("import sys, components.crypto.models, components.crypto.evaluation; "
+            "print(sorted(m for m in ('talib', 'components.crypto.features', 'components.crypto.data') "
+            "if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    code = "import sys, components.crypto.evaluation; print('lightgbm' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

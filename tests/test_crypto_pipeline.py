@@ -1,5 +1,8 @@
 """The compiled crypto pipeline: Kaggle secret as env, bulk data on the workspace, the gate, resources."""
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from kfp import compiler
@@ -92,19 +95,52 @@ def test_the_source_defaults_are_the_pipeline_defaults(compiled):
         "seed": 2022, "start_date": "2020-01-01", "valid_start": "2021-05-01", "source": "generated"}
 
 
+def test_the_generator_and_lightgbm_have_their_own_seeds(compiled):
+    _, spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["download-data"]["inputs"]["parameters"]["data_seed"] == {"componentInputParameter": "data_seed"}
+    assert tasks["train-model"]["inputs"]["parameters"]["seed"] == {"componentInputParameter": "seed"}
+    assert "seed" not in tasks["download-data"]["inputs"]["parameters"]
+    assert spec["root"]["inputDefinitions"]["parameters"]["data_seed"]["defaultValue"] == 2022
+
+
 def test_there_is_no_gpu_variant():
     assert not registry.get("crypto").has_gpu_variant
     with pytest.raises(InputError, match="no GPU variant"):
         crypto.make_pipeline(gpu=True)
 
 
-def test_parameters_are_checked_before_a_run():
-    defaults = {name: spec.default for name, spec in crypto.make_pipeline().component_spec.inputs.items()}
-    crypto.check_parameters(defaults)
-    for change, message in [({"valid_start": "May"}, "valid_start 'May' is not a date"),
-                            ({"generated_end": "2021-04-01"}, "generated_end 2021-04-01 is not after"),
-                            ({"test_fraction": 1.0}, "test_fraction must be between 0 and 1"),
-                            ({"learning_rate": -0.1}, "learning_rate must be positive"),
-                            ({"source": ""}, "source is empty")]:
-        with pytest.raises(InputError, match=message):
-            crypto.check_parameters({**defaults, **change})
+def defaults() -> dict:
+    return {name: spec.default for name, spec in crypto.make_pipeline().component_spec.inputs.items()}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"valid_start": "May"}, "valid_start 'May' is not a date"),
+    ({"generated_end": "2021-04-01"}, "generated_end 2021-04-01 is not after"),
+    ({"start_date": "2021-05-01"}, "start_date 2021-05-01 is not before valid_start 2021-05-01"),
+    ({"valid_start": "2021-06-01"}, "valid_start 2021-06-01 must lie strictly between generated_start 2021-04-11 "
+                                    "and generated_end 2021-05-11"),
+    ({"valid_start": "2021-04-11"}, "valid_start 2021-04-11 must lie strictly between"),
+    ({"test_fraction": 1.0}, "test_fraction must lie strictly between 0 and 1"),
+    ({"learning_rate": -0.1}, "learning_rate must be positive"),
+    ({"num_leaves": 1}, "num_leaves at least 2"),
+    ({"source": ""}, "source is empty"),
+])
+def test_parameters_are_checked_before_a_run(change, message):
+    crypto.check_parameters(defaults())
+    with pytest.raises(InputError, match=message):
+        crypto.check_parameters({**defaults(), **change})
+
+
+def test_the_generated_range_binds_only_generated_data():
+    crypto.check_parameters({**defaults(), "source": "gs://bucket/crypto", "valid_start": "2021-06-01",
+                             "generated_end": "2021-04-01"})
+
+
+def test_the_parameter_check_loads_no_data_libraries():
+    code = ("import sys; from tests.test_crypto_pipeline import defaults; from pipelines import crypto; "
+            "before = set(sys.modules); crypto.check_parameters(defaults()); "
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+            "('numpy', 'pandas', 'pyarrow', 'components')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout == "['components.crypto.definitions']\n"

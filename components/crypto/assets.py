@@ -43,14 +43,11 @@ ASSETS = (
     Asset(12, "Stellar", 8),
     Asset(13, "TRON", 6),
 )
-N_ASSETS = len(ASSETS)
 
 
-def weight_vector(weights_by_id: dict[int, float] | None = None) -> np.ndarray:
-    """Weights indexed by Asset_ID (the competition's when none are given)."""
-    if weights_by_id is None:
-        weights_by_id = {a.asset_id: a.weight for a in ASSETS}
-    vector = np.zeros(max(weights_by_id) + 1)
-    for asset_id, weight in weights_by_id.items():
-        vector[asset_id] = weight
+def weight_vector() -> np.ndarray:
+    """The competition's weights indexed by Asset_ID."""
+    vector = np.zeros(max(a.asset_id for a in ASSETS) + 1)
+    for asset in ASSETS:
+        vector[asset.asset_id] = asset.weight
     return vector

@@ -2,13 +2,15 @@
 
 Sources (`source` parameter of the download step):
 - "generated": minute bars written by `generate` in the exact Kaggle schema.
-- "kaggle": the competition files through the `kaggle` package. Credentials come
-  only from KAGGLE_USERNAME/KAGGLE_KEY (on a cluster, injected from a Secret) or
-  a kaggle.json in KAGGLE_CONFIG_DIR or ~/.kaggle; without them the step fails
-  before any network call. The competition's rules must have been accepted
-  on kaggle.com by that account.
-- a path, file://, gs:// or https:// URI of the competition zip (ends in .zip) or
-  of a folder holding the two CSVs.
+- "kaggle": the competition files through the `kaggle` package. Credentials are
+  what kaggle 2.2.4 accepts: KAGGLE_USERNAME and KAGGLE_KEY (on a cluster,
+  injected from a Secret), an API token in KAGGLE_API_TOKEN or in
+  ~/.kaggle/access_token, or a kaggle.json in KAGGLE_CONFIG_DIR or ~/.kaggle;
+  without any of them the step fails before any network call. The
+  competition's rules must have been accepted on kaggle.com by that account.
+- a path, file://, gs:// or https:// URI of the competition zip (its path ends
+  in .zip; a signed URL's query string does not count) or of a folder holding
+  the two CSVs. A URI is printed without its query string, which can hold a token.
 
 The generator is synthetic data shaped like the real set (reference.md): the 14
 assets with their real weights, staggered listing dates (approximate), about 2%
@@ -22,8 +24,6 @@ model the kind of small, honest edge the real data holds (weighted correlation
 of a few hundredths), instead of pure noise where every score is luck.
 """
 
-import calendar
-import datetime
 import os
 import shutil
 import zipfile
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from components.crypto.assets import ASSETS, TRAIN_COLUMNS, weight_vector
+from components.crypto.definitions import MINUTE, to_timestamp
 from components.crypto.target import compute_target
 from components.errors import InputError
 from components.storage import atomic_path, fetch, with_retries
@@ -44,8 +45,6 @@ from components.storage import atomic_path, fetch, with_retries
 TRAIN_CSV = "train.csv"
 ASSETS_CSV = "asset_details.csv"
 COMPETITION = "g-research-crypto-forecasting"
-MINUTE = 60
-DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -86,27 +85,19 @@ DIRTY_RATE = 2e-6               # share of rows with each kind of dirty value (a
 ROWS_PER_CHUNK = 2_000_000
 
 
-def to_timestamp(day: str, what: str = "date") -> int:
-    """Seconds since the epoch of the start (UTC) of an ISO date such as 2021-05-01."""
-    try:
-        return calendar.timegm(datetime.date.fromisoformat(day).timetuple())
-    except (ValueError, TypeError) as error:
-        raise InputError(f"{what} '{day}' is not a date (use YYYY-MM-DD)") from error
-
-
 # ---------------------------------------------------------------- download
 
 def download(source: str, destination: Path, competition: str = COMPETITION,
              generated_start: str = "2021-04-11", generated_end: str = "2021-05-11",
-             seed: int = 2022) -> Path:
+             data_seed: int = 2022) -> Path:
     """Put train.csv and asset_details.csv into `destination` (written as a whole or not at all)."""
     with atomic_path(destination) as staging:
         staging.mkdir()
         if source == "generated":
-            generate(staging, generated_start, generated_end, seed)
+            generate(staging, generated_start, generated_end, data_seed)
         elif source == "kaggle":
             download_from_kaggle(competition, staging)
-        elif source.endswith(".zip"):
+        elif urlparse(source).path.endswith(".zip"):
             extract_competition_zip(fetch(source, staging / Path(urlparse(source).path).name), staging)
         else:
             for name in (TRAIN_CSV, ASSETS_CSV):
@@ -114,16 +105,28 @@ def download(source: str, destination: Path, competition: str = COMPETITION,
     return destination
 
 
+def printable(source: str) -> str:
+    """`source` without a URI's query string and fragment (a signed URL's token must not reach a log)."""
+    parsed = urlparse(source)
+    return parsed._replace(query="", fragment="").geturl() if parsed.query or parsed.fragment else source
+
+
 def kaggle_credentials_present() -> bool:
+    """Whether any credential that kaggle 2.2.4 reads is there (kaggle_api_extended, kagglesdk.kaggle_env)."""
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return True
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return True
-    config_dir = os.environ.get("KAGGLE_CONFIG_DIR") or os.path.expanduser("~/.kaggle")
+    kaggle_home = Path(os.path.expanduser("~/.kaggle"))
+    if any((kaggle_home / name).is_file() for name in ("access_token", "access_token.txt")):
+        return True
+    config_dir = os.environ.get("KAGGLE_CONFIG_DIR") or kaggle_home
     return Path(config_dir, "kaggle.json").is_file()
 
 
 def download_from_kaggle(competition: str, destination: Path) -> None:
     if not kaggle_credentials_present():
-        raise InputError("Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY "
+        raise InputError("Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN "
                          "(on a cluster: the Secret named by the kaggle_secret parameter, "
                          "keys 'username' and 'key')")
     # Imported only now: importing kaggle authenticates, and must not run without credentials.
@@ -147,6 +150,8 @@ def download_from_kaggle(competition: str, destination: Path) -> None:
         zipped = destination / f"{name}.zip"
         if zipped.exists():  # Kaggle sends large files zipped
             extract_competition_zip(zipped, destination, (name,))
+        if not (destination / name).is_file():  # the API can return without having written it
+            raise InputError(f"Kaggle competition {competition} sent no {name}")
 
 
 def extract_competition_zip(archive: Path, destination: Path,

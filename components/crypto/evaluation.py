@@ -7,16 +7,16 @@ and short-term reversal, -return_30 (the cheapest signal with a correlation:
 the last half hour's move, reversed).
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from components.crypto.assets import ASSETS
+from components.crypto.definitions import ASSETS_PARQUET, MODEL_FEATURES
 from components.errors import InputError
 from components.reports import figure_html, metrics_table_html, table_html, write_report
 
@@ -40,9 +40,18 @@ def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
 
 @dataclass
 class Evaluation:
-    rows: int
     metrics: dict[str, float]
     per_asset: pd.DataFrame  # Asset_ID, Asset_Name, Weight, rows, correlation, reversal_correlation
+
+    def per_asset_metrics(self) -> dict[str, float]:
+        """Each asset's correlation and its reversal baseline, named e.g. correlation_asset_1_Bitcoin."""
+        metrics = {}
+        for row in self.per_asset.itertuples(index=False):
+            slug = re.sub(r"[^A-Za-z0-9]+", "_", row.Asset_Name).strip("_")  # EOS.IO -> EOS_IO
+            name = f"asset_{row.Asset_ID}" + (f"_{slug}" if slug else "")
+            metrics[f"correlation_{name}"] = row.correlation
+            metrics[f"reversal_correlation_{name}"] = row.reversal_correlation
+        return metrics
 
 
 def read_table(features_path: Path, columns: list[str], since: int | None = None,
@@ -61,9 +70,19 @@ def read_rows(features_path: Path, columns: list[str], since: int | None = None,
     return read_table(features_path, columns, since, before).to_pandas()
 
 
-def evaluate(features_path: Path, model_dir: Path, test_start: int) -> Evaluation:
-    """Score the model on the held-out test rows (timestamp >= test_start)."""
-    from components.crypto.features import MODEL_FEATURES
+def read_asset_names(loaded_dir: Path) -> dict[int, str]:
+    """Asset names by Asset_ID as asset_details.csv gave them (the load step's assets table)."""
+    assets = pd.read_parquet(loaded_dir / ASSETS_PARQUET, columns=["Asset_ID", "Asset_Name"])
+    return dict(zip(assets["Asset_ID"].astype(int), assets["Asset_Name"].astype(str), strict=True))
+
+
+def evaluate(features_path: Path, model_dir: Path, test_start: int,
+             asset_names: dict[int, str] | None = None) -> Evaluation:
+    """Score the model on the held-out test rows (timestamp >= test_start).
+
+    `asset_names` (by Asset_ID, from asset_details.csv) label the per-asset figures.
+    """
+    import lightgbm as lgb  # only here: the train step imports this module for the metric
 
     rows = read_rows(features_path, MODEL_FEATURES + ["timestamp", "Target", "Weight"], since=test_start)
     if rows.empty:
@@ -80,16 +99,16 @@ def evaluate(features_path: Path, model_dir: Path, test_start: int) -> Evaluatio
         "rmse_zero_baseline": rmse(np.zeros_like(target), target),
         "test_rows": float(len(rows)),
     }
-    return Evaluation(len(rows), metrics, per_asset_table(rows, prediction, reversal))
+    return Evaluation(metrics, per_asset_table(rows, prediction, reversal, asset_names or {}))
 
 
-def per_asset_table(rows: pd.DataFrame, prediction: np.ndarray, reversal: np.ndarray) -> pd.DataFrame:
-    names = {a.asset_id: a.name for a in ASSETS}
+def per_asset_table(rows: pd.DataFrame, prediction: np.ndarray, reversal: np.ndarray,
+                    names: dict[int, str]) -> pd.DataFrame:
     frame = pd.DataFrame({"Asset_ID": rows["Asset_ID"].to_numpy(), "Target": rows["Target"].to_numpy(),
                           "prediction": prediction, "reversal": reversal})
     table = []
     for asset_id, group in frame.groupby("Asset_ID", sort=True):
-        table.append({"Asset_ID": int(asset_id), "Asset_Name": names.get(int(asset_id), "?"),
+        table.append({"Asset_ID": int(asset_id), "Asset_Name": names.get(int(asset_id), ""),
                       "Weight": float(rows.loc[group.index[0], "Weight"]), "rows": len(group),
                       "correlation": _pearson(group["prediction"], group["Target"]),
                       "reversal_correlation": _pearson(group["reversal"], group["Target"])})
@@ -110,7 +129,8 @@ def write_evaluation_report(evaluation: Evaluation, path: Path, gate: str) -> No
     x = np.arange(len(per_asset))
     axes.bar(x - 0.2, per_asset["correlation"], 0.4, label="LightGBM")
     axes.bar(x + 0.2, per_asset["reversal_correlation"], 0.4, label="reversal baseline (-return_30)")
-    axes.set_xticks(x, per_asset["Asset_Name"], rotation=45, ha="right")
+    labels = per_asset["Asset_Name"].where(per_asset["Asset_Name"] != "", per_asset["Asset_ID"].astype(str))
+    axes.set_xticks(x, labels, rotation=45, ha="right")
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_ylabel("correlation with Target")
     axes.legend()

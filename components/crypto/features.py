@@ -1,6 +1,7 @@
 """The source's feature set, per asset in time order, with the asset weights joined.
 
-Columns (the source's names): RSI_n, ATR_n (TA-Lib), DEMA_n (2 EMA - EMA of EMA,
+Columns (the source's names; the lists are in `components.crypto.definitions`):
+RSI_n, ATR_n (TA-Lib), DEMA_n (2 EMA - EMA of EMA,
 pandas ewm with adjust=False as in the source), sma_n = mean of the last n
 closes / Close - 1, return_n = Close / Close n rows back - 1, for n in 30, 120,
 240; HL, OC, lower_shadow, upper_shadow; Day (weekday), dayofyear, weekofyear
@@ -43,18 +44,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import talib
 
-from components.crypto.data import to_timestamp
-from components.crypto.load import ASSETS_PARQUET, TRAIN_PARQUET
+from components.crypto.definitions import (  # MODEL_FEATURES: components/predict.py imports it from here
+    ASSETS_PARQUET,
+    CALENDAR,
+    DAY,
+    MODEL_FEATURES,  # noqa: F401
+    PRICE_FEATURES,
+    TRAIN_PARQUET,
+    WINDOWS,
+    to_timestamp,
+)
 from components.errors import InputError
 from components.storage import atomic_path
 
-WINDOWS = (30, 120, 240)
-INDICATORS = [f"{name}_{n}" for n in WINDOWS for name in ("RSI", "ATR", "DEMA")]
-LAGGED = [f"{name}_{n}" for n in WINDOWS for name in ("sma", "return")]
-CANDLE = ["HL", "OC", "lower_shadow", "upper_shadow"]
-CALENDAR = ["Day", "dayofyear", "weekofyear", "season"]
-PRICE_FEATURES = INDICATORS + LAGGED + CANDLE
-MODEL_FEATURES = ["Asset_ID"] + PRICE_FEATURES + CALENDAR  # the source's list, in its order
 FEATURES_PARQUET = "features.parquet"
 # Dictionary encoding only where values repeat: on measured floats it costs most of the
 # write time and saves nothing. Statistics only where readers filter (by time).
@@ -97,7 +99,7 @@ def _dema(close: np.ndarray, span: int) -> np.ndarray:
 
 def calendar_table(first_day: int, last_day: int) -> dict[str, np.ndarray]:
     """Calendar features of every day number (days since the epoch) from first_day to last_day."""
-    dates = pd.to_datetime(np.arange(first_day, last_day + 1) * 86400, unit="s")
+    dates = pd.to_datetime(np.arange(first_day, last_day + 1) * DAY, unit="s")
     return {"Day": dates.day_of_week.to_numpy(np.int16),
             "dayofyear": dates.day_of_year.to_numpy(np.int16),
             "weekofyear": dates.isocalendar().week.to_numpy(np.int16),
@@ -109,7 +111,7 @@ def build_features(loaded_dir: Path, destination: Path, valid_start: str = "2021
     valid_from = to_timestamp(valid_start, "valid_start")
     columns = _read_columns(loaded_dir / TRAIN_PARQUET)
     weights = pd.read_parquet(loaded_dir / ASSETS_PARQUET).set_index("Asset_ID")["Weight"]
-    days = columns["timestamp"] // 86400
+    days = columns["timestamp"] // DAY
     calendar = calendar_table(int(days.min()), int(days.max()))
     # numpy sorts one-byte keys by radix: a single O(n) pass groups the rows by asset.
     order = np.argsort(columns["Asset_ID"], kind="stable")
@@ -125,7 +127,7 @@ def build_features(loaded_dir: Path, destination: Path, valid_start: str = "2021
             out = {"timestamp": asset["timestamp"], "Asset_ID": asset["Asset_ID"]}
             out.update({k: v.astype(np.float32) for k, v in price_features(
                 asset["Open"], asset["High"], asset["Low"], asset["Close"]).items()})
-            day_index = asset["timestamp"] // 86400 - int(days.min())
+            day_index = asset["timestamp"] // DAY - int(days.min())
             out.update({k: v[day_index] for k, v in calendar.items()})
             out["Target"] = asset["Target"]
             out["Weight"] = np.full(len(rows), weights[asset_id], dtype=np.float32)

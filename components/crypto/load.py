@@ -26,12 +26,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from components.crypto.assets import ASSET_COLUMNS, TRAIN_COLUMNS
-from components.crypto.data import ASSETS_CSV, TRAIN_CSV, to_timestamp
+from components.crypto.data import ASSETS_CSV, TRAIN_CSV
+from components.crypto.definitions import ASSETS_PARQUET, TRAIN_PARQUET, to_timestamp
 from components.errors import InputError
 from components.storage import atomic_path
 
-TRAIN_PARQUET = "train.parquet"
-ASSETS_PARQUET = "assets.parquet"
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 CSV_TYPES = {"timestamp": pa.int64(), "Asset_ID": pa.int64(), "Count": pa.float32(),
              "Open": pa.float64(), "High": pa.float64(), "Low": pa.float64(),
@@ -66,18 +65,32 @@ def load(raw_dir: Path, destination: Path, start_date: str = "2020-01-01") -> di
 
 
 def read_asset_details(path: Path) -> pd.DataFrame:
+    """The asset table, every field read as text and converted here, so a bad value names its column."""
     if not path.is_file():
         raise InputError(f"{path.name} not found in {path.parent}")
-    assets = pd.read_csv(path)
+    assets = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ASSET_COLUMNS if c not in assets.columns]
     if missing:
         raise InputError(f"{path.name} lacks column(s) {', '.join(missing)}")
-    assets = assets[list(ASSET_COLUMNS)].sort_values("Asset_ID", ignore_index=True)
+    asset_ids, weights = _numbers(assets, "Asset_ID", path), _numbers(assets, "Weight", path)
+    fractional = assets["Asset_ID"][asset_ids != np.floor(asset_ids)]
+    if len(fractional):
+        raise InputError(f"{path.name}: column Asset_ID holds '{fractional.iloc[0]}', not a whole number")
+    assets = pd.DataFrame({"Asset_ID": asset_ids, "Weight": weights, "Asset_Name": assets["Asset_Name"]})
+    assets = assets.sort_values("Asset_ID", ignore_index=True)
     if assets["Asset_ID"].duplicated().any() or not (assets["Weight"] > 0).all():
         raise InputError(f"{path.name}: Asset_IDs must be unique and weights positive")
     if not assets["Asset_ID"].between(0, 127).all():  # stored as int8
         raise InputError(f"{path.name}: Asset_ID must lie in 0..127")
     return assets.astype({"Asset_ID": "int8", "Weight": "float64", "Asset_Name": "str"})
+
+
+def _numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype("float64")
+    bad = frame[column][~np.isfinite(values)]
+    if len(bad):
+        raise InputError(f"{path.name}: column {column} holds '{bad.iloc[0]}', not a number")
+    return values
 
 
 def check_header(train_csv: Path) -> None:

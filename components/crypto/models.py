@@ -9,8 +9,17 @@ picked on those same validation rows. Here the validation period is split in
 time: its first part (1 - test_fraction) drives early stopping, its later part
 is a held-out test that only the evaluate step sees. Training is unweighted, as
 in the source; the weights enter the metric.
+
+Purging at the split boundaries: Target(t) is built from Close(t+1) to
+Close(t+16), so a row in the 16 minutes before a boundary carries a label made
+of the next period's prices. Rows with timestamp >= boundary - 16 minutes on
+the earlier side of each boundary are dropped: training rows before
+valid_start (which would learn from validation prices) and validation rows
+before the test start (which would let early stopping see test prices). The
+test rows themselves are all kept; nothing comes after them.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +28,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from components.crypto.definitions import MINUTE, MODEL_FEATURES, check_training_options, to_timestamp
 from components.crypto.evaluation import MODEL_FILE, read_rows, read_table, rmse, weighted_correlation
-from components.crypto.features import MODEL_FEATURES
+from components.crypto.target import HORIZON_TO
 from components.errors import InputError
 from components.storage import atomic_path
 
 LOG_EVERY = 30
+PURGE_S = HORIZON_TO * MINUTE  # the Target looks this far ahead
 
 
 @dataclass
@@ -34,14 +45,13 @@ class TrainingResult:
     validation_rmse: float
     train_rows: int
     validation_rows: int
+    purged_rows: int         # dropped before a boundary: their Target holds the next period's prices
     test_start: int          # first timestamp of the held-out test rows
     importance: pd.Series    # total gain per feature, descending
 
 
 def test_start_of(features_path: Path, test_fraction: float) -> int:
     """The timestamp from which the last `test_fraction` of validation minutes are held out."""
-    if not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction {test_fraction} must lie strictly between 0 and 1")
     stamps = np.unique(read_rows(features_path, ["timestamp", "train_flg"])
                        .query("train_flg == 0")["timestamp"].to_numpy())
     if len(stamps) < 2:
@@ -50,24 +60,31 @@ def test_start_of(features_path: Path, test_fraction: float) -> int:
     return int(stamps[int(len(stamps) * (1 - test_fraction))])
 
 
-def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
+def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01", n_estimators: int = 1200,
           learning_rate: float = 0.01, early_stopping_rounds: int = 60, seed: int = 2022,
           test_fraction: float = 0.5, num_leaves: int = 31) -> TrainingResult:
     """Train, save `model_dir`/model.bst (best iteration only), return what happened.
 
-    The folder holds only model.bst: KServe's LightGBM server and the local
-    server both load the single model file they find in a version folder.
+    `valid_start` must be the date the feature step split on (train_flg). The
+    folder holds only model.bst: KServe's LightGBM server and the local server
+    both load the single model file they find in a version folder.
     """
-    if n_estimators < 1 or early_stopping_rounds < 1 or learning_rate <= 0:
-        raise InputError("n_estimators and early_stopping_rounds must be >= 1 and learning_rate > 0")
+    check_training_options(n_estimators, learning_rate, early_stopping_rounds, num_leaves, test_fraction)
+    valid_from = to_timestamp(valid_start, "valid_start")
     test_start = test_start_of(features_path, test_fraction)
-    fit_rows = read_table(features_path, MODEL_FEATURES + ["Target", "Weight", "train_flg"], before=test_start)
+    fit_rows = read_table(features_path, MODEL_FEATURES + ["timestamp", "Target", "Weight", "train_flg"],
+                          before=test_start)
     is_train = fit_rows.column("train_flg").to_numpy() == 1
-    if is_train.all() or not is_train.any():
-        raise InputError("need rows both before and after valid_start (the train/validation split)")
+    timestamps = fit_rows.column("timestamp").to_numpy()
+    purged = timestamps >= np.where(is_train, valid_from, test_start) - PURGE_S
+    is_valid = ~is_train & ~purged
+    is_train &= ~purged
+    if not is_train.any() or not is_valid.any():
+        raise InputError("need rows both before and after valid_start (the train/validation split), "
+                         f"beyond the {HORIZON_TO} minutes purged before each boundary")
     train_set = _dataset(fit_rows, is_train)
-    valid_set = _dataset(fit_rows, ~is_train, reference=train_set)
-    valid_weights = fit_rows.column("Weight").to_numpy()[~is_train].astype(np.float64)
+    valid_set = _dataset(fit_rows, is_valid, reference=train_set)
+    valid_weights = fit_rows.column("Weight").to_numpy()[is_valid].astype(np.float64)
     del fit_rows  # LightGBM holds its own float32 matrices now
 
     def correlation_metric(prediction: np.ndarray, data: lgb.Dataset) -> tuple[str, float, bool]:
@@ -78,7 +95,9 @@ def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
 
     params = {"objective": "regression", "learning_rate": learning_rate, "num_leaves": num_leaves,
               "seed": seed, "deterministic": True, "force_row_wise": True, "metric": "None",
-              "verbose": -1}
+              "verbose": -1,
+              # The CPUs this container may run on; OpenMP's default is every CPU of the node.
+              "num_threads": len(os.sched_getaffinity(0))}
     booster = lgb.train(
         params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set],
         valid_names=["validation"], feval=[correlation_metric, rmse_metric],
@@ -92,7 +111,7 @@ def train(features_path: Path, model_dir: Path, n_estimators: int = 1200,
     importance = pd.Series(booster.feature_importance("gain", iteration=best),
                            index=booster.feature_name()).sort_values(ascending=False)
     return TrainingResult(best, float(scores["weighted_correlation"]), float(scores["rmse"]),
-                          int(is_train.sum()), int((~is_train).sum()), test_start, importance)
+                          int(is_train.sum()), int(is_valid.sum()), int(purged.sum()), test_start, importance)
 
 
 def _dataset(table: pa.Table, rows: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:

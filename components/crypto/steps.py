@@ -12,15 +12,15 @@ from components.images import cpu_component
 
 @cpu_component
 def download_data(workspace: str, source: str, competition: str, generated_start: str,
-                  generated_end: str, seed: int) -> str:
+                  generated_end: str, data_seed: int) -> str:
     """train.csv and asset_details.csv into the workspace; return their folder."""
     from pathlib import Path
 
-    from components.crypto.data import download
+    from components.crypto.data import download, printable
 
     raw_dir = Path(workspace) / "crypto" / "raw"
-    download(source, raw_dir, competition, generated_start, generated_end, seed)
-    print(f"{source} data in {raw_dir}: "
+    download(source, raw_dir, competition, generated_start, generated_end, data_seed)
+    print(f"{printable(source)} data in {raw_dir}: "
           + ", ".join(f"{p.name} {p.stat().st_size / 1e6:,.1f} MB" for p in sorted(raw_dir.iterdir())),
           flush=True)
     return str(raw_dir)
@@ -54,7 +54,7 @@ def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) 
 
 
 @cpu_component
-def train_model(features_path: str, n_estimators: int, learning_rate: float,
+def train_model(features_path: str, valid_start: str, n_estimators: int, learning_rate: float,
                 early_stopping_rounds: int, num_leaves: int, seed: int, test_fraction: float,
                 model: Output[Model], training: Output[Metrics], importance: Output[HTML]) -> int:
     """LightGBM with early stopping on the validation period; return the test period's first timestamp."""
@@ -63,12 +63,12 @@ def train_model(features_path: str, n_estimators: int, learning_rate: float,
     from components.crypto.models import importance_figure, train
     from components.reports import figure_html, table_html, write_report
 
-    result = train(Path(features_path), Path(model.path), n_estimators, learning_rate,
+    result = train(Path(features_path), Path(model.path), valid_start, n_estimators, learning_rate,
                    early_stopping_rounds, seed, test_fraction, num_leaves)
     model.metadata.update({"framework": "lightgbm", "file": "model.bst",
                            "best_iteration": result.best_iteration})
     for name in ("best_iteration", "validation_correlation", "validation_rmse", "train_rows",
-                 "validation_rows", "test_start"):
+                 "validation_rows", "purged_rows", "test_start"):
         training.log_metric(name, getattr(result, name))
     write_report(importance.path, "crypto: LightGBM feature importance", [
         ("Total gain per feature", figure_html(importance_figure(result.importance))),
@@ -76,12 +76,13 @@ def train_model(features_path: str, n_estimators: int, learning_rate: float,
     ])
     print(f"best iteration {result.best_iteration}: validation weighted correlation "
           f"{result.validation_correlation:.4f} on {result.validation_rows:,} rows "
-          f"({result.train_rows:,} training rows)", flush=True)
+          f"({result.train_rows:,} training rows; {result.purged_rows:,} rows purged before the "
+          "split boundaries)", flush=True)
     return result.test_start
 
 
 @cpu_component
-def evaluate(features_path: str, model: Input[Model], test_start: int, threshold: float,
+def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_start: int, threshold: float,
              metrics: Output[Metrics], report: Output[HTML]) -> float:
     """Score the model on the held-out test period beside the naive baselines.
 
@@ -91,12 +92,12 @@ def evaluate(features_path: str, model: Input[Model], test_start: int, threshold
     from pathlib import Path
 
     from components.crypto.evaluation import evaluate as score
-    from components.crypto.evaluation import write_evaluation_report
+    from components.crypto.evaluation import read_asset_names, write_evaluation_report
     from components.gate import check_threshold, gate_decision
 
     check_threshold(threshold)
-    evaluation = score(Path(features_path), Path(model.path), test_start)
-    for name, value in evaluation.metrics.items():
+    evaluation = score(Path(features_path), Path(model.path), test_start, read_asset_names(Path(loaded_dir)))
+    for name, value in {**evaluation.metrics, **evaluation.per_asset_metrics()}.items():
         metrics.log_metric(name, value)
     correlation = evaluation.metrics["weighted_correlation"]
     gate = gate_decision("weighted correlation", correlation, threshold)
@@ -104,5 +105,5 @@ def evaluate(features_path: str, model: Input[Model], test_start: int, threshold
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "
           f"{evaluation.metrics['weighted_correlation_reversal_baseline']:.4f}), RMSE "
           f"{evaluation.metrics['rmse']:.6f} (zero baseline {evaluation.metrics['rmse_zero_baseline']:.6f}) "
-          f"on {evaluation.rows:,} test rows; {gate}", flush=True)
+          f"on {evaluation.metrics['test_rows']:,.0f} test rows; {gate}", flush=True)
     return correlation

@@ -1,0 +1,44 @@
+"""What the crypto steps share that needs nothing but the standard library.
+
+Column names, dates and the checks of the training options live here so that
+each step imports only what it uses: the train and evaluate pods need the
+feature names but not TA-Lib, and the parameter check before a run needs dates
+but not numpy, pandas or pyarrow.
+"""
+
+import calendar
+import datetime
+
+from components.errors import InputError
+
+TRAIN_PARQUET = "train.parquet"    # the load step's tables
+ASSETS_PARQUET = "assets.parquet"
+MINUTE = 60
+DAY = 86400
+
+WINDOWS = (30, 120, 240)
+INDICATORS = [f"{name}_{n}" for n in WINDOWS for name in ("RSI", "ATR", "DEMA")]
+LAGGED = [f"{name}_{n}" for n in WINDOWS for name in ("sma", "return")]
+CANDLE = ["HL", "OC", "lower_shadow", "upper_shadow"]
+CALENDAR = ["Day", "dayofyear", "weekofyear", "season"]
+PRICE_FEATURES = INDICATORS + LAGGED + CANDLE
+MODEL_FEATURES = ["Asset_ID"] + PRICE_FEATURES + CALENDAR  # the source's list, in its order
+
+
+def to_timestamp(day: str, what: str = "date") -> int:
+    """Seconds since the epoch of the start (UTC) of an ISO date such as 2021-05-01."""
+    try:
+        return calendar.timegm(datetime.date.fromisoformat(day).timetuple())
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{what} '{day}' is not a date (use YYYY-MM-DD)") from error
+
+
+def check_training_options(n_estimators: int, learning_rate: float, early_stopping_rounds: int,
+                           num_leaves: int, test_fraction: float) -> None:
+    """The one check of the LightGBM options: before a run and again in the train step."""
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    if n_estimators < 1 or early_stopping_rounds < 1 or num_leaves < 2:
+        raise InputError("n_estimators and early_stopping_rounds must be at least 1, num_leaves at least 2")
+    if learning_rate <= 0:
+        raise InputError(f"learning_rate must be positive, got {learning_rate}")

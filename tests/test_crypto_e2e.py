@@ -56,12 +56,14 @@ def csv_folder(tmp_path: Path, edit) -> str:
      "step 'load-data' failed: train.csv lacks column(s) VWAP"),
     (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.assign(Asset_ID=t['Asset_ID'] + 20))}"], 1,
      "step 'load-data' failed: train.csv has Asset_ID(s) [20,"),
-    (lambda tmp: ["start_date=2030-01-01"], 1,
+    (lambda tmp: [f"source={csv_folder(tmp, lambda t: t)}", "start_date=2030-01-01", "valid_start=2030-02-01"], 1,
      "step 'load-data' failed: train.csv has no usable rows from start_date 2030-01-01 on"),
     (lambda tmp: ["source=kaggle"], 1,
      "step 'download-data' failed: Kaggle credentials missing: set KAGGLE_USERNAME and KAGGLE_KEY"),
     (lambda tmp: ["valid_start=May"], 2, "valid_start 'May' is not a date"),
-], ids=["missing-column", "unknown-asset", "empty-date-range", "no-kaggle-credentials", "bad-date"])
+    (lambda tmp: ["valid_start=2021-06-01"], 2, "valid_start 2021-06-01 must lie strictly between generated_start"),
+], ids=["missing-column", "unknown-asset", "empty-date-range", "no-kaggle-credentials", "bad-date",
+        "validation-outside-the-data"])
 def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, monkeypatch, make_params, exit_code,
                                                         message):
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)

@@ -348,7 +348,7 @@ def first(outputs: dict[str, np.ndarray], key: str):
 def crypto_signature() -> Signature:
     """The LightGBM model's signature as serving_local defines it, for servers that
     cannot report it (KServe's LightGBM server has no metadata endpoint)."""
-    from components.crypto.features import MODEL_FEATURES
+    from components.crypto.definitions import MODEL_FEATURES
 
     return Signature({"features": TensorSpec("DT_DOUBLE", [-1, len(MODEL_FEATURES)])},
                      {"predictions": TensorSpec("DT_DOUBLE", [-1])})

@@ -27,6 +27,12 @@ RETRIES = 4
 FIRST_BACKOFF_S = 1.0
 
 
+def display_uri(uri: str) -> str:
+    """`uri` without its query string and fragment: a signed URL's token must not reach a log."""
+    parsed = urlparse(uri)
+    return parsed._replace(query="", fragment="").geturl() if parsed.query or parsed.fragment else uri
+
+
 def with_retries(action: Callable[[], T], what: str, retries: int = RETRIES) -> T:
     """Run `action`, retrying transient failures (OSError) with exponential backoff."""
     for attempt in range(1, retries + 1):
@@ -55,11 +61,11 @@ def fetch(uri: str, destination: Path) -> Path:
         with atomic_path(destination) as tmp:
             shutil.copyfile(source, tmp)
     elif parsed.scheme in ("http", "https"):
-        with_retries(lambda: _download_http(uri, destination), uri)
+        with_retries(lambda: _download_http(uri, destination), display_uri(uri))
     elif parsed.scheme == "gs":
         with_retries(lambda: _download_gcs(parsed.netloc, parsed.path.lstrip("/"), destination), uri)
     else:
-        raise InputError(f"unsupported source scheme '{parsed.scheme}' in {uri} "
+        raise InputError(f"unsupported source scheme '{parsed.scheme}' in {display_uri(uri)} "
                          "(use a path, file://, gs:// or https://)")
     return destination
 
@@ -71,7 +77,7 @@ def _download_http(url: str, destination: Path) -> None:
                 shutil.copyfileobj(response, out, length=1 << 20)
     except urllib.error.HTTPError as error:
         if error.code in (404, 403, 401):  # permanent: retrying will not help
-            raise InputError(f"{url}: HTTP {error.code} {error.reason}") from error
+            raise InputError(f"{display_uri(url)}: HTTP {error.code} {error.reason}") from error
         raise
 
 

@@ -15,6 +15,7 @@ from components.crypto import data
 from components.crypto.assets import ASSETS, TRAIN_COLUMNS
 from components.crypto.target import compute_target
 from components.errors import InputError
+from components.storage import display_uri
 
 
 def test_target_on_a_small_example_computed_by_hand():
@@ -142,8 +143,8 @@ def test_a_signed_url_of_a_zip_is_a_zip_and_its_token_is_never_printed(generated
     raw = data.download(signed, tmp_path / "raw")
     assert fetched == [(signed, "competition.zip")]
     assert sorted(p.name for p in raw.iterdir()) == ["asset_details.csv", "train.csv"]
-    assert data.printable(signed) == "https://storage.example.com/bucket/competition.zip"
-    assert data.printable("/data/crypto") == "/data/crypto"
+    assert display_uri(signed) == "https://storage.example.com/bucket/competition.zip"
+    assert display_uri("/data/crypto") == "/data/crypto"
 
 
 def test_a_zip_without_train_csv_is_bad_input_and_leaves_nothing(tmp_path):

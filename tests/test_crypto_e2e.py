@@ -70,4 +70,5 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, monkeypat
     monkeypatch.delenv("KAGGLE_KEY", raising=False)
     monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle-config"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kaggle/access_token of the machine
     assert_failed_cleanly(cli("run", "crypto", *make_params(tmp_path)), tmp_path, "crypto", exit_code, message)

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from components import predict, serving_local
-from components.crypto.features import MODEL_FEATURES
+from components.crypto.definitions import MODEL_FEATURES
 from components.mnist.data import load_sample
 from components.mnist.models import TrainConfig, build_cnn, export_serving_model
 from components.mnist.preprocess import make_splits

@@ -105,12 +105,6 @@ def download(source: str, destination: Path, competition: str = COMPETITION,
     return destination
 
 
-def printable(source: str) -> str:
-    """`source` without a URI's query string and fragment (a signed URL's token must not reach a log)."""
-    parsed = urlparse(source)
-    return parsed._replace(query="", fragment="").geturl() if parsed.query or parsed.fragment else source
-
-
 def kaggle_credentials_present() -> bool:
     """Whether any credential that kaggle 2.2.4 reads is there (kaggle_api_extended, kagglesdk.kaggle_env)."""
     if os.environ.get("KAGGLE_API_TOKEN"):

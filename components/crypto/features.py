@@ -44,11 +44,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import talib
 
-from components.crypto.definitions import (  # MODEL_FEATURES: components/predict.py imports it from here
+from components.crypto.definitions import (
     ASSETS_PARQUET,
     CALENDAR,
     DAY,
-    MODEL_FEATURES,  # noqa: F401
     PRICE_FEATURES,
     TRAIN_PARQUET,
     WINDOWS,

@@ -16,11 +16,12 @@ def download_data(workspace: str, source: str, competition: str, generated_start
     """train.csv and asset_details.csv into the workspace; return their folder."""
     from pathlib import Path
 
-    from components.crypto.data import download, printable
+    from components.crypto.data import download
+    from components.storage import display_uri
 
     raw_dir = Path(workspace) / "crypto" / "raw"
     download(source, raw_dir, competition, generated_start, generated_end, data_seed)
-    print(f"{printable(source)} data in {raw_dir}: "
+    print(f"{display_uri(source)} data in {raw_dir}: "
           + ", ".join(f"{p.name} {p.stat().st_size / 1e6:,.1f} MB" for p in sorted(raw_dir.iterdir())),
           flush=True)
     return str(raw_dir)

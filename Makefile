@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Your own settings (IMAGE, IMAGE_GPU, GPU_*, …) can live in local.mk (git-ignored),
-# so that `make compile` and `make test` always see the same ones.
+# Your own compile-time settings can live in local.mk (git-ignored), so that
+# `make compile` and `make test` always see the same ones, e.g.
+#   IMAGE = ghcr.io/you/kfp-ml-pipelines
+#   export GPU_NODE_SELECTOR = cloud.google.com/gke-accelerator=nvidia-l4
 -include local.mk
 
 PYTHON ?= python3

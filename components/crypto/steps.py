@@ -94,14 +94,13 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
 
     from components.crypto.evaluation import evaluate as score
     from components.crypto.evaluation import read_asset_names, write_evaluation_report
-    from components.gate import check_threshold, gate_decision
+    from components.gate import check_threshold, record_and_decide
 
     check_threshold(threshold)
     evaluation = score(Path(features_path), Path(model.path), test_start, read_asset_names(Path(loaded_dir)))
-    for name, value in {**evaluation.metrics, **evaluation.per_asset_metrics()}.items():
-        metrics.log_metric(name, value)
     correlation = evaluation.metrics["weighted_correlation"]
-    gate = gate_decision("weighted correlation", correlation, threshold)
+    gate = record_and_decide(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
+                             "weighted_correlation", threshold)
     write_evaluation_report(evaluation, Path(report.path), gate)
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "
           f"{evaluation.metrics['weighted_correlation_reversal_baseline']:.4f}), RMSE "

@@ -140,7 +140,7 @@ def evaluate(
     Returns the accuracy alone: the local runner resolves a gate condition only
     on a task's single output; every other figure is in `metrics`.
     """
-    from components.gate import check_threshold, gate_decision
+    from components.gate import check_threshold, record_and_decide
     from components.mnist import evaluation as ev
     from components.mnist.models import predict_digits
     from components.mnist.preprocess import load_splits
@@ -151,10 +151,8 @@ def evaluate(
     test = splits.test
     predicted, probabilities = predict_digits(load_predictor(model.path), test.images)
     scores = ev.score(splits.train.labels, test.labels, predicted)
-    for name, value in scores.as_dict().items():
-        metrics.log_metric(name, value)
     confusion.log_confusion_matrix(ev.CLASS_NAMES, ev.confusion_matrix(test.labels, predicted))
-    gate = gate_decision("accuracy", scores.accuracy, threshold)
+    gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities)
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "

@@ -96,7 +96,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
-    from components.gate import check_threshold, gate_decision
+    from components.gate import check_threshold, record_and_decide
     from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
     from components.sp500.features import LABEL, feature_columns
@@ -106,10 +106,8 @@ def evaluate(
     predict = load_predictor(model.path)
     predicted = predict(features=test[feature_columns(test)].to_numpy(np.float32))["predicted_class"].numpy()
     scores = ev.direction_metrics(test[LABEL].to_numpy(), predicted)
-    for name, value in scores.as_dict().items():
-        metrics.log_metric(name, value)
     confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(test[LABEL].to_numpy(), predicted))
-    gate = gate_decision("accuracy", scores.accuracy, threshold)
+    gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
     ev.write_direction_report(report.path, test, predicted, scores, gate)
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)

@@ -79,10 +79,10 @@ images: ## build and push the CPU and GPU images, tagged with the package versio
 	docker push $(IMAGE_GPU):$(VERSION)
 
 serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
-	$(PY) -m components.serving_local --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
+	$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
 
 predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--date 2018-10-11", "--index 3", "--host H --port P"
-	$(PY) -m components.predict --model $(or $(MODEL),sp500) $(ARGS)
+	$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS)
 
 clean: ## remove local runs (the model store is kept: it holds deployed versions)
 	rm -rf runs

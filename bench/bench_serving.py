@@ -3,7 +3,7 @@
     python bench/bench_serving.py [--model-base-path DIR --model-name NAME]
                                   [--requests 1000] [--seconds 5] [--batches 1,32,256]
 
-The server runs in its own process (`python -m components.serving_local`), as
+The server runs in its own process (`python -m pipelines serve`), as
 `make serve` runs it. One client sends requests one after another over a kept
 connection, for each transport (gRPC with the official stubs, REST with JSON
 in row format) and batch size, until `--requests` are answered or `--seconds`
@@ -120,7 +120,7 @@ def rest_sender(port: int, model_name: str, features: np.ndarray):
 def run(args: argparse.Namespace, store: Path) -> None:
     grpc_port, rest_port = free_port(), free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "components.serving_local", "--model-base-path", str(store),
+        [sys.executable, "-m", "pipelines", "serve", "--model-base-path", str(store),
          "--model-name", args.model_name, "--host", "127.0.0.1",
          "--grpc-port", str(grpc_port), "--rest-port", str(rest_port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -26,7 +26,7 @@ import re
 import time
 from pathlib import Path
 
-from components.errors import InputError
+from components.errors import InputError, ServingError
 from components.images import VERSION
 
 TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # the release of tensorflow-serving-api in pyproject
@@ -42,10 +42,6 @@ MODEL_FORMATS = ("tensorflow", "lightgbm")
 PLURALS = {"Deployment": "deployments", "Service": "services",
            "InferenceService": "inferenceservices"}
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-class ServingError(RuntimeError):
-    """The cluster refused or did not complete a serving change."""
 
 
 def in_cluster() -> bool:

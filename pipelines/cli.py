@@ -1,7 +1,9 @@
-"""Command line: compile, run (locally or on a cluster), and the cluster commands.
+"""The `kfp-ml` command line (also `python -m pipelines`): it only assembles the verbs.
 
-    python -m pipelines compile [--output-dir compiled]
-    python -m pipelines run sp500 threshold=0.5 model_type=flat
+    kfp-ml compile [--output-dir compiled]
+    kfp-ml run sp500 threshold=0.5 model_type=flat     (locally, or on KFP_HOST when set)
+    kfp-ml upload | schedule ...                        (pipelines.cluster.commands)
+    kfp-ml serve [...] | predict [...]                  (pipelines.serving)
 """
 
 import argparse
@@ -9,14 +11,18 @@ import os
 import sys
 from pathlib import Path
 
-from components.errors import InputError
+from components.errors import PipelineError
 from pipelines import registry
+from pipelines.cluster.commands import add_cluster_commands, add_compiled_dir_option
+from pipelines.parameters import parse_assignments
 
 
 def compile_all(output_dir: Path) -> list[Path]:
     """Compile every pipeline variant to `<output_dir>/<name>[-gpu].yaml`."""
     from kfp import compiler
 
+    if output_dir.exists() and not output_dir.is_dir():
+        raise PipelineError(f"--output-dir {output_dir} is a file, not a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for entry, gpu in registry.variants():
@@ -24,16 +30,6 @@ def compile_all(output_dir: Path) -> list[Path]:
         compiler.Compiler().compile(entry.make_pipeline(gpu), str(path))
         written.append(path)
     return written
-
-
-def parse_assignments(assignments: list[str]) -> dict[str, str]:
-    params = {}
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InputError(f"parameter '{item}' should be written name=value")
-        params[name.strip()] = value
-    return params
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -45,13 +41,13 @@ def _compile(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     params = parse_assignments(args.params)
     if os.environ.get("KFP_HOST"):
-        from pipelines import cluster
+        from pipelines.cluster.commands import submit_run
 
         name = f"{args.pipeline}-gpu" if args.gpu else args.pipeline
-        return cluster.submit_run(name, params, wait=os.environ.get("WAIT") == "1")
+        return submit_run(name, params, wait=os.environ.get("WAIT") == "1", compiled_dir=args.compiled_dir)
     if args.gpu:
-        raise InputError("--gpu (GPU=1) selects the -gpu variant on a cluster: set KFP_HOST; "
-                         "a local run trains on this machine")
+        raise PipelineError("--gpu (GPU=1) selects the -gpu variant on a cluster: set KFP_HOST; "
+                            "a local run trains on this machine")
     from pipelines.local_run import run_local, summary
 
     result = run_local(args.pipeline, params, verbose=args.verbose)
@@ -62,8 +58,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipelines.serving import server
+
+    return server.main(args.arguments)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipelines.serving import predict
+
+    return predict.main(args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
+    parser = argparse.ArgumentParser(prog="kfp-ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     compile_cmd = commands.add_parser("compile", help="compile every pipeline to YAML")
@@ -74,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("params", nargs="*", help="pipeline parameters as name=value")
     run_cmd.add_argument("--verbose", action="store_true", help="show kfp's full executor log")
     run_cmd.add_argument("--gpu", action="store_true", help="on KFP_HOST: run the -gpu variant")
+    add_compiled_dir_option(run_cmd)
     run_cmd.set_defaults(handler=_run)
-    try:
-        from pipelines.cluster import add_cluster_commands
-    except ImportError:  # the cluster commands are optional for a laptop-only checkout
-        pass
-    else:
-        add_cluster_commands(commands)
+    add_cluster_commands(commands)
+    for name, handler, what in (("serve", _serve, "serve the local model store with TF-Serving's APIs"),
+                                ("predict", _predict, "query a served model over gRPC or REST")):
+        verb = commands.add_parser(name, help=what, add_help=False)
+        verb.add_argument("arguments", nargs=argparse.REMAINDER, help=f"`kfp-ml {name} --help` lists them")
+        verb.set_defaults(handler=handler)
     return parser
 
 
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except InputError as error:
+    except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,6 @@
 """Pipeline parameters given as text (`name=value`): typed and checked once,
 the same way for a local run and for a run or schedule on a cluster."""
 
-import importlib
 import json
 import math
 
@@ -42,7 +41,7 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     `declared` is the compiled root's inputDefinitions.parameters (name ->
     parameterType, defaultValue). Checks: names exist, types convert, threshold
     in 0..1, a model_name that can name a folder and Kubernetes objects, and the
-    pipeline module's own `check_parameters` if it has one.
+    registered pipeline's own `check_parameters`.
     """
     from components.gate import check_threshold
     from components.kube_serving import object_name
@@ -62,10 +61,20 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
         check_model_name(effective["model_name"])
         object_name(effective["model_name"])  # it also names the serving objects on a cluster
     entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
-    check = entry and getattr(importlib.import_module(entry.module), "check_parameters", None)
-    if check:
-        check(effective)
+    if entry is not None:  # a package of a pipeline this project does not define is only type-checked
+        entry.check_parameters(effective)
     return converted
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """`name=value` words from the command line, as text (typed later by `resolve`)."""
+    params = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"parameter '{item}' should be written name=value")
+        params[name.strip()] = value
+    return params
 
 
 def declared_by(pipeline_func) -> dict[str, dict]:

@@ -1,39 +1,42 @@
-"""Every pipeline the command line knows, and what its run summary reports."""
+"""Every pipeline the command line knows, listed explicitly, and what its run summary reports."""
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
+
+from components.errors import InputError
+from pipelines import crypto, mnist, sp500
 
 
 @dataclass(frozen=True)
 class PipelineEntry:
     name: str
-    module: str  # pipelines.<name>, which defines make_pipeline(gpu: bool)
+    make_pipeline: Callable[..., Callable]  # make_pipeline(gpu: bool) -> the @dsl.pipeline function
+    check_parameters: Callable[[dict], None]  # raises InputError on parameters that can never work
     gate_task: str  # the evaluate task whose single output is the gate metric
     gate_metric: str  # what that output is, for the summary
     baseline_metric: str  # key in the evaluate task's Metrics artifact
     has_gpu_variant: bool = True
 
-    def make_pipeline(self, gpu: bool = False) -> Callable:
-        return importlib.import_module(self.module).make_pipeline(gpu)
-
 
 PIPELINES: dict[str, PipelineEntry] = {
     entry.name: entry for entry in [
-        PipelineEntry("sp500", "pipelines.sp500", "evaluate", "accuracy", "always_up_accuracy"),
-        PipelineEntry("mnist", "pipelines.mnist", "evaluate", "accuracy", "majority_class_accuracy"),
-        PipelineEntry("crypto", "pipelines.crypto", "evaluate", "weighted_correlation",
-                      "weighted_correlation_reversal_baseline", has_gpu_variant=False),
+        PipelineEntry("sp500", sp500.make_pipeline, sp500.check_parameters,
+                      "evaluate", "accuracy", "always_up_accuracy"),
+        PipelineEntry("mnist", mnist.make_pipeline, mnist.check_parameters,
+                      "evaluate", "accuracy", "majority_class_accuracy"),
+        PipelineEntry("crypto", crypto.make_pipeline, crypto.check_parameters,
+                      "evaluate", "weighted_correlation", "weighted_correlation_reversal_baseline",
+                      has_gpu_variant=False),
     ]
 }
 
 
 def get(name: str) -> PipelineEntry:
-    from components.errors import InputError
-
-    if name not in PIPELINES:
+    """The pipeline called `name` (a -gpu suffix names its GPU variant's pipeline)."""
+    entry = PIPELINES.get(name.removesuffix("-gpu"))
+    if entry is None:
         raise InputError(f"PIPELINE '{name}' is unknown: choose one of {', '.join(PIPELINES)}")
-    return PIPELINES[name]
+    return entry
 
 
 def variants() -> list[tuple[PipelineEntry, bool]]:

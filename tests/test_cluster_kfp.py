@@ -1,4 +1,4 @@
-"""pipelines/cluster.py against a local stand-in of the Kubeflow Pipelines API.
+"""pipelines/cluster/ (connection, upload, runs, schedules, cron) against a local stand-in of the KFP API.
 
 There is no cluster here: `cluster_standins.KfpStandIn` serves the v2beta1
 endpoints the project calls on 127.0.0.1 and checks every request body
@@ -10,11 +10,14 @@ import socket
 
 import pytest
 from cluster_standins import KfpStandIn
+from conftest import REPO
 from kfp import compiler, dsl
 
 from components.errors import InputError
 from components.images import VERSION
-from pipelines import cli, cluster
+from pipelines import cli
+from pipelines.cluster import commands, connection, packages, runs, upload
+from pipelines.cluster import cron as cron_rules
 
 
 @dsl.component(base_image="python:3.11")
@@ -33,7 +36,8 @@ def toy_pipeline(name: str):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     """compiled/toy.yaml and compiled/toy-gpu.yaml, as `make compile` writes them."""
-    directory = tmp_path_factory.mktemp("compiled")
+    directory = tmp_path_factory.mktemp("work") / "compiled"
+    directory.mkdir()
     for name in ("toy", "toy-gpu"):
         compiler.Compiler().compile(toy_pipeline(name), str(directory / f"{name}.yaml"))
     return directory
@@ -48,8 +52,8 @@ def env(monkeypatch, tmp_path, compiled):
                  "KF_PIPELINES_UI_ENDPOINT", "WAIT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
-    monkeypatch.setattr(cluster, "COMPILED_DIR", compiled)
-    monkeypatch.setattr(cluster, "WAIT_POLL_S", 0)
+    monkeypatch.chdir(compiled.parent)  # packages are found in ./compiled, as `make compile` writes them
+    monkeypatch.setattr(runs, "WAIT_POLL_S", 0)
     return monkeypatch
 
 
@@ -73,14 +77,14 @@ def test_wrong_host_is_one_line_that_says_unreachable(env):
         port = probe.getsockname()[1]
     env.setenv("KFP_HOST", f"http://127.0.0.1:{port}")
     with pytest.raises(InputError, match=rf"KFP_HOST http://127.0.0.1:{port} is unreachable"):
-        cluster.connect()
+        connection.connect()
 
 
 def test_host_that_is_not_kfp(env):
     with KfpStandIn() as standin:
         env.setenv("KFP_HOST", standin.url + "/not-kfp")
         with pytest.raises(InputError, match="did not answer as a Kubeflow Pipelines API: HTTP 404"):
-            cluster.connect()
+            connection.connect()
 
 
 def test_rejected_token_says_which_token(env):
@@ -88,10 +92,10 @@ def test_rejected_token_says_which_token(env):
         env.setenv("KFP_HOST", standin.url)
         env.setenv("KFP_TOKEN", "wrong")
         with pytest.raises(InputError, match="rejected the token from KFP_TOKEN .HTTP 401"):
-            cluster.connect()
+            connection.connect()
         env.delenv("KFP_TOKEN")
         with pytest.raises(InputError, match="rejected the token from no token"):
-            cluster.connect()
+            connection.connect()
 
 
 def test_token_file_authenticates_every_request(env, tmp_path):
@@ -100,11 +104,11 @@ def test_token_file_authenticates_every_request(env, tmp_path):
     with KfpStandIn(token="right") as standin:
         env.setenv("KFP_HOST", standin.url)
         env.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token_file))
-        cluster.upload(cluster.connect(), cluster.package_path("toy"))
+        upload.upload(connection.connect(), packages.package_path("toy"))
         assert len(standin.versions) == 1  # every call passed the token check
         env.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "missing"))
         with pytest.raises(InputError, match="cannot read token file"):
-            cluster.connect()
+            connection.connect()
 
 
 def test_login_page_instead_of_the_api(env):
@@ -115,16 +119,16 @@ def test_login_page_instead_of_the_api(env):
     with LoginGateway() as standin:
         env.setenv("KFP_HOST", standin.url)
         with pytest.raises(InputError, match="answered with a web page.*missing or rejected"):
-            cluster.connect()
+            connection.connect()
 
 
 def test_multi_user_needs_a_namespace_and_uses_it(env):
     with KfpStandIn(multi_user=True) as standin:
         env.setenv("KFP_HOST", standin.url)
         with pytest.raises(InputError, match="set KFP_NAMESPACE"):
-            cluster.connect()
+            connection.connect()
         env.setenv("KFP_NAMESPACE", "team-a")
-        assert cluster.submit(cluster.connect(), cluster.package_path("toy"), {}, wait=False) == 0
+        assert runs.submit(connection.connect(), packages.package_path("toy"), {}, wait=False) == 0
         (pipeline,) = standin.pipelines.values()
         (experiment,) = standin.experiments.values()
         assert pipeline["namespace"] == experiment["namespace"] == "team-a"
@@ -133,15 +137,15 @@ def test_multi_user_needs_a_namespace_and_uses_it(env):
 # --------------------------------------------------------------------------- upload
 
 def test_upload_new_then_same_version_is_a_no_op(kfp_api, capsys):
-    package = cluster.package_path("toy")
-    first = cluster.upload(cluster.connect(), package)
+    package = packages.package_path("toy")
+    first = upload.upload(connection.connect(), package)
     (pipeline,) = kfp_api.pipelines.values()
     (version,) = kfp_api.versions.values()
     assert pipeline["display_name"] == "toy" and version["display_name"] == VERSION
     assert kfp_api.packages[version["pipeline_version_id"]] == package.read_bytes()
     writes = len(posts(kfp_api))
 
-    again = cluster.upload(cluster.connect(), package)
+    again = upload.upload(connection.connect(), package)
     assert again == first
     assert len(posts(kfp_api)) == writes, "re-uploading the same version must not write"
     assert "already uploaded" in capsys.readouterr().out
@@ -153,32 +157,32 @@ def test_gpu_variant_is_its_own_pipeline(kfp_api):
 
 
 def test_changed_package_under_the_same_version_is_refused(kfp_api, tmp_path, env):
-    cluster.upload(cluster.connect(), cluster.package_path("toy"))
+    upload.upload(connection.connect(), packages.package_path("toy"))
     changed = tmp_path / "toy.yaml"
-    changed.write_text(cluster.package_path("toy").read_text() + "# edited\n")
+    changed.write_text(packages.package_path("toy").read_text() + "# edited\n")
     with pytest.raises(InputError, match="bump the project version"):
-        cluster.upload(cluster.connect(), changed)
+        upload.upload(connection.connect(), changed)
     assert len(kfp_api.versions) == 1
 
 
 def test_new_project_version_adds_a_pipeline_version(kfp_api, env):
-    cluster.upload(cluster.connect(), cluster.package_path("toy"))
-    env.setattr(cluster, "VERSION", "9.9.9")
-    cluster.upload(cluster.connect(), cluster.package_path("toy"))
+    upload.upload(connection.connect(), packages.package_path("toy"))
+    env.setattr(upload, "VERSION", "9.9.9")
+    upload.upload(connection.connect(), packages.package_path("toy"))
     assert len(kfp_api.pipelines) == 1
     assert sorted(v["display_name"] for v in kfp_api.versions.values()) == sorted([VERSION, "9.9.9"])
 
 
 def test_missing_compiled_package(env):
     with pytest.raises(InputError, match=r"nope.yaml not found: run `make compile`"):
-        cluster.package_path("nope")
+        packages.package_path("nope")
 
 
 # --------------------------------------------------------------------------- run
 
 def test_run_with_parameters_typed_from_the_compiled_yaml(kfp_api, capsys):
     params = {"threshold": "0.5", "epochs": "5", "flag": "yes", "weights": "[3, 4]", "tickers": "a,b"}
-    assert cluster.submit_run("toy", params, wait=False) == 0
+    assert commands.submit_run("toy", params, wait=False) == 0
     (run,) = kfp_api.runs.values()
     assert run["runtime_config"]["parameters"] == {
         "threshold": 0.5, "epochs": 5, "flag": True, "weights": [3, 4], "tickers": "a,b"}
@@ -186,7 +190,7 @@ def test_run_with_parameters_typed_from_the_compiled_yaml(kfp_api, capsys):
     assert experiment["display_name"] == "toy" and run["experiment_id"] == experiment["experiment_id"]
     assert f"/#/runs/details/{run['run_id']}" in capsys.readouterr().out  # the run's URL
 
-    assert cluster.submit_run("toy", {}, wait=False) == 0
+    assert commands.submit_run("toy", {}, wait=False) == 0
     assert len(kfp_api.experiments) == 1, "the experiment is reused"
     assert len(kfp_api.versions) == 1, "the package is uploaded once"
 
@@ -201,14 +205,14 @@ def test_run_with_parameters_typed_from_the_compiled_yaml(kfp_api, capsys):
 ])
 def test_bad_parameters_fail_before_anything_is_sent(kfp_api, params, message):
     with pytest.raises(InputError, match=message):
-        cluster.submit_run("toy", params, wait=False)
+        commands.submit_run("toy", params, wait=False)
     assert kfp_api.requests == []
 
 
 @pytest.mark.parametrize("final_state, code", [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELED", 1)])
 def test_wait_prints_final_state_tasks_and_metrics(kfp_api, capsys, final_state, code):
     kfp_api.final_state = final_state
-    assert cluster.submit_run("toy", {"threshold": "0.5"}, wait=True) == code
+    assert commands.submit_run("toy", {"threshold": "0.5"}, wait=True) == code
     out = capsys.readouterr().out
     assert f"finished: {final_state}" in out and ": RUNNING" in out
     assert "train-model" in out and "95s" in out and "deploy-model" in out and "SKIPPED" in out
@@ -217,8 +221,8 @@ def test_wait_prints_final_state_tasks_and_metrics(kfp_api, capsys, final_state,
 
 def test_make_run_with_kfp_host_submits_the_compiled_sp500(kfp_api, env, capsys):
     """`KFP_HOST=… make run PIPELINE=sp500 PARAMS="threshold=0.5"` (WAIT=1 waits)."""
-    env.setattr(cluster, "COMPILED_DIR", cluster.ROOT / "compiled")
-    if not (cluster.COMPILED_DIR / "sp500.yaml").exists():
+    env.chdir(REPO)
+    if not (REPO / "compiled" / "sp500.yaml").exists():
         pytest.skip("compiled/sp500.yaml not compiled yet")
     env.setenv("WAIT", "1")
     assert cli.main(["run", "sp500", "threshold=0.5", "model_type=flat"]) == 0
@@ -268,7 +272,7 @@ def test_schedule_twice_is_a_no_op_or_refused_never_a_duplicate(kfp_api, capsys)
 
 def test_moving_a_schedule_to_a_new_pipeline_version(kfp_api, env, capsys):
     assert schedule() == 0
-    env.setattr(cluster, "VERSION", "9.9.9")
+    env.setattr(upload, "VERSION", "9.9.9")
     assert cli.main(["upload", "toy"]) == 0
     assert schedule() == 2, "the schedule is frozen on the old version until replaced"
     assert schedule("--replace") == 0
@@ -327,7 +331,7 @@ def test_bad_schedule_options_are_refused_before_anything_is_sent(kfp_api, capsy
                                   "0 0 0 1 JAN-DEC/3 ?", "0 0 6,18 * * sun", "0 0 6 1-15/2 * *",
                                   "@daily", "@hourly", "@every 1h30m", "  0  0 6 * * *  "])
 def test_valid_kfp_cron(cron):
-    assert cluster.validate_cron(cron) == " ".join(cron.split())
+    assert cron_rules.validate_cron(cron) == " ".join(cron.split())
 
 
 @pytest.mark.parametrize("cron, message", [
@@ -347,4 +351,4 @@ def test_valid_kfp_cron(cron):
 ])
 def test_invalid_kfp_cron(cron, message):
     with pytest.raises(InputError, match=message):
-        cluster.validate_cron(cron)
+        cron_rules.validate_cron(cron)

@@ -23,9 +23,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from components import serving_local
 from components.model_store import publish_version
 from components.sp500.models import build_model, export_saved_model
+from pipelines.serving import rest_api, servables
+from pipelines.serving import server as local_server
 
 N_FEATURES = 6
 FEATURES = np.random.default_rng(7).normal(0, 0.01, size=(3, N_FEATURES)).astype(np.float32)
@@ -50,7 +51,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
 def server(tmp_path_factory, exports):
     store = tmp_path_factory.mktemp("store")
     publish_version(exports["v1"], store, "sp500")
-    running = serving_local.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.1)
+    running = local_server.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.1)
     yield running
     running.stop()
 
@@ -270,7 +271,7 @@ def wait_for(condition, seconds: float = 20.0):
 def test_a_new_version_is_served_without_restart(tmp_path, exports):
     store = tmp_path / "store"
     publish_version(exports["v1"], store, "sp500")
-    running = serving_local.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.05)
+    running = local_server.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.05)
     try:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc_channel(running))
         before = stub.Predict(predict_request("sp500", FEATURES), timeout=30)
@@ -298,7 +299,7 @@ def test_a_new_version_is_served_without_restart(tmp_path, exports):
 def test_a_broken_version_leaves_the_previous_one_serving(tmp_path, exports):
     store = tmp_path / "store"
     publish_version(exports["v1"], store, "sp500")
-    running = serving_local.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.02)
+    running = local_server.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.02)
     try:
         broken = tmp_path / "broken"
         broken.mkdir()
@@ -326,7 +327,7 @@ def test_a_lightgbm_version_is_served_with_a_features_signature(tmp_path):
     booster.save_model(str(version / "model.bst"))
     (version / "features.json").write_text(json.dumps([f"f{i}" for i in range(5)]))
     publish_version(version, tmp_path / "store", "crypto")
-    running = serving_local.serve(tmp_path / "store", "crypto", host="127.0.0.1", grpc_port=0, rest_port=0)
+    running = local_server.serve(tmp_path / "store", "crypto", host="127.0.0.1", grpc_port=0, rest_port=0)
     try:
         code, document = post_json(running, "/v1/models/crypto:predict", {"instances": features[:4].tolist()})
         assert code == 200
@@ -343,20 +344,20 @@ def test_a_lightgbm_version_is_served_with_a_features_signature(tmp_path):
 def test_named_instances_and_base64_strings_follow_the_rest_api():
     from tensorflow.core.framework import types_pb2
 
-    infos = {"image_bytes": serving_local.tensor_info(types_pb2.DT_STRING, [-1], "image_bytes"),
-             "scale": serving_local.tensor_info(types_pb2.DT_FLOAT, [-1, 2], "scale")}
-    inputs = serving_local.instances_to_inputs(
+    infos = {"image_bytes": servables.tensor_info(types_pb2.DT_STRING, [-1], "image_bytes"),
+             "scale": servables.tensor_info(types_pb2.DT_FLOAT, [-1, 2], "scale")}
+    inputs = rest_api.instances_to_inputs(
         [{"image_bytes": {"b64": "AAEC"}, "scale": [1, 2.5]}, {"image_bytes": {"b64": "/w=="}, "scale": [0, 1]}],
         infos)
     assert inputs["image_bytes"].tolist() == [b"\x00\x01\x02", b"\xff"]
     assert inputs["scale"].dtype == np.float32 and inputs["scale"].shape == (2, 2)
 
-    with pytest.raises(serving_local.ServingError, match="keys must be equal to"):
-        serving_local.instances_to_inputs([{"scale": [1, 2]}], infos)
-    with pytest.raises(serving_local.ServingError, match="plain list"):
-        serving_local.instances_to_inputs([[1, 2]], infos)
+    with pytest.raises(servables.RequestRefused, match="keys must be equal to"):
+        rest_api.instances_to_inputs([{"scale": [1, 2]}], infos)
+    with pytest.raises(servables.RequestRefused, match="plain list"):
+        rest_api.instances_to_inputs([[1, 2]], infos)
 
-    document = serving_local.outputs_to_json(
+    document = rest_api.outputs_to_json(
         {"thumb_bytes": np.array([b"\xff"], dtype=object), "label": np.array([b"seven"], dtype=object)},
         row_format=True)
     assert document == {"predictions": [{"label": "seven", "thumb_bytes": {"b64": "/w=="}}]}

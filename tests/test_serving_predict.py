@@ -1,4 +1,4 @@
-"""The request client (`python -m components.predict`) against the local server.
+"""The request client (`python -m pipelines predict`) against the local server.
 
 The server runs in this process on loopback; the store holds an sp500 and an
 mnist SavedModel exported (untrained) with the pipelines' own export functions,
@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from components import predict, serving_local
 from components.crypto.definitions import MODEL_FEATURES
 from components.mnist.data import load_sample
 from components.mnist.models import TrainConfig, build_cnn, export_serving_model
@@ -22,6 +21,8 @@ from components.model_store import publish_version
 from components.sp500.data import load_ticker
 from components.sp500.features import DATE, LABEL, build_features, feature_columns
 from components.sp500.models import build_model, export_saved_model
+from pipelines.serving import predict
+from pipelines.serving import server as local_server
 
 DATE_ASKED = "2018-03-01"
 
@@ -53,7 +54,7 @@ def lightgbm_export(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(store):
-    running = serving_local.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0)
+    running = local_server.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0)
     yield running
     running.stop()
 

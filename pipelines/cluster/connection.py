@@ -1,0 +1,129 @@
+"""Connecting to the Pipelines API: KFP_HOST, the token, a health check first, and API
+errors turned into one line."""
+
+
+import contextlib
+import json
+import os
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from components.errors import InputError
+
+PROBE_TIMEOUT_S = 15
+
+
+@dataclass
+class Connection:
+    client: "kfp.Client"  # noqa: F821 - imported lazily: kfp.Client is slow to import
+    host: str
+    namespace: str | None
+
+
+def connect() -> Connection:
+    """A `kfp.Client` for KFP_HOST, checked with one healthz request first.
+
+    The check turns the usual mistakes into one line that says which: an
+    unreachable host, a host that is not the Pipelines API, a rejected token.
+    """
+    host = os.environ.get("KFP_HOST", "").strip().rstrip("/")
+    if not host:
+        raise InputError("KFP_HOST is not set: export KFP_HOST=<Pipelines API URL>")
+    if not host.startswith(("http://", "https://")):
+        raise InputError(f"KFP_HOST '{host}' must start with http:// or https://")
+    namespace = os.environ.get("KFP_NAMESPACE", "").strip() or None
+    token, token_source = _bearer_token()
+    healthz = _probe(host, token, token_source)
+    if healthz.get("multi_user") and not namespace:
+        raise InputError(f"KFP_HOST {host} is a multi-user Kubeflow: "
+                         "set KFP_NAMESPACE to your profile namespace")
+
+    import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    auth: dict[str, object] = {}
+    if os.environ.get("KFP_TOKEN"):
+        auth["existing_token"] = token
+    elif os.environ.get("KF_PIPELINES_SA_TOKEN_PATH"):
+        auth["credentials"] = ServiceAccountTokenVolumeCredentials(
+            os.environ["KF_PIPELINES_SA_TOKEN_PATH"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
+        client = kfp.Client(host=host, namespace=namespace or "kubeflow", **auth)
+    return Connection(client=client, host=host, namespace=namespace)
+
+
+def _bearer_token() -> tuple[str | None, str]:
+    """The token to send and where it came from (for error messages)."""
+    if os.environ.get("KFP_TOKEN"):
+        return os.environ["KFP_TOKEN"].strip(), "KFP_TOKEN"
+    path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH")
+    if path:
+        try:
+            return Path(path).read_text().strip(), f"KF_PIPELINES_SA_TOKEN_PATH ({path})"
+        except OSError as error:
+            raise InputError(f"KF_PIPELINES_SA_TOKEN_PATH: cannot read token file {path}: "
+                             f"{error.strerror}") from error
+    return None, "no token (set KFP_TOKEN or KF_PIPELINES_SA_TOKEN_PATH)"
+
+
+def _probe(host: str, token: str | None, token_source: str) -> dict:
+    """GET /apis/v2beta1/healthz and explain any failure in one line."""
+    request = urllib.request.Request(f"{host}/apis/v2beta1/healthz")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
+            body = response.read()
+            final_url = response.geturl()
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            raise InputError(f"KFP_HOST {host} rejected the token from {token_source} "
+                             f"(HTTP {error.code} {error.reason})") from error
+        raise InputError(f"KFP_HOST {host} did not answer as a Kubeflow Pipelines API: "
+                         f"HTTP {error.code} {error.reason} on /apis/v2beta1/healthz") from error
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise InputError(f"KFP_HOST {host} is unreachable: {reason}") from error
+    try:
+        healthz = json.loads(body)
+        if not isinstance(healthz, dict):
+            raise ValueError("not an object")
+    except ValueError as error:
+        # Kubeflow's gateway answers an unauthenticated request with a login page.
+        where = f" (redirected to {final_url})" if final_url.rstrip("/") != request.full_url else ""
+        raise InputError(f"KFP_HOST {host} answered with a web page, not the Pipelines API{where}: "
+                         f"the token from {token_source} is missing or rejected") from error
+    return healthz
+
+
+@contextlib.contextmanager
+def api_call(what: str) -> Iterator[None]:
+    """Turn an API error into one line that says what was being done."""
+    from kfp_server_api.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as error:
+        raise InputError(f"{what}: Pipelines API answered HTTP {error.status} "
+                         f"{api_message(error)}") from error
+
+
+def api_message(error) -> str:
+    try:
+        body = json.loads(error.body)
+        message = body.get("message") or body.get("error") or error.reason
+    except (TypeError, ValueError, AttributeError):
+        message = error.reason
+    return str(message).splitlines()[0] if message else ""
+
+
+def equals_filter(key: str, value: str) -> str:
+    """A KFP list filter: `key` equals `value` (the JSON form kfp.Client uses)."""
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+

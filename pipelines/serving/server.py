@@ -1,0 +1,111 @@
+"""Start, describe and stop the local server; `python -m pipelines.serving.server`."""
+
+import argparse
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from components.errors import InputError
+from pipelines.serving.grpc_api import start_grpc
+from pipelines.serving.loaded_models import ModelRegistry
+from pipelines.serving.rest_api import RestServer
+
+# --- running it --------------------------------------------------------------------------
+
+
+@dataclass
+class RunningServer:
+    registry: ModelRegistry
+    grpc_server: grpc.Server
+    rest_server: RestServer
+    grpc_port: int
+    rest_port: int
+    stop_polling: threading.Event
+
+    def stop(self) -> None:
+        self.stop_polling.set()
+        self.rest_server.shutdown()
+        self.rest_server.server_close()
+        self.grpc_server.stop(grace=1).wait()
+
+
+def poll_forever(registry: ModelRegistry, every_seconds: float, stop: threading.Event) -> None:
+    while not stop.wait(every_seconds):
+        try:
+            registry.poll()
+        except Exception as error:  # the poller must outlive a bad folder
+            print(f"serving: polling {registry.model_base_path} failed: {error}", flush=True)
+
+
+def serve(model_base_path: Path, model_name: str | None = None, host: str = "127.0.0.1",
+          grpc_port: int = 8500, rest_port: int = 8501, poll_seconds: float = 1.0) -> RunningServer:
+    """Load what the store holds, then serve gRPC and REST in background threads.
+
+    Port 0 picks a free port; the ports bound are in the result.
+    """
+    if model_name is not None and (not model_name or "/" in model_name or model_name.startswith(".")):
+        raise InputError(f"--model-name '{model_name}' is not a model folder name")
+    if poll_seconds <= 0:
+        raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
+    registry = ModelRegistry(Path(model_base_path), model_name)
+    registry.poll()
+    grpc_server, grpc_bound = start_grpc(registry, host, grpc_port)
+    try:
+        rest_server = RestServer((host, rest_port), registry)
+    except OSError as error:
+        grpc_server.stop(grace=None)
+        raise InputError(f"--rest-port {rest_port}: cannot listen on {host}:{rest_port} ({error})") from error
+    threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
+    stop_polling = threading.Event()
+    threading.Thread(target=poll_forever, args=(registry, poll_seconds, stop_polling),
+                     name="poller", daemon=True).start()
+    return RunningServer(registry, grpc_server, rest_server, grpc_bound, rest_server.server_address[1], stop_polling)
+
+
+def describe(running: RunningServer, host: str) -> str:
+    registry = running.registry
+    served = ", ".join(f"{name} version {model.version}" for name, model in sorted(registry.served.items()))
+    lines = [f"model store: {registry.model_base_path.resolve()}",
+             f"serving: {served}" if served else
+             "serving: nothing yet; waiting for a version to be deployed (e.g. make run PARAMS=\"threshold=0.5\")",
+             f"gRPC: tensorflow.serving.PredictionService on {host}:{running.grpc_port}",
+             f"REST: http://{host}:{running.rest_port}/v1/models/<name>  (:predict, /metadata)",
+             "new versions are picked up without a restart; Ctrl-C stops"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines serve",
+        description="Serve the local model store with TF-Serving's gRPC and REST APIs (offline stand-in "
+                    "for TF-Serving; on a cluster the real TF-Serving serves).")
+    parser.add_argument("--model-base-path", type=Path, default=Path("model_store"),
+                        help="the store: <model-base-path>/<model-name>/<N>/ (default: model_store)")
+    parser.add_argument("--model-name", default=None, help="serve only this model (default: every model in the store)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    parser.add_argument("--grpc-port", type=int, default=8500)
+    parser.add_argument("--rest-port", type=int, default=8501)
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    args = parser.parse_args(argv)
+    try:
+        running = serve(args.model_base_path, args.model_name, args.host, args.grpc_port, args.rest_port,
+                        args.poll_seconds)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    print(describe(running, args.host), flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    print("serving: stopping", flush=True)
+    running.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,16 +69,17 @@ def published_name(import_path: str) -> str:
 
 def used_components() -> list[PublishedComponent]:
     """Every component a registered pipeline variant runs, sorted by name."""
-    candidates = _module_components()
+    specs = {registry.compiled_name(entry, gpu): entry.make_pipeline(gpu).pipeline_spec
+             for entry, gpu in registry.variants()}
+    candidates = _module_components()  # after the builds: a pipeline may import its steps as it builds
     used: dict[str, PublishedComponent] = {}
-    for entry, gpu in registry.variants():
-        spec = entry.make_pipeline(gpu).pipeline_spec
+    for pipeline_name, spec in specs.items():
         for executor_name, executor in json_format.MessageToDict(spec.deployment_spec)["executors"].items():
             container = executor["container"]
             match = candidates.get(_executor_key(container["image"], container.get("command"),
                                                  container.get("args")))
             if match is None:
-                raise PipelineError(f"{registry.compiled_name(entry, gpu)}: step {executor_name} is not a "
+                raise PipelineError(f"{pipeline_name}: step {executor_name} is not a "
                                     "module-level component of components/, so it cannot be published")
             import_path, component = match
             name = published_name(import_path)
@@ -89,11 +90,15 @@ def used_components() -> list[PublishedComponent]:
 
 
 def publish_all(output_dir: Path) -> list[Path]:
-    """Compile every used component to `<output_dir>/<name>.yaml` and write the catalog."""
+    """Compile every used component to `<output_dir>/<name>.yaml` and write the catalog;
+    a YAML file there of a component no pipeline uses any more is removed (the folder
+    holds only what this writes)."""
     from kfp import compiler
 
     output_dir.mkdir(parents=True, exist_ok=True)
     published = used_components()
+    for stale in set(output_dir.glob("*.yaml")) - {output_dir / f"{item.name}.yaml" for item in published}:
+        stale.unlink()
     written = []
     for item in published:
         path = output_dir / f"{item.name}.yaml"
@@ -124,7 +129,7 @@ def catalog_markdown(components_dir: Path, import_paths: dict[str, str]) -> str:
              "|---|---|---|---|---|---|"]
     for name, import_path in sorted(import_paths.items()):
         spec = load_component_from_file(str(components_dir / f"{name}.yaml")).component_spec
-        summary = (spec.description or "").split("\n")[0]
+        summary = (spec.description or "").split("\n")[0].replace("|", "\\|")
         lines.append(f"| [{name}]({name}.yaml) | {summary} | `{import_path}` | {_interface(spec.inputs)} "
                      f"| {_interface(spec.outputs)} | `{spec.implementation.container.image}` |")
     return "\n".join(lines) + "\n"

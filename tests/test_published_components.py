@@ -1,16 +1,22 @@
-"""The published components (compiled/components/*.yaml) load with kfp's own
-loader and run through kfp.local inside small pipelines of someone else's
-making: each pipeline's steps chained on tiny inputs, the deploy step at the end.
+"""pipelines.publish and what it writes: the published components
+(compiled/components/*.yaml) load with kfp's own loader and run through
+kfp.local inside small pipelines of someone else's making: each pipeline's
+steps chained on tiny inputs, the deploy step at the end.
 
 The GPU twins (`*-gpu.yaml`) are checked to be their CPU twin in another image
 (same command, same interface) rather than run again: kfp.local ignores images.
 """
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from kfp import components, dsl, local
+
+from components.errors import PipelineError
+from components.images import cpu_image
+from pipelines import publish, registry
 
 # Steps run in this environment, not in the image the warning is about.
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
@@ -137,3 +143,44 @@ def test_every_published_component_is_run():
     assert published, "nothing published: run make compile"
     not_run = published - set(SP500_CHAIN + CRYPTO_CHAIN + MNIST_CHAIN) - set(GPU_TWINS)
     assert not_run == set(), f"published but never run through kfp.local here: {sorted(not_run)}"
+
+
+@pytest.mark.parametrize("import_path, name", [
+    ("components.deploy.deploy_model", "deploy-model"),
+    ("components.sp500.steps.train_model_gpu", "sp500-train-model-gpu"),
+])
+def test_published_name(import_path, name):
+    assert publish.published_name(import_path) == name
+
+
+def test_discovery_names_every_step_of_every_pipeline_by_where_it_is_defined():
+    found = {item.name: item.import_path for item in publish.used_components()}
+    assert found["deploy-model"] == "components.deploy.deploy_model"
+    assert found["sp500-train-model-gpu"] == "components.sp500.steps.train_model_gpu"
+    for item in publish.used_components():
+        module, attribute = item.import_path.rsplit(".", 1)
+        assert getattr(__import__(module, fromlist=[attribute]), attribute) is item.component
+
+
+def test_a_step_that_cannot_be_imported_is_not_published_silently(monkeypatch):
+    @dsl.component(base_image="python:3.11")
+    def inline_step(x: int) -> int:
+        return x
+
+    @dsl.pipeline(name="theirs")
+    def theirs():
+        inline_step(x=1)
+
+    entry = SimpleNamespace(name="theirs", make_pipeline=lambda gpu: theirs)
+    monkeypatch.setattr(registry, "variants", lambda: [(entry, False)])
+    with pytest.raises(PipelineError, match="theirs: step exec-inline-step is not a module-level component"):
+        publish.used_components()
+
+
+def test_catalog_has_one_line_per_component_with_its_interface_and_image():
+    lines = (PUBLISHED / "README.md").read_text().splitlines()
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| [")}
+    assert set(rows) == {f"[{p.stem}]({p.name})" for p in PUBLISHED.glob("*.yaml")}
+    deploy = rows["[deploy-model](deploy-model.yaml)"]
+    assert "`components.deploy.deploy_model`" in deploy and "`model` (Model)" in deploy
+    assert "`use_kserve` (Boolean)" in deploy and f"`{cpu_image()}`" in deploy

@@ -104,8 +104,8 @@ def test_mnist_steps_from_yaml(kfp_local):
     @dsl.pipeline(name="my-mnist")
     def my_pipeline(workspace: str) -> float:
         digits = download(workspace=workspace, source="")
-        splits = preprocess(digits_path=digits.output, workspace=workspace, validation_fraction=0.1,
-                            test_fraction=0.1, seed=1)
+        splits = preprocess(digits_path=digits.output, workspace=workspace, validation_fraction=0.2,
+                            test_fraction=0.6, seed=1)
         trial = train(splits_path=splits.output, workspace=workspace, trial_name="tiny", learning_rate=0.01,
                       hidden_layers=1, hidden_units=8, epochs=1, batch_size=256, seed=1, version_tag="tiny")
         best = select(workspace=workspace, trial_names=["tiny"]).after(trial)

@@ -25,7 +25,28 @@ def deploy_model(
     serving_namespace: str = "",
     use_kserve: bool = False,
 ) -> str:
-    """Publish `model` as version N+1 of `model_name`; return the version folder."""
+    """Publish `model` as version N+1 of `model_name` in the model store and, in a
+    cluster, make sure a server serves that store.
+
+    Args:
+        model: The exported model: a TensorFlow SavedModel folder, or a LightGBM model.
+        model_name: Name of the served model: its folder in the model store and, on a
+            cluster, the name of its serving objects (a Kubernetes name).
+        model_base_path: Root of the model store; versions go to
+            `<model_base_path>/<model_name>/<N>/`. On a cluster it must be where the
+            claim is mounted (/models).
+        model_store_pvc: PersistentVolumeClaim that holds the model store (the server
+            mounts it; the pipeline mounts it at /models in this step).
+        model_format: "tensorflow" (a SavedModel, served by TF-Serving or KServe) or
+            "lightgbm" (served by KServe).
+        serving_namespace: Namespace of the serving objects; empty means the pod's own.
+        use_kserve: Serve a TensorFlow model through a KServe InferenceService instead
+            of a TF-Serving Deployment (LightGBM models always use KServe).
+
+    Returns:
+        Output: The new version's folder, `<model_base_path>/<model_name>/<N>`; an
+            existing version is never overwritten.
+    """
     from pathlib import Path
 
     from components import kube_serving

@@ -18,8 +18,11 @@ from pipelines.parameters import parse_assignments
 
 
 def compile_all(output_dir: Path) -> list[Path]:
-    """Compile every pipeline variant to `<output_dir>/<name>[-gpu].yaml`."""
+    """Compile every pipeline variant to `<output_dir>/<name>[-gpu].yaml`, and every
+    component they use to `<output_dir>/components/` (pipelines.publish)."""
     from kfp import compiler
+
+    from pipelines.publish import publish_all
 
     if output_dir.exists() and not output_dir.is_dir():
         raise PipelineError(f"--output-dir {output_dir} is a file, not a folder")
@@ -29,7 +32,7 @@ def compile_all(output_dir: Path) -> list[Path]:
         path = output_dir / f"{registry.compiled_name(entry, gpu)}.yaml"
         compiler.Compiler().compile(entry.make_pipeline(gpu), str(path))
         written.append(path)
-    return written
+    return written + publish_all(output_dir / "components")
 
 
 def _compile(args: argparse.Namespace) -> int:

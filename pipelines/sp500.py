@@ -42,6 +42,33 @@ def make_pipeline(gpu: bool = False):
         serving_namespace: str = "",
         use_kserve: bool = False,
     ):
+        """S&P 500 daily direction, deployed when the test accuracy reaches threshold.
+
+        Args:
+            tickers: Comma-separated tickers to download (add "vix" for the VIX: data from 2014).
+            source: URI template with {ticker} (path, file://, gs:// or https://; CSV or
+                Parquet with Date and Close); empty uses the offline data (1999-2018).
+            target: The ticker whose daily direction is predicted.
+            same_day_tickers: Comma-separated tickers that close before New York opens:
+                lags 0..num_lags-1 instead of 1..num_lags. Empty for none.
+            num_lags: Lagged daily log returns per ticker.
+            start_date: First day kept, YYYY-MM-DD (features use earlier history).
+            end_date: Last day kept, YYYY-MM-DD.
+            test_fraction: Share of the last days used for the test (chronological split).
+            model_type: "flat" (one softmax layer) or "deep" (50 -> 25 ReLU -> softmax).
+            epochs: Training passes over the training days.
+            learning_rate: Adam's learning rate.
+            seed: Random seed of the training (same seed, same weights).
+            threshold: Deploy gate: the model is deployed only when its test accuracy
+                is at least this (0 to 1).
+            model_name: Name of the served model and of its folder in the model store.
+            model_base_path: Root of the model store where versions go; /models, where
+                the claim is mounted, on a cluster.
+            model_store_pvc: PersistentVolumeClaim holding the model store, mounted at
+                /models in the deploy step.
+            serving_namespace: Namespace of the serving objects; empty means the pod's own.
+            use_kserve: Serve through a KServe InferenceService instead of a TF-Serving Deployment.
+        """
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
         download.set_caching_options(False).set_retry(3)

@@ -1,5 +1,6 @@
 """The compiled pipeline YAML: parses into KFP's PipelineSpec, is in sync with
-pipelines/, gates deploy, and runs every task in the project's images."""
+pipelines/, gates deploy, and runs every task in the project's images; the
+published components in compiled/components/ are in sync too."""
 
 import re
 from pathlib import Path
@@ -44,6 +45,25 @@ def test_committed_yaml_equals_a_fresh_compile(fresh, name):
 
 def test_no_stray_compiled_files():
     assert sorted(p.stem for p in (REPO / "compiled").glob("*.yaml")) == sorted(IDS)
+
+
+def test_published_components_equal_a_fresh_compile(fresh):
+    """compiled/components/ (pipelines.publish): the same files, the same text."""
+    committed_dir, fresh_dir = REPO / "compiled" / "components", fresh / "components"
+    committed = sorted(p.name for p in committed_dir.iterdir()) if committed_dir.is_dir() else []
+    expected = sorted(p.name for p in fresh_dir.iterdir())
+    assert "README.md" in expected and "deploy-model.yaml" in expected
+    assert committed == expected, "compiled/components/ lists other files than a fresh compile: run make compile"
+    stale = [name for name in expected if (committed_dir / name).read_text() != (fresh_dir / name).read_text()]
+    assert stale == [], f"out of date in compiled/components/: {stale}: run make compile and commit them"
+
+
+def test_published_components_run_in_the_project_image(fresh):
+    for path in sorted((fresh / "components").glob("*.yaml")):
+        spec, _ = load_documents(path)
+        (executor,) = json_format.MessageToDict(spec.deployment_spec)["executors"].values()
+        assert executor["container"]["image"] in {cpu_image(), gpu_image()}, path.name
+        assert "pip install" not in yaml.safe_dump(executor), f"{path.name} installs packages at run time"
 
 
 @pytest.mark.parametrize("entry, gpu", VARIANTS, ids=IDS)

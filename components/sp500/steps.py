@@ -7,7 +7,20 @@ from components.images import cpu_component, gpu_component
 
 @cpu_component
 def download_prices(workspace: str, tickers: str, source: str) -> str:
-    """Fetch daily prices into the run's workspace; return the Parquet path."""
+    """Fetch daily prices into the run's workspace; return the Parquet path.
+
+    Args:
+        workspace: Folder shared by the run's steps (the pipeline passes the run's
+            workspace); prices go to `<workspace>/sp500/prices.parquet`.
+        tickers: Comma-separated tickers, e.g. "sp500,nasdaq" (the offline data also
+            has "vix", from 2014).
+        source: URI template with `{ticker}` (a path, file://, gs:// or https://; CSV or
+            Parquet with at least Date and Close); empty uses the offline S&P 500,
+            NASDAQ and VIX files that the `arch` package ships (1999-2018).
+
+    Returns:
+        Output: Path of the Parquet table (Date, Ticker, OHLCV), one row per ticker and day.
+    """
     from pathlib import Path
 
     from components.sp500.data import download_prices as download
@@ -29,7 +42,24 @@ def preprocess(
     train_data: Output[Dataset],
     test_data: Output[Dataset],
 ):
-    """Align calendars, compute lagged log returns and labels, split by date."""
+    """Align calendars, compute lagged log returns and labels, split by date.
+
+    Args:
+        prices_path: Parquet table of daily prices (download_prices' output).
+        target: Ticker whose next-day direction is predicted (one of the downloaded tickers).
+        num_lags: Lagged daily log returns per ticker (at least 1).
+        same_day_tickers: Comma-separated tickers that close before New York opens:
+            they get lags 0..num_lags-1 instead of 1..num_lags. May be empty.
+        start_date: First day kept, YYYY-MM-DD (features may use earlier history).
+        end_date: Last day kept, YYYY-MM-DD.
+        test_fraction: Share of the last days that form the test set (the split is
+            chronological), between 0 and 1.
+
+    Returns:
+        train_data: Parquet table of the training days: Date, the lagged returns
+            (`<ticker>_lag<n>`), label (1 if the target closed up) and target_return.
+        test_data: Parquet table of the test days, which all come after the training days.
+    """
     import pandas as pd
 
     from components.sp500 import features as f
@@ -57,7 +87,22 @@ def train(
     version_tag: str,
     model: Output[Model],
 ):
-    """Train FlatModel or DeepModel and export a SavedModel."""
+    """Train FlatModel or DeepModel and export a SavedModel.
+
+    Args:
+        train_data: Parquet table of the training days (preprocess' train_data).
+        model_type: "flat" (one softmax layer) or "deep" (50 -> 25 ReLU -> softmax).
+        epochs: Passes over the training days (at least 1).
+        learning_rate: Adam's learning rate (above 0).
+        seed: Random seed: the same seed gives the same weights.
+        version_tag: Tag the served model reports as `model_version` (the pipeline
+            passes the run's name).
+
+    Returns:
+        model: SavedModel whose serving_default signature takes `features` (float32,
+            [batch, n]) and returns predicted_class, probability, probabilities and
+            model_version.
+    """
     import numpy as np
     import pandas as pd
 
@@ -90,8 +135,21 @@ def evaluate(
 ) -> float:
     """Score the exported model on the test period beside the always-up baseline.
 
-    Returns the accuracy alone: the local runner resolves a gate condition only
-    on a task's single output; every other figure is in `metrics`.
+    The step returns the accuracy alone: the local runner resolves a gate
+    condition only on a task's single output; every other figure is in `metrics`.
+
+    Args:
+        model: SavedModel from train (a `features` input, `predicted_class` output).
+        test_data: Parquet table of the test days (preprocess' test_data).
+        threshold: Deploy gate on the test accuracy, between 0 and 1; the report and
+            the log say which way the gate goes.
+
+    Returns:
+        Output: Test accuracy, what the pipeline's gate compares with threshold.
+        metrics: Accuracy, precision, recall, F1 and the always-up baseline's accuracy.
+        confusion: Confusion matrix of the test days (down/up).
+        report: HTML report: the metrics, the gate decision and the signal's cumulative
+            return against buy-and-hold.
     """
     import numpy as np
     import pandas as pd

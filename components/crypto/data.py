@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 from components.crypto.assets import ASSETS, TRAIN_COLUMNS, weight_vector
 from components.crypto.definitions import MINUTE, to_timestamp
 from components.crypto.target import compute_target
-from components.errors import InputError
+from components.errors import InputError, TransientError
 from components.storage import atomic_path, fetch, with_retries
 
 TRAIN_CSV = "train.csv"
@@ -139,7 +139,9 @@ def download_from_kaggle(competition: str, destination: Path) -> None:
                 if status in (401, 403, 404):  # retrying cannot fix these
                     raise InputError(f"Kaggle refused {competition}/{name} (HTTP {status}): check "
                                      "the credentials and accept the competition's rules") from error
-                raise
+                if status is None or status == 429 or status >= 500:
+                    raise TransientError(f"Kaggle answered HTTP {status} for {competition}/{name}") from error
+                raise InputError(f"Kaggle refused {competition}/{name} (HTTP {status})") from error
         with_retries(download_one, f"kaggle competition {competition} file {name}")
         zipped = destination / f"{name}.zip"
         if zipped.exists():  # Kaggle sends large files zipped

@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.local_run import run_local, summary
 
     result = run_local(args.pipeline, params, verbose=args.verbose)
-    print("\n" + summary(result, registry.get(args.pipeline)), flush=True)
+    print("\n" + summary(result, registry.get(args.pipeline), with_error=False), flush=True)
     if not result.succeeded:
         print(f"error: {result.error}", file=sys.stderr)
         return 1

@@ -6,14 +6,21 @@ from components.images import cpu_component, gpu_component
 
 
 @cpu_component
-def download_prices(workspace: str, tickers: str, source: str) -> str:
-    """Fetch daily prices into the run's workspace; return the Parquet path."""
+def download_prices(workspace: str, tickers: str, source: str, quality: Output[Metrics]) -> str:
+    """Fetch daily prices into the run's workspace; return the Parquet path.
+
+    Days without a Close are skipped and counted in `quality` (`<ticker>_skipped_days`,
+    beside `<ticker>_days` kept); a Close that is not a positive finite number stops the step.
+    """
     from pathlib import Path
 
     from components.sp500.data import download_prices as download
 
     output = Path(workspace) / "sp500" / "prices.parquet"
-    download(tickers, source, output)
+    prices = download(tickers, source, output)
+    for ticker, skipped in prices.attrs["skipped_days"].items():
+        quality.log_metric(f"{ticker}_days", int((prices["Ticker"] == ticker).sum()))
+        quality.log_metric(f"{ticker}_skipped_days", skipped)
     return str(output)
 
 

@@ -79,3 +79,16 @@ def test_gs_without_credentials_is_one_line_naming_the_uri(tmp_path):
                           "step 'download-prices' failed: gs://prices/daily/sp500.csv: no Google Cloud "
                           "credentials found: set GOOGLE_APPLICATION_CREDENTIALS")
     assert "attempt 1" not in result.stdout  # not retried
+
+
+def test_predict_against_no_server_is_one_line_without_tensorflow_start_up_noise(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    # Options right after the verb reach predict's own parser (they once stopped at kfp-ml's).
+    result = run_cli("predict", "--model", "sp500", "--rest", "--host", "127.0.0.1", "--port", str(closed_port),
+                     cwd=tmp_path, TF_CPP_MIN_LOG_LEVEL=None)
+    assert result.returncode != 0
+    assert result.stderr.startswith(f"error: cannot reach http://127.0.0.1:{closed_port}/v1/models/sp500/")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cuda" not in result.stdout.lower() + result.stderr.lower()

@@ -110,7 +110,7 @@ def with_retries(action: Callable[[], T], what: str, deadline: Deadline | None =
                 raise
             delay = FIRST_BACKOFF_S * 2 ** (attempt - 1)
             if attempt == RETRIES or deadline.left() <= delay:
-                raise TransientError(f"{what} unreachable after {attempt} attempts in "
+                raise TransientError(f"{what} unreachable after {attempt} attempt{'s' if attempt > 1 else ''} in "
                                      f"{deadline.elapsed():.0f}s (retry budget {deadline.seconds:.0f}s): "
                                      f"{error}") from error
             print(f"{what}: attempt {attempt}/{RETRIES} failed ({error}); retrying in {delay:g}s",
@@ -146,28 +146,32 @@ def fetch(uri: str, destination: Path, budget_s: float | None = None) -> Path:
 
 
 def _download_http(url: str, destination: Path, deadline: Deadline) -> None:
-    shown = display_uri(url)
+    """One attempt. `TransientError` messages leave the URL to `with_retries`, which names it."""
+    shown, timeout = display_uri(url), deadline.attempt_timeout()
     try:
-        with urllib.request.urlopen(url, timeout=deadline.attempt_timeout()) as response, \
+        with urllib.request.urlopen(url, timeout=timeout) as response, \
                 atomic_path(destination) as tmp, open(tmp, "wb") as out:
             # The socket timeout bounds each read; the deadline bounds a server
             # that keeps trickling bytes.
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 if deadline.left() <= 0:
-                    raise TransientError(f"{shown}: download not finished within the "
-                                         f"{deadline.seconds:.0f}s budget")
+                    raise TransientError(f"download not finished within the {deadline.seconds:.0f}s budget")
     except urllib.error.HTTPError as error:
         if error.code == 429 or error.code >= 500:
-            raise TransientError(f"{shown}: HTTP {error.code} {error.reason}") from error
+            raise TransientError(f"HTTP {error.code} {error.reason}") from error
         raise InputError(f"{shown}: HTTP {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
         reason = error.reason
+        if isinstance(reason, TimeoutError):
+            raise TransientError(f"no answer within {timeout:.0f}s") from error
         if isinstance(reason, BaseException) and is_transient_os_error(reason):
-            raise TransientError(f"{shown}: {reason}") from error
+            raise TransientError(str(reason)) from error
         raise InputError(f"{shown}: {reason}") from error
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as error:  # while reading the body
-        raise TransientError(f"{shown}: {type(error).__name__}: {error or 'no answer'}") from error
+    except TimeoutError as error:  # while reading the answer
+        raise TransientError(f"no answer within {timeout:.0f}s") from error
+    except (ConnectionError, http.client.HTTPException) as error:
+        raise TransientError(f"{type(error).__name__}: {error}") from error
 
 
 def _gcs_client(uri: str):
@@ -200,18 +204,18 @@ def _download_gcs(client, uri: str, destination: Path, deadline: Deadline) -> No
         raise InputError(f"{uri}: access refused (HTTP {error.code}): the credentials in use cannot read "
                          f"it; {GCS_CREDENTIALS_HELP}") from error
     except (gcs_errors.TooManyRequests, gcs_errors.ServerError) as error:
-        raise TransientError(f"{uri}: HTTP {error.code} {error.message}") from error
+        raise TransientError(f"HTTP {error.code} {error.message}") from error
     except gcs_errors.GoogleAPICallError as error:
         raise InputError(f"{uri}: {error}") from error
     except auth_errors.DefaultCredentialsError as error:
         raise InputError(f"{uri}: no Google Cloud credentials found: {GCS_CREDENTIALS_HELP}") from error
     except auth_errors.RefreshError as error:
         if getattr(error, "retryable", False):
-            raise TransientError(f"{uri}: refreshing the credentials failed: {error}") from error
+            raise TransientError(f"refreshing the credentials failed: {error}") from error
         raise InputError(f"{uri}: the Google Cloud credentials were rejected ({error}); "
                          f"{GCS_CREDENTIALS_HELP}") from error
     except (http_errors.ConnectionError, http_errors.Timeout, auth_errors.TransportError) as error:
-        raise TransientError(f"{uri}: {type(error).__name__}: {error}") from error
+        raise TransientError(f"{type(error).__name__}: {error}") from error
 
 
 @contextlib.contextmanager

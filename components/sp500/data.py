@@ -68,7 +68,7 @@ def read_price_file(path: Path, close_column: str = "Close", shown_as: str | Non
         first = bad.idxmax()
         raise InputError(f"{shown}: column '{close_column}' has {int(bad.sum())} values that are not "
                          f"positive finite prices, the first on {frame['Date'][first]:%Y-%m-%d} "
-                         f"({frame['Close'][first]!r})")
+                         f"({frame['Close'][first]})")
     frame["Close"] = close
     if frame.empty or close.isna().all():
         raise InputError(f"{shown}: column '{close_column}' has no numeric values")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from components.storage import atomic_path
+from components.storage import atomic_path, retry_budget_s
 from pipelines import parameters, registry
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -192,6 +192,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     pipeline_func = entry.make_pipeline(gpu=False)
     declared = parameters.declared_by(pipeline_func)
     params = parameters.resolve(pipeline_name, declared, params)
+    retry_budget_s()  # the steps read FETCH_RETRY_BUDGET_S: a bad value fails now, not in a step
     if "model_base_path" in declared and "model_base_path" not in params:
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}

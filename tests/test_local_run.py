@@ -3,6 +3,9 @@
 import io
 from pathlib import Path
 
+import pytest
+
+from components.errors import InputError
 from pipelines import registry
 from pipelines.local_run import LocalRunResult, TaskRun, _LogCapture, link_reports, run_local, summary
 
@@ -97,12 +100,15 @@ def test_summary_leaves_the_error_to_the_terminal_when_asked():
 
 
 def test_a_model_store_that_is_a_file_is_refused_before_any_step(tmp_path):
-    import pytest
-
-    from components.errors import InputError
-
     store = tmp_path / "store"
     store.write_text("")
     with pytest.raises(InputError, match=f"model_base_path {store}/models: {store} is a file, not a folder"):
         run_local("sp500", {"model_base_path": str(store / "models")}, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_retry_budget_is_refused_before_any_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("FETCH_RETRY_BUDGET_S", "-1")
+    with pytest.raises(InputError, match="FETCH_RETRY_BUDGET_S='-1' should be a positive number of seconds"):
+        run_local("sp500", {}, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()

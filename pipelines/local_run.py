@@ -45,6 +45,10 @@ ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 # TF_CPP_MIN_LOG_LEVEL before absl's logging is initialised.
 TERMINAL_NOISE = re.compile(r'^\s{4}(?:\s*["{}\[\]]|\[KFP Executor|\s*$|[IWE]\d{4} |WARNING: All log)')
 TRACEBACK_START = re.compile(r"^\s{4}Traceback \(most recent call last\):")
+# A traceback ends at its exception line (`    pkg.SomeError: message`, at the step's indentation);
+# chained ones are joined by one of these lines.
+TRACEBACK_END = re.compile(r"^\s{4}[\w.]+(?:Error|Exception|Exit|Interrupt)\b")
+TRACEBACK_CHAIN = re.compile(r"^\s{4}(?:The above exception was|During handling of the above exception)")
 OUTPUTS_START = re.compile(r"Task '[^']+' outputs:")
 # An output artifact in kfp's outputs dump: `    name: Type( name='name',`.
 OUTPUT_ARTIFACT = re.compile(r"^\s{4}(\w+): (\w+)\( name=")
@@ -131,7 +135,10 @@ class _LogCapture(io.TextIOBase):
             return line
         if TRACEBACK_START.match(plain):
             self.in_traceback = True
-        if self.in_traceback or TERMINAL_NOISE.match(plain):
+        elif self.in_traceback and TRACEBACK_END.match(plain):
+            self.in_traceback = False  # the exception line itself: the summary's error line says it
+            return None
+        if self.in_traceback or TERMINAL_NOISE.match(plain) or TRACEBACK_CHAIN.match(plain):
             return None
         if self.in_outputs:
             return trimmed_output(plain)

@@ -50,10 +50,12 @@ def test_a_failed_step_shows_no_traceback_on_the_terminal():
     capture.write('      File "data.py", line 3, in read\n        raise ValueError("x")\n')
     capture.write("    ValueError: x\n    \n    The above exception was the direct cause of the following exception:\n")
     capture.write("    \n    Traceback (most recent call last):\n      File \"data.py\", line 5\n")
-    capture.write("    components.errors.TransientError: http://h/x.csv unreachable after 4 attempts\n\n")
+    capture.write("    components.errors.TransientError: http://h/x.csv unreachable after 4 attempts\n")
+    capture.write("    a line the step printed after handling an error\n\n")
     capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
     shown = terminal.getvalue()
     assert "reading sp500" in shown and "finished with status FAILURE" in shown
+    assert "a line the step printed after handling an error" in shown
     assert "Traceback" not in shown and "File " not in shown and "ValueError" not in shown
     assert log.getvalue().count("Traceback") == 2
     assert capture.last_error() == "http://h/x.csv unreachable after 4 attempts"

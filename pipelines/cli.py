@@ -8,7 +8,9 @@
 
 import argparse
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from components.errors import PipelineError
@@ -54,20 +56,48 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.local_run import run_local, summary
 
     result = run_local(args.pipeline, params, verbose=args.verbose)
-    print("\n" + summary(result, registry.get(args.pipeline)), flush=True)
+    print("\n" + summary(result, registry.get(args.pipeline), with_error=False), flush=True)
     if not result.succeeded:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
     return 0
 
 
+# TensorFlow's C++ start-up lines ("I0000 00:00:... cudart_stub.cc:31] Could not find cuda
+# drivers", "E0000 ... failed call to cuInit" on a machine without a GPU) are written to fd 2
+# at import and at the first look for devices, before absl's logging is set up, whatever
+# TF_CPP_MIN_LOG_LEVEL says; runs keep them in run.log, serve and predict drop them.
+TENSORFLOW_START_UP = re.compile(r"^(?:[IWE]\d{4} \d\d:\d\d:\S+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl)")
+
+
+def _import_tensorflow_quietly() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        terminal = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow
+
+            tensorflow.config.list_physical_devices()  # the device search logs once, now
+        finally:
+            os.dup2(terminal, 2)
+            os.close(terminal)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if not TENSORFLOW_START_UP.match(line):  # anything else (an error) still shows
+                    print(line, file=sys.stderr)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _import_tensorflow_quietly()
     from pipelines.serving import server
 
     return server.main(args.arguments)
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _import_tensorflow_quietly()
     from pipelines.serving import predict
 
     return predict.main(args.arguments)
@@ -90,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(commands)
     for name, handler, what in (("serve", _serve, "serve the local model store with TF-Serving's APIs"),
                                 ("predict", _predict, "query a served model over gRPC or REST")):
-        verb = commands.add_parser(name, help=what, add_help=False)
+        # No option prefix: every word after the verb, options first included, goes to its own parser.
+        verb = commands.add_parser(name, help=what, add_help=False, prefix_chars="\0")
         verb.add_argument("arguments", nargs=argparse.REMAINDER, help=f"`kfp-ml {name} --help` lists them")
         verb.set_defaults(handler=handler)
     return parser

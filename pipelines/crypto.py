@@ -64,7 +64,6 @@ def make_pipeline(gpu: bool = False):
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
             generated_start=generated_start, generated_end=generated_end, data_seed=data_seed)
-        download.set_retry(3)
         kubernetes.use_secret_as_env(
             download, secret_name=kaggle_secret,
             secret_key_to_env={"username": "KAGGLE_USERNAME", "key": "KAGGLE_KEY"}, optional=True)

@@ -2,18 +2,28 @@
 
 Each run gets `runs/<pipeline>/<timestamp>/` in the checkout: `artifacts/`
 (kfp's pipeline root: every task's outputs), `run.log` (everything the steps
-printed) and `summary.txt`. The workspace volume is emulated by a folder that
-kfp deletes when the run ends. The model store defaults to `model_store/`.
+printed, tracebacks included), `summary.txt` (the summary, every parameter,
+every metric, the reports' paths), `reports/<task>-<output>.html` (each HTML
+artifact, openable in a browser) and `index.html` linking all of them. The
+workspace volume is emulated by a folder that kfp deletes when the run ends.
+The model store defaults to `model_store/`.
+
+The terminal shows the steps' own lines; kfp's JSON echo, a failed step's
+traceback and the artifacts' full metadata stay in run.log (`--verbose` shows
+everything).
 
 kfp.local reports task starts and ends only as log lines, so per-step times
 are read from those lines as they are printed.
 """
 
+import ast
 import contextlib
+import html
 import io
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -23,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from components.storage import atomic_path, retry_budget_s
 from pipelines import parameters, registry
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -33,6 +44,20 @@ ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 # TensorFlow's C++ start-up lines (absl format: I0000 00:00:...), which ignore
 # TF_CPP_MIN_LOG_LEVEL before absl's logging is initialised.
 TERMINAL_NOISE = re.compile(r'^\s{4}(?:\s*["{}\[\]]|\[KFP Executor|\s*$|[IWE]\d{4} |WARNING: All log)')
+TRACEBACK_START = re.compile(r"^\s{4}Traceback \(most recent call last\):")
+# A traceback ends at its exception line (`    pkg.SomeError: message`, at the step's indentation);
+# chained ones are joined by one of these lines.
+TRACEBACK_END = re.compile(r"^\s{4}[\w.]+(?:Error|Exception|Exit|Interrupt)\b")
+TRACEBACK_CHAIN = re.compile(r"^\s{4}(?:The above exception was|During handling of the above exception)")
+OUTPUTS_START = re.compile(r"Task '[^']+' outputs:")
+# An output artifact in kfp's outputs dump: `    name: Type( name='name',`.
+OUTPUT_ARTIFACT = re.compile(r"^\s{4}(\w+): (\w+)\( name=")
+OUTPUT_METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
+# Messages of this project's own errors are written for the user: shown without the class name.
+PROJECT_ERRORS = {"PipelineError", "InputError", "TransientError", "ServingError"}
+# kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run.
+LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner",
+                         r"You may be attemping to run a task")
 
 
 @dataclass
@@ -52,6 +77,7 @@ class LocalRunResult:
     tasks: dict[str, TaskRun]
     error: str | None = None
     seconds: float = 0.0
+    reports: list[Path] = field(default_factory=list)  # runs/<pipeline>/<ts>/reports/*.html
 
     @property
     def succeeded(self) -> bool:
@@ -72,6 +98,8 @@ class _LogCapture(io.TextIOBase):
         self.started: dict[str, float] = {}
         self.lines: list[str] = []
         self.pending = ""
+        self.in_traceback = False  # a failed step's traceback: run.log only
+        self.in_outputs = False  # kfp's dump of a task's outputs: one short line per output
 
     def write(self, text: str) -> int:
         self.pending += text
@@ -95,14 +123,50 @@ class _LogCapture(io.TextIOBase):
             task = self.tasks.setdefault(match[1], TaskRun(match[1]))
             task.status = match[2]
             task.seconds = time.monotonic() - self.started.get(match[1], time.monotonic())
-        if self.verbose or not TERMINAL_NOISE.match(plain):
-            self.terminal.write(line + "\n")
+        shown = line if self.verbose else self._for_terminal(line, plain)
+        if shown is not None:
+            self.terminal.write(shown + "\n")
+
+    def _for_terminal(self, line: str, plain: str) -> str | None:
+        """What the terminal shows of a log line (None: nothing; run.log keeps it all)."""
+        if TASK_START.search(plain) or TASK_END.search(plain) or not plain.startswith("    "):
+            self.in_traceback = False
+            self.in_outputs = bool(OUTPUTS_START.search(plain))
+            return line
+        if TRACEBACK_START.match(plain):
+            self.in_traceback = True
+        elif self.in_traceback and TRACEBACK_END.match(plain):
+            self.in_traceback = False  # the exception line itself: the summary's error line says it
+            return None
+        if self.in_traceback or TERMINAL_NOISE.match(plain) or TRACEBACK_CHAIN.match(plain):
+            return None
+        if self.in_outputs:
+            return trimmed_output(plain)
+        return line
 
     def last_error(self) -> str | None:
         for line in reversed(self.lines):
             if match := ERROR_LINE.match(line):
-                return match[2] if match[1] == "InputError" else f"{match[1]}: {match[2]}"
+                return match[2] if match[1] in PROJECT_ERRORS else f"{match[1]}: {match[2]}"
         return None
+
+
+def trimmed_output(plain: str) -> str | None:
+    """One short line per output in kfp's outputs dump: `name: Type` plus its numbers, if any."""
+    if match := OUTPUT_ARTIFACT.match(plain):
+        return f"    {match[1]}: {match[2]}"
+    if match := OUTPUT_METADATA.match(plain):
+        try:
+            metadata = ast.literal_eval(match[1])
+        except (ValueError, SyntaxError):
+            return None
+        numbers = {k: v for k, v in metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numbers and len(numbers) == len(metadata):  # a Metrics artifact: its scores, rounded
+            return "      " + "  ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+        return None
+    if plain.startswith("     "):  # the rest of an artifact's dump (uri, metadata continued)
+        return None
+    return plain if len(plain) <= 120 else plain[:117] + "..."
 
 
 def default_run_dir(pipeline: str) -> Path:
@@ -135,6 +199,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     pipeline_func = entry.make_pipeline(gpu=False)
     declared = parameters.declared_by(pipeline_func)
     params = parameters.resolve(pipeline_name, declared, params)
+    retry_budget_s()  # the steps read FETCH_RETRY_BUDGET_S: a bad value fails now, not in a step
     if "model_base_path" in declared and "model_base_path" not in params:
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
@@ -145,12 +210,15 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     pipeline_root = run_dir / "artifacts"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
                workspace_root=str(workspace), raise_on_error=False)
-    # Steps run in this environment, not in the image the warning is about.
-    warnings.filterwarnings("ignore", message="You may be attemping to run a task")
     started = time.monotonic()
     # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
     quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
-    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow:
+    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow, \
+            warnings.catch_warnings():
+        # Steps run in this environment, not in the image; cluster-only settings are
+        # ignored by design here.
+        for message in LOCAL_RUNNER_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
         capture = _LogCapture(sys.stdout, log_file, verbose)
         with contextlib.redirect_stdout(capture):
             pipeline_func(**params)
@@ -161,12 +229,75 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     error = None
     if failed:
         error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
-    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, time.monotonic() - started)
-    (run_dir / "summary.txt").write_text(summary(result, entry) + "\n", encoding="utf-8")
+    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, time.monotonic() - started,
+                            reports=link_reports(pipeline_root, run_dir / "reports"))
+    text = summary(result, entry)
+    (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
+    write_index(result, text)
     return result
 
 
-def summary(result: LocalRunResult, entry: registry.PipelineEntry) -> str:
+def link_reports(pipeline_root: Path, reports_dir: Path) -> list[Path]:
+    """Every HTML artifact under `reports_dir` as `<task>-<output>.html`, so a browser opens it.
+
+    kfp names an artifact's file after the output alone; the link (a hard link,
+    or a copy where links are not possible) adds the extension without a second write
+    by the step.
+    """
+    reports = []
+    for path in sorted(pipeline_root.glob("*/*/*")):
+        if not path.is_file() or path.name == "executor_output.json":
+            continue
+        with open(path, "rb") as file:
+            if not file.read(64).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+                continue
+        reports_dir.mkdir(exist_ok=True)
+        target = reports_dir / f"{path.parent.name}-{path.name}.html"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+        reports.append(target)
+    return reports
+
+
+def run_record(result: LocalRunResult) -> str:
+    """The rest of summary.txt: every parameter, every metric, the reports."""
+    lines = ["", "parameters:"]
+    lines += [f"  {name} = {value!r}" for name, value in sorted(result.params.items())]
+    metrics = [(task, name, value) for task in result.tasks.values() for name, value in task.metrics.items()]
+    if metrics:
+        lines += ["", "metrics:"] + [f"  {task.name}.{name} = {value:.6g}" for task, name, value in metrics]
+    lines += ["", "reports:"] + [f"  {path}" for path in result.reports] + [f"  {result.run_dir / 'index.html'}"]
+    return "\n".join(lines)
+
+
+def write_index(result: LocalRunResult, summary_text: str) -> None:
+    """runs/<pipeline>/<ts>/index.html: the summary, links to every report, log and file, and every metric."""
+    def link(path: Path, text: str | None = None) -> str:
+        relative = path.relative_to(result.run_dir).as_posix()
+        return f"<a href='{html.escape(relative)}'>{html.escape(text or relative)}</a>"
+
+    items = [f"<li>{link(path)}</li>" for path in result.reports]
+    items += [f"<li>{link(result.run_dir / name)}</li>" for name in ("summary.txt", "run.log")]
+    rows = [f"<tr><td>{html.escape(task.name)}</td><td>{html.escape(name)}</td><td>{value:.6g}</td></tr>"
+            for task in result.tasks.values() for name, value in task.metrics.items()]
+    params = [f"<tr><td>{html.escape(name)}</td><td>{html.escape(repr(value))}</td></tr>"
+              for name, value in sorted(result.params.items())]
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(result.pipeline)} run"
+            f"</title></head><body><h1>{html.escape(result.pipeline)}: "
+            f"{'succeeded' if result.succeeded else 'failed'}</h1><pre>{html.escape(summary_text)}</pre>"
+            f"<h2>Reports and logs</h2><ul>{''.join(items)}</ul>"
+            f"<h2>Metrics</h2><table border='1'><tr><th>step</th><th>metric</th><th>value</th></tr>"
+            f"{''.join(rows)}</table><h2>Parameters</h2><table border='1'>{''.join(params)}</table>"
+            f"<p>Every task's outputs: {link(result.run_dir / 'artifacts')}</p></body></html>\n")
+    with atomic_path(result.run_dir / "index.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
+def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: bool = True) -> str:
+    """The run in a few lines; `with_error=False` leaves out the error line (the terminal
+    prints it last, alone)."""
     lines = [f"pipeline {result.pipeline}: {'SUCCEEDED' if result.succeeded else 'FAILED'} "
              f"in {result.seconds:.1f}s"]
     lines += [f"  {t.name:<28} {t.status:<8} {t.seconds:6.1f}s" for t in result.tasks.values()]
@@ -186,7 +317,8 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry) -> str:
             reason = " and below the naive baseline" if below_baseline else ""
             lines.append(f"gate: REFUSED ({entry.gate_metric} {gate.output:.4f} < threshold {threshold}"
                          f"{reason}); nothing deployed")
-    if result.error:
+    if result.error and with_error:
         lines.append(f"error: {result.error}")
-    lines.append(f"artifacts and log: {result.run_dir}")
+    lines += [f"report: {path}" for path in result.reports]
+    lines.append(f"artifacts and log: {result.run_dir} (open index.html)")
     return "\n".join(lines)

@@ -71,7 +71,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         use_kserve: bool = False,
     ):
         download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
-        download.set_caching_options(False).set_retry(3)
+        download.set_caching_options(False)
 
         preprocess = steps.preprocess_digits(
             digits_path=download.output, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,

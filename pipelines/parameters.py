@@ -3,6 +3,7 @@ the same way for a local run and for a run or schedule on a cluster."""
 
 import json
 import math
+from pathlib import Path
 
 from components.errors import InputError
 
@@ -40,8 +41,9 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
 
     `declared` is the compiled root's inputDefinitions.parameters (name ->
     parameterType, defaultValue). Checks: names exist, types convert, threshold
-    in 0..1, a model_name that can name a folder and Kubernetes objects, and the
-    registered pipeline's own `check_parameters`.
+    in 0..1, a model_name that can name a folder and Kubernetes objects, a
+    model_base_path that is not a file, and the registered pipeline's own
+    `check_parameters`.
     """
     from components.gate import check_threshold
     from components.kube_serving import object_name
@@ -57,6 +59,8 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     if "threshold" in converted:
         check_threshold(converted["threshold"])
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted}
+    if effective.get("model_base_path"):
+        check_model_base_path(str(effective["model_base_path"]))
     if "model_name" in effective:
         check_model_name(effective["model_name"])
         object_name(effective["model_name"])  # it also names the serving objects on a cluster
@@ -64,6 +68,18 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     if entry is not None:  # a package of a pipeline this project does not define is only type-checked
         entry.check_parameters(effective)
     return converted
+
+
+def check_model_base_path(path: str) -> None:
+    """The model store is a folder: a file at `path` or in its way fails now, before training.
+
+    Only what exists on this machine is checked (on a cluster the path is inside the pod).
+    """
+    for candidate in (Path(path), *Path(path).parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise InputError(f"model_base_path {path}: {candidate} is a file, not a folder")
+            return
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:

@@ -71,10 +71,10 @@ def make_pipeline(gpu: bool = False):
         """
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
-        download.set_caching_options(False).set_retry(3)
+        download.set_caching_options(False)
 
         split = steps.preprocess(
-            prices_path=download.output, target=target, num_lags=num_lags,
+            prices_path=download.outputs["Output"], target=target, num_lags=num_lags,
             same_day_tickers=same_day_tickers, start_date=start_date, end_date=end_date,
             test_fraction=test_fraction)
         # Its input path is the same string in every run while the file behind
@@ -101,10 +101,15 @@ def check_parameters(params: dict) -> None:
     """Fail before any step runs on parameters that can never work."""
     from components.errors import InputError
     from components.sp500 import features
-    from components.sp500.data import parse_tickers
+    from components.sp500.data import check_offline_ticker, check_source_template, parse_tickers
     from components.sp500.models import check_model_type, check_training
 
     tickers = parse_tickers(params["tickers"])
+    if params["source"]:
+        check_source_template(params["source"])
+    else:
+        for ticker in tickers:
+            check_offline_ticker(ticker)
     if params["target"] not in tickers:
         raise InputError(f"target '{params['target']}' is not among tickers {params['tickers']}")
     same_day = features.parse_same_day_tickers(params["same_day_tickers"])

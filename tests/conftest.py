@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow, and helpers to run the command line."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,16 +31,21 @@ def partial_files(root: Path) -> list[Path]:
 def assert_failed_cleanly(result: subprocess.CompletedProcess, workdir: Path, pipeline: str,
                           exit_code: int, message: str) -> None:
     """A bad-input run: the given exit code, one last `error: …` line naming the
-    culprit, nothing deployed, nothing half-written, and no output artifact from
-    the step that failed (exit 1) or no run at all (exit 2, refused up front)."""
+    culprit and no traceback on the terminal, nothing deployed, nothing half-written,
+    and either (exit 1) the failed step ran once, left no output artifact and its
+    traceback is in run.log, or (exit 2, refused up front) no run at all."""
     assert result.returncode == exit_code, result.stdout[-3000:] + result.stderr[-3000:]
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ") and message in last_line, last_line
+    terminal = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    assert "Traceback" not in terminal and terminal.count("error: ") == 1, terminal[-3000:]
     assert not (workdir / "model_store").exists()
     assert partial_files(workdir) == []
     if exit_code == 2:
         assert not (workdir / "runs").exists()
     else:
-        failed_step = message.split("'")[1]
+        failed_step = re.match(r"error: step '([^']+)' failed: ", last_line)[1]
+        assert terminal.count(f"Executing task '{failed_step}'") == 1, "a failed step was run again"
+        assert "Traceback" in next(workdir.glob(f"runs/{pipeline}/*/run.log")).read_text()
         step_dirs = list(workdir.glob(f"runs/{pipeline}/*/artifacts/*/{failed_step}"))
         assert [child for step_dir in step_dirs for child in step_dir.rglob("*") if child.is_file()] == []

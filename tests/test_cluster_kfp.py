@@ -7,6 +7,8 @@ against the kfp-server-api models. The code under test is the real
 """
 
 import socket
+import threading
+import time
 
 import pytest
 from cluster_standins import KfpStandIn
@@ -352,3 +354,56 @@ def test_valid_kfp_cron(cron):
 def test_invalid_kfp_cron(cron, message):
     with pytest.raises(InputError, match=message):
         cron_rules.validate_cron(cron)
+
+
+# --------------------------------------------------------------------------- timeouts
+
+class StallingKfp(KfpStandIn):
+    """Answers the health check, then holds every other request without answering."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        # Answering a client that gave up fails (broken pipe): expected, not worth a printed traceback.
+        self.server.handle_error = lambda request, address: None
+
+    def handle(self, method, path, query, headers, body):
+        if path.endswith("/healthz"):
+            return super().handle(method, path, query, headers, body)
+        self.release.wait(30)
+        return 503, {"message": "released"}, "application/json"
+
+
+def test_a_stalled_api_fails_within_the_timeout_with_one_line(env, monkeypatch, capsys):
+    monkeypatch.setattr(connection, "API_READ_TIMEOUT_S", 1)
+    with StallingKfp() as standin:
+        env.setenv("KFP_HOST", standin.url)
+        started = time.monotonic()
+        try:
+            code = cli.main(["upload", "toy"])
+        finally:
+            standin.release.set()
+        seconds = time.monotonic() - started
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error == ("error: looking up pipeline 'toy': the Pipelines API did not answer within 1s "
+                     "(connect 5s); try again later or check the cluster")
+    assert seconds < 5
+    stalled = [request for request in standin.requests if not request[1].endswith("/healthz")]
+    assert len(stalled) == 1, "a request that timed out was sent again"
+
+
+def test_every_api_call_gets_the_timeout(kfp_api, monkeypatch):
+    conn = connection.connect()
+    seen = []
+    rest = conn.client._run_api.api_client.rest_client
+    original = rest.pool_manager.request
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("timeout"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rest.pool_manager, "request", recording)
+    upload.upload(conn, packages.package_path("toy"))
+    assert seen and all(t is not None and t.read_timeout == connection.API_READ_TIMEOUT_S
+                        and t.connect_timeout == connection.API_CONNECT_TIMEOUT_S for t in seen)

@@ -14,7 +14,7 @@ from components import storage
 from components.crypto import data
 from components.crypto.assets import ASSETS, TRAIN_COLUMNS
 from components.crypto.target import compute_target
-from components.errors import InputError
+from components.errors import InputError, TransientError
 from components.storage import display_uri
 
 
@@ -271,7 +271,7 @@ def test_kaggle_download_is_retried_a_bounded_number_of_times(tmp_path, monkeypa
 
     monkeypatch.setattr(KaggleApi, "competition_download_file", unreachable)
     monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.001)
-    with pytest.raises(InputError, match=f"train.csv unreachable after {storage.RETRIES} attempts"):
+    with pytest.raises(TransientError, match=f"train.csv unreachable after {storage.RETRIES} attempts"):
         data.download("kaggle", tmp_path / "raw")
     assert calls == ["train.csv"] * storage.RETRIES
     assert list(tmp_path.iterdir()) == []

@@ -361,3 +361,70 @@ def test_named_instances_and_base64_strings_follow_the_rest_api():
         {"thumb_bytes": np.array([b"\xff"], dtype=object), "label": np.array([b"seven"], dtype=object)},
         row_format=True)
     assert document == {"predictions": [{"label": "seven", "thumb_bytes": {"b64": "/w=="}}]}
+
+
+# --- request limits ------------------------------------------------------------------
+
+def raw_exchange(running, head: bytes, body_part: bytes = b"") -> bytes:
+    """Send `head` (and a first part of the body) on a new connection; return all it answers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) as connection:
+        connection.sendall(head + body_part)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def json_answer(answer: bytes) -> tuple[str, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.decode().splitlines()[0], json.loads(body)
+
+
+def still_serving(running) -> bool:
+    return rest(running, "GET", "/v1/models/sp500")[0] == 200
+
+
+def test_a_body_above_the_limit_gets_413_before_it_is_read(server):
+    announced = rest_api.MAX_BODY_BYTES + 1
+    head = (f"POST /v1/models/sp500:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {announced}\r\n\r\n").encode()
+    started = time.monotonic()
+    status, document = json_answer(raw_exchange(server, head, b"[" * 65536))  # the rest never comes
+    assert time.monotonic() - started < rest_api.LINGER_S + 5  # answered, not waiting for 32 MiB
+    assert status == "HTTP/1.1 413 Request Entity Too Large"
+    assert document == {"error": f"request body of {announced} bytes is above the limit of "
+                                 f"{rest_api.MAX_BODY_BYTES} bytes"}
+    assert still_serving(server)
+
+
+def test_a_large_body_sent_in_full_still_gets_its_413(server):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}/v1/models/sp500:predict",
+                                     data=b" " * (rest_api.MAX_BODY_BYTES + 1024), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413 and "above the limit" in json.loads(refused.value.read())["error"]
+    assert still_serving(server)
+
+
+def test_expect_100_continue_is_refused_before_the_body_is_sent(server):
+    head = (f"POST /v1/models/sp500:predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            f"Content-Length: {rest_api.MAX_BODY_BYTES + 1}\r\n\r\n").encode()
+    status, document = json_answer(raw_exchange(server, head))
+    assert status.startswith("HTTP/1.1 413") and "above the limit" in document["error"]
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1_000", "", "12, 12"])
+def test_a_malformed_content_length_gets_400_and_the_server_keeps_serving(server, length):
+    head = (f"POST /v1/models/sp500:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+            '{"instances": [[0, 0, 0, 0, 0, 0]]}').encode()
+    status, document = json_answer(raw_exchange(server, head))
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert document == {"error": f"Content-Length {length!r} is not a number of bytes"}
+    assert still_serving(server)
+
+
+def test_a_body_within_the_limit_is_still_answered(server):
+    code, document = post_json(server, "/v1/models/sp500:predict", {"instances": FEATURES.tolist()})
+    assert code == 200 and len(document["predictions"]) == len(FEATURES)

@@ -26,9 +26,16 @@ def test_default_gate_refuses_on_honest_us_only_data(cli, tmp_path):
     assert "gate: REFUSED" in summary and "< threshold 0.7" in summary
     assert not (tmp_path / "model_store" / "sp500").exists()
     run_dir = next((tmp_path / "runs" / "sp500").iterdir())
-    assert (run_dir / "summary.txt").read_text().strip() == summary.strip()
-    report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
+    recorded = (run_dir / "summary.txt").read_text()
+    assert recorded.startswith(summary.strip() + "\n")
+    for line in ("  epochs = 20", "  tickers = 'sp500,nasdaq'", "  download-prices.sp500_skipped_days = 0",
+                 "  evaluate.always_up_accuracy = ", f"  {run_dir / 'reports' / 'evaluate-report.html'}"):
+        assert line in recorded
+    report = (run_dir / "reports" / "evaluate-report.html").read_text()
     assert "data:image/png;base64," in report and "always_up_accuracy" in report
+    index = (run_dir / "index.html").read_text()
+    assert "href='reports/evaluate-report.html'" in index and "always_up_accuracy" in index
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_passing_gate_deploys_new_versions_and_never_touches_old_ones(cli, tmp_path):
@@ -53,6 +60,18 @@ def write_csv_without_close(folder: Path) -> str:
     return str(folder / "{ticker}.csv")
 
 
+def write_prices_with(folder: Path, bad_close: str) -> str:
+    folder.mkdir()
+    for ticker in ("sp500", "nasdaq"):
+        (folder / f"{ticker}.csv").write_text(f"Date,Close\n2015-01-02,1\n2015-01-05,{bad_close}\n")
+    return str(folder / "{ticker}.csv")
+
+
+def write_file(path: Path) -> str:
+    path.write_text("not a folder")
+    return str(path)
+
+
 @pytest.mark.parametrize("make_params, exit_code, message", [
     (lambda tmp: ["source=/nonexistent/{ticker}.csv"], 1,
      "step 'download-prices' failed: data file not found: /nonexistent/sp500.csv"),
@@ -65,7 +84,16 @@ def write_csv_without_close(folder: Path) -> str:
     (lambda tmp: ["colour=blue"], 2, "unknown parameter 'colour' for sp500"),
     (lambda tmp: ["model_name=my.model"], 2, "model_name 'my.model' cannot name a Kubernetes object"),
     (lambda tmp: ["target=dax"], 2, "target 'dax' is not among tickers sp500,nasdaq"),
+    (lambda tmp: [f"source={write_prices_with(tmp / 'data', 'inf')}"], 1,
+     "step 'download-prices' failed: {tmp}/data/sp500.csv: column 'Close' has 1 values that are not "
+     "positive finite prices, the first on 2015-01-05"),
+    (lambda tmp: ["source=/data/prices.csv"], 2, "source '/data/prices.csv' must contain {ticker}"),
+    (lambda tmp: ["tickers=sp500,dax"], 2, "tickers: 'dax' is not in the offline data"),
+    (lambda tmp: [f"model_base_path={write_file(tmp / 'store')}"], 2,
+     "model_base_path {tmp}/store: {tmp}/store is a file, not a folder"),
 ], ids=["missing-file", "no-close-column", "threshold-1.5", "unknown-model", "empty-date-range",
-        "not-a-number", "unknown-parameter", "bad-model-name", "target-not-downloaded"])
+        "not-a-number", "unknown-parameter", "bad-model-name", "target-not-downloaded", "infinite-close",
+        "source-without-ticker", "ticker-not-offline", "model-store-is-a-file"])
 def test_bad_input_is_one_clear_line_and_writes_nothing(cli, tmp_path, make_params, exit_code, message):
-    assert_failed_cleanly(cli("run", "sp500", *make_params(tmp_path)), tmp_path, "sp500", exit_code, message)
+    assert_failed_cleanly(cli("run", "sp500", *make_params(tmp_path)), tmp_path, "sp500", exit_code,
+                          message.replace("{tmp}", str(tmp_path)))

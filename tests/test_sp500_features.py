@@ -1,5 +1,6 @@
 """Feature, label and split logic of the sp500 pipeline, and its input checks."""
 
+import re
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,8 @@ def test_a_source_template_reads_csv_and_parquet_files(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("Date,Open\n2020-01-01,1\n", "no 'Close' column"),
     ("Date,Close\nnot-a-date,1\n", "'Date' has values that are not dates"),
-    ("Date,Close\n2020-01-01,-3\n", "values <= 0"),
+    ("Date,Close\n2020-01-01,-3\n", "column 'Close' has 1 values that are not positive finite prices, "
+                                     "the first on 2020-01-01"),
 ])
 def test_bad_price_files_name_the_file_and_column(tmp_path, content, message):
     (tmp_path / "sp500.csv").write_text(content)
@@ -128,3 +130,61 @@ def test_missing_file_and_unknown_ticker_are_clear(tmp_path):
     with pytest.raises(InputError, match="'dax' is not in the offline data"):
         data.download_prices("dax", "", tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.parametrize("bad_close, first_bad", [("inf", "2020-01-03"), ("-inf", "2020-01-03"), ("0", "2020-01-03"),
+                                                  ("abc", "2020-01-03"), ("1e400", "2020-01-03")])
+def test_a_bad_close_names_the_file_the_column_and_the_first_bad_date(tmp_path, bad_close, first_bad):
+    rows = ["2020-01-02,10", f"2020-01-03,{bad_close}", "2020-01-06,11", f"2020-01-07,{bad_close}"]
+    (tmp_path / "sp500.csv").write_text("Date,Close\n" + "\n".join(rows) + "\n")
+    output = tmp_path / "out" / "prices.parquet"
+    with pytest.raises(InputError) as error:
+        data.download_prices("sp500", f"file://{tmp_path}/{{ticker}}.csv", output)
+    message = str(error.value)
+    assert message.startswith(f"file://{tmp_path}/sp500.csv: column 'Close' has 2 values")
+    assert f"the first on {first_bad}" in message
+    assert "downloads" not in message  # the user's URI, not the run's copy
+    assert not output.exists()
+
+
+def test_days_without_a_close_are_skipped_and_counted(tmp_path):
+    rows = ["2020-01-02,10", "2020-01-03,", "2020-01-06,NaN", "2020-01-07,.", "2020-01-08,12"]
+    (tmp_path / "sp500.csv").write_text("Date,Close\n" + "\n".join(rows) + "\n")
+    prices = data.download_prices("sp500", str(tmp_path / "{ticker}.csv"), tmp_path / "p.parquet")
+    assert list(prices["Close"]) == [10.0, 12.0]
+    assert prices.attrs["skipped_days"] == {"sp500": 3}
+
+
+def test_a_non_finite_close_in_parquet_is_refused_too(tmp_path):
+    pd.DataFrame({"Date": pd.to_datetime(["2021-03-01", "2021-03-02"]), "Close": [5.0, float("inf")]}).to_parquet(
+        tmp_path / "sp500.parquet")
+    with pytest.raises(InputError, match=r"sp500.parquet: column 'Close' .* the first on 2021-03-02"):
+        data.download_prices("sp500", str(tmp_path / "{ticker}.parquet"), tmp_path / "p.parquet")
+
+
+def test_errors_about_a_downloaded_file_name_the_url(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "sp500.csv").write_text("Date,Open\n2020-01-02,1\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{{ticker}}.csv?token=secret"
+        with pytest.raises(InputError) as error:
+            data.download_prices("sp500", url, tmp_path / "run" / "prices.parquet")
+    finally:
+        server.shutdown()
+    assert str(error.value) == (f"http://127.0.0.1:{server.server_port}/sp500.csv: no 'Close' column "
+                                "(found: Date, Open)")
+
+
+@pytest.mark.parametrize("source, message", [
+    ("/data/prices.csv", "source '/data/prices.csv' must contain {ticker}"),
+    ("/data/{ticker}/{date}.csv", "only {ticker} may be in braces"),
+])
+def test_source_template_checks(source, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        data.check_source_template(source)

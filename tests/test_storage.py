@@ -6,12 +6,13 @@ import http.server
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from components import storage
-from components.errors import InputError
+from components.errors import InputError, TransientError
 
 
 def free_port() -> int:
@@ -66,7 +67,7 @@ def test_http_404_is_not_retried_and_names_the_url_without_its_token(http_root, 
     assert not (tmp_path / "got.csv").exists()
 
 
-def test_unreachable_host_is_retried_then_reported(tmp_path, monkeypatch):
+def test_refused_connection_is_retried_then_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.01)
     attempts = []
     real_urlopen = storage.urllib.request.urlopen
@@ -77,7 +78,7 @@ def test_unreachable_host_is_retried_then_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(storage.urllib.request, "urlopen", counting_urlopen)
     url = f"http://127.0.0.1:{free_port()}/x.csv"  # nothing listens there
-    with pytest.raises(InputError, match="unreachable after 4 attempts"):
+    with pytest.raises(TransientError, match="unreachable after 4 attempts"):
         storage.fetch(url, tmp_path / "x.csv")
     assert len(attempts) == storage.RETRIES
     assert list(tmp_path.iterdir()) == []
@@ -109,3 +110,128 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     with storage.atomic_path(final) as tmp:
         Path(tmp).write_text("whole")
     assert final.read_text() == "whole" and os.listdir(tmp_path) == ["out.parquet"]
+
+
+class ScriptedHandler(http.server.BaseHTTPRequestHandler):
+    """Answers GETs with the next status of `server.statuses` (200 once they run out)."""
+
+    def do_GET(self):
+        self.server.requests += 1
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        body = b"Date,Close\n" if status == 200 else b"no"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_server():
+    """A loopback server answering with scripted HTTP statuses, counting requests."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ScriptedHandler)
+    server.statuses, server.requests = [], 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
+def test_client_errors_are_permanent_and_tried_once(scripted_server, tmp_path, status):
+    scripted_server.statuses = [status] * 5
+    url = f"http://127.0.0.1:{scripted_server.server_port}/sp500.csv"
+    with pytest.raises(InputError, match=rf"127.0.0.1:\d+/sp500.csv: HTTP {status}"):
+        storage.fetch(url, tmp_path / "x.csv")
+    assert scripted_server.requests == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("statuses", [[503, 500], [429], [502, 429, 504]])
+def test_server_errors_and_429_are_retried_until_the_file_comes(scripted_server, tmp_path, monkeypatch,
+                                                                statuses):
+    monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.01)
+    scripted_server.statuses = list(statuses)
+    url = f"http://127.0.0.1:{scripted_server.server_port}/sp500.csv"
+    assert storage.fetch(url, tmp_path / "x.csv").read_text() == "Date,Close\n"
+    assert scripted_server.requests == len(statuses) + 1
+
+
+def test_retries_stop_when_the_budget_is_spent(scripted_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.4)  # backoffs 0.4, 0.8: the second exceeds 1 s
+    scripted_server.statuses = [503] * 10
+    url = f"http://127.0.0.1:{scripted_server.server_port}/sp500.csv"
+    with pytest.raises(TransientError, match=r"unreachable after 2 attempts .*retry budget 1s.*HTTP 503"):
+        storage.fetch(url, tmp_path / "x.csv", budget_s=1.0)
+    assert scripted_server.requests == 2
+
+
+@pytest.fixture
+def stalled_server():
+    """Accepts connections and never answers (the kernel completes the handshake)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("how", ["parameter", "environment"])
+def test_a_stalled_server_fails_within_the_budget(stalled_server, tmp_path, monkeypatch, how):
+    monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.1)
+    budget = None
+    if how == "parameter":
+        budget = 1.0
+    else:
+        monkeypatch.setenv("FETCH_RETRY_BUDGET_S", "1")
+    started = time.monotonic()
+    with pytest.raises(TransientError, match=r"127.0.0.1:\d+/x.csv unreachable after \d attempts? in .*budget 1s"):
+        storage.fetch(f"http://127.0.0.1:{stalled_server}/x.csv", tmp_path / "x.csv", budget_s=budget)
+    assert time.monotonic() - started < 2.0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_budget_setting_is_an_input_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("FETCH_RETRY_BUDGET_S", "soon")
+    with pytest.raises(InputError, match="FETCH_RETRY_BUDGET_S='soon' should be a positive number"):
+        storage.fetch("http://127.0.0.1:9/x.csv", tmp_path / "x.csv")
+
+
+def test_gcs_without_credentials_names_the_uri_and_how_to_log_in(monkeypatch, tmp_path):
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud login
+    # Not on GCE: what NO_GCE_CHECK=true says, read by google-auth when it is imported.
+    from google.auth.compute_engine import _metadata
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
+    attempts = []
+    monkeypatch.setattr(storage, "_download_gcs", lambda *args: attempts.append(1))
+    with pytest.raises(InputError) as error:
+        storage.fetch("gs://prices/daily/sp500.csv", tmp_path / "out" / "x.csv")
+    message = str(error.value)
+    assert message.startswith("gs://prices/daily/sp500.csv: no Google Cloud credentials found")
+    for hint in ("GOOGLE_APPLICATION_CREDENTIALS", "gcloud auth application-default login", "workload identity"):
+        assert hint in message
+    assert attempts == []
+
+
+@pytest.mark.parametrize("error_name, expected, tries", [
+    ("Forbidden", InputError, 1), ("Unauthorized", InputError, 1), ("BadRequest", InputError, 1),
+    ("ServiceUnavailable", TransientError, storage.RETRIES), ("TooManyRequests", TransientError, storage.RETRIES),
+])
+def test_gcs_errors_are_classified(gcs_bucket, tmp_path, monkeypatch, error_name, expected, tries):
+    from google.api_core import exceptions as gcs_errors
+    from google.cloud.storage import Blob
+
+    monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.001)
+    calls = []
+
+    def refuses(self, *args, **kwargs):
+        calls.append(kwargs)
+        raise getattr(gcs_errors, error_name)("refused")
+
+    monkeypatch.setattr(Blob, "download_to_filename", refuses)
+    with pytest.raises(expected, match="gs://prices/sp500.csv"):
+        storage.fetch("gs://prices/sp500.csv", tmp_path / "x.csv")
+    assert len(calls) == tries
+    assert calls[0]["retry"] is None and 0 < calls[0]["timeout"] <= storage.ATTEMPT_TIMEOUT_S

@@ -39,8 +39,8 @@ import pyarrow.csv as pacsv
 from components.crypto.assets import ASSETS, TRAIN_COLUMNS, weight_vector
 from components.crypto.definitions import MINUTE, to_timestamp
 from components.crypto.target import compute_target
-from components.errors import InputError
-from components.storage import atomic_path, fetch, with_retries
+from components.errors import InputError, TransientError
+from components.storage import atomic_path, display_uri, fetch, with_retries
 
 TRAIN_CSV = "train.csv"
 ASSETS_CSV = "asset_details.csv"
@@ -98,7 +98,8 @@ def download(source: str, destination: Path, competition: str = COMPETITION,
         elif source == "kaggle":
             download_from_kaggle(competition, staging)
         elif urlparse(source).path.endswith(".zip"):
-            extract_competition_zip(fetch(source, staging / Path(urlparse(source).path).name), staging)
+            extract_competition_zip(fetch(source, staging / Path(urlparse(source).path).name), staging,
+                                    shown_as=display_uri(source))
         else:
             for name in (TRAIN_CSV, ASSETS_CSV):
                 fetch(f"{source.rstrip('/')}/{name}", staging / name)
@@ -139,7 +140,9 @@ def download_from_kaggle(competition: str, destination: Path) -> None:
                 if status in (401, 403, 404):  # retrying cannot fix these
                     raise InputError(f"Kaggle refused {competition}/{name} (HTTP {status}): check "
                                      "the credentials and accept the competition's rules") from error
-                raise
+                if status is None or status == 429 or status >= 500:
+                    raise TransientError(f"Kaggle answered HTTP {status} for {competition}/{name}") from error
+                raise InputError(f"Kaggle refused {competition}/{name} (HTTP {status})") from error
         with_retries(download_one, f"kaggle competition {competition} file {name}")
         zipped = destination / f"{name}.zip"
         if zipped.exists():  # Kaggle sends large files zipped
@@ -148,19 +151,20 @@ def download_from_kaggle(competition: str, destination: Path) -> None:
             raise InputError(f"Kaggle competition {competition} sent no {name}")
 
 
-def extract_competition_zip(archive: Path, destination: Path,
-                            names: tuple[str, ...] = (TRAIN_CSV, ASSETS_CSV)) -> None:
-    """Extract `names` (wherever they sit in the zip) and delete the zip."""
+def extract_competition_zip(archive: Path, destination: Path, names: tuple[str, ...] = (TRAIN_CSV, ASSETS_CSV),
+                            shown_as: str | None = None) -> None:
+    """Extract `names` (wherever they sit in the zip) and delete the zip; errors name `shown_as`."""
+    shown = shown_as or archive.name
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = {Path(m).name: m for m in zipped.namelist()}
             for name in names:
                 if name not in members:
-                    raise InputError(f"{archive.name} has no {name}")
+                    raise InputError(f"{shown} has no {name}")
                 with zipped.open(members[name]) as source, open(destination / name, "wb") as out:
                     shutil.copyfileobj(source, out, length=1 << 22)
     except zipfile.BadZipFile as error:
-        raise InputError(f"{archive.name} is not a valid zip file: {error}") from error
+        raise InputError(f"{shown} is not a valid zip file: {error}") from error
     archive.unlink()
 
 

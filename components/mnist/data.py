@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from components.errors import InputError
-from components.storage import atomic_path, fetch
+from components.storage import atomic_path, display_uri, fetch
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -121,40 +121,42 @@ def verify_checksum(path: Path, name: str) -> bool:
     return True
 
 
-def read_npz(path: Path) -> Digits:
-    """Keras' mnist.npz layout: x_train, y_train, x_test, y_test."""
+def read_npz(path: Path, shown_as: str | None = None) -> Digits:
+    """Keras' mnist.npz layout: x_train, y_train, x_test, y_test (errors name `shown_as`, the user's URI)."""
+    shown = shown_as or path.name
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
             arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
                       if key not in missing}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise InputError(f"{path.name}: not a readable .npz file, truncated? ({error})") from error
+        raise InputError(f"{shown}: not a readable .npz file, truncated? ({error})") from error
     if missing:
-        raise InputError(f"{path.name}: missing arrays {', '.join(sorted(missing))}")
-    images, labels = check_digits(arrays["x_train"], arrays["y_train"], f"{path.name} x_train/y_train")
-    test_images, test_labels = check_digits(arrays["x_test"], arrays["y_test"], f"{path.name} x_test/y_test")
+        raise InputError(f"{shown}: missing arrays {', '.join(sorted(missing))}")
+    images, labels = check_digits(arrays["x_train"], arrays["y_train"], f"{shown} x_train/y_train")
+    test_images, test_labels = check_digits(arrays["x_test"], arrays["y_test"], f"{shown} x_test/y_test")
     return Digits(images, labels, test_images, test_labels)
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path, shown_as: str | None = None) -> np.ndarray:
     """One IDX file (optionally gzipped) of unsigned bytes, as an array of its dimensions."""
+    shown = shown_as or path.name
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as file:
             content = file.read()
     except (OSError, EOFError) as error:
-        raise InputError(f"{path.name}: cannot read, truncated or not gzip? ({error})") from error
+        raise InputError(f"{shown}: cannot read, truncated or not gzip? ({error})") from error
     if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != IDX_UNSIGNED_BYTE:
-        raise InputError(f"{path.name}: not an IDX file of unsigned bytes (bad magic number)")
+        raise InputError(f"{shown}: not an IDX file of unsigned bytes (bad magic number)")
     ndim = content[3]
     header = 4 + 4 * ndim
     if len(content) < header:
-        raise InputError(f"{path.name}: truncated IDX header")
+        raise InputError(f"{shown}: truncated IDX header")
     dims = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(dims))
     if len(content) != expected:
-        raise InputError(f"{path.name}: {len(content)} bytes but its header {dims} needs {expected} "
+        raise InputError(f"{shown}: {len(content)} bytes but its header {dims} needs {expected} "
                          "(truncated or corrupt)")
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -164,7 +166,8 @@ def fetch_idx_set(source: str, folder: Path) -> Digits:
     base = source.rstrip("/")
     arrays = {}
     for role, stem in IDX_FILES.items():
-        arrays[role] = read_idx(_fetch_first(base, (f"{stem}.gz", stem), folder))
+        path = _fetch_first(base, (f"{stem}.gz", stem), folder)
+        arrays[role] = read_idx(path, shown_as=display_uri(f"{base}/{path.name}"))
     images, labels = check_digits(arrays["images"], arrays["labels"], f"{base} train set")
     test_images, test_labels = check_digits(arrays["test_images"], arrays["test_labels"], f"{base} test set")
     return Digits(images, labels, test_images, test_labels)
@@ -201,7 +204,7 @@ def fetch_digits(source: str, folder: Path) -> Digits:
         print(f"{name}: {path.stat().st_size:,} bytes"
               + (", SHA-256 verified" if checked else ", not a known file: structure checked only"),
               flush=True)
-        return read_npz(path)
+        return read_npz(path, shown_as=display_uri(source))
     return fetch_idx_set(source, folder)
 
 

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 
 from components.errors import InputError
-from components.storage import atomic_path, fetch
+from components.storage import atomic_path, display_uri, fetch
 
 # ticker -> (package holding the file, file name, name of its close column)
 BUNDLED = {
@@ -22,6 +23,9 @@ BUNDLED = {
     "vix": ("arch.data.vix", "vix.csv.gz", "vix"),
 }
 PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
+# Cells that mean "no value that day" besides pandas' own NA spellings ("", "NA", "NaN"...):
+# FRED's files, the VIX among them, write '.' on holidays.
+MISSING_MARKERS = (".",)
 
 
 def parse_tickers(tickers: str) -> list[str]:
@@ -33,61 +37,91 @@ def parse_tickers(tickers: str) -> list[str]:
     return names
 
 
-def read_price_file(path: Path, close_column: str = "Close") -> pd.DataFrame:
-    """Read one ticker's CSV/Parquet into Date-indexed OHLCV (Close required)."""
+def read_price_file(path: Path, close_column: str = "Close", shown_as: str | None = None) -> pd.DataFrame:
+    """Read one ticker's CSV/Parquet into Date-indexed OHLCV (Close required).
+
+    Errors name `shown_as` (the path or URI the user gave), not the downloaded copy.
+    A day without a Close (an empty cell, NA/NaN, or FRED's '.') is a gap like a
+    holiday: it is skipped and counted in `frame.attrs["skipped_days"]`. A Close
+    that is not a number, infinite or not positive is an error naming its first date.
+    """
+    shown = shown_as or str(path)
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, na_values=list(MISSING_MARKERS), keep_default_na=True)
     except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read prices ({error})") from error
+        raise InputError(f"{shown}: cannot read prices ({error})") from error
     frame = frame.rename(columns={close_column: "Close"})
     for required in ("Date", "Close"):
         if required not in frame.columns:
-            raise InputError(f"{path}: no '{required}' column (found: {', '.join(map(str, frame.columns))})")
+            raise InputError(f"{shown}: no '{required}' column (found: {', '.join(map(str, frame.columns))})")
     try:
         frame["Date"] = pd.to_datetime(frame["Date"], format="mixed")
     except (ValueError, TypeError) as error:
-        raise InputError(f"{path}: column 'Date' has values that are not dates ({error})") from error
-    frame["Close"] = pd.to_numeric(frame["Close"], errors="coerce")
-    if frame.empty or frame["Close"].isna().all():
-        raise InputError(f"{path}: column 'Close' has no numeric values")
-    missing = int(frame["Close"].isna().sum())
-    if missing:
-        # A day without a close is a gap like a holiday: alignment forward-fills it.
-        print(f"{path.name}: {missing} days without a Close value skipped", flush=True)
-        frame = frame.dropna(subset=["Close"])
-    if (frame["Close"] <= 0).any():
-        raise InputError(f"{path}: column 'Close' has values <= 0, which have no log return")
+        raise InputError(f"{shown}: column 'Date' has values that are not dates ({error})") from error
+    missing = frame["Close"].isna()
+    close = pd.to_numeric(frame["Close"], errors="coerce")
+    bad = (close.isna() & ~missing) | ~np.isfinite(close.fillna(1.0)) | (close <= 0)
+    if bad.any():
+        first = bad.idxmax()
+        raise InputError(f"{shown}: column '{close_column}' has {int(bad.sum())} values that are not "
+                         f"positive finite prices, the first on {frame['Date'][first]:%Y-%m-%d} "
+                         f"({frame['Close'][first]})")
+    frame["Close"] = close
+    if frame.empty or close.isna().all():
+        raise InputError(f"{shown}: column '{close_column}' has no numeric values")
+    frame = frame[~missing]
     columns = ["Date"] + [c for c in PRICE_COLUMNS if c in frame.columns]
-    return frame[columns].sort_values("Date").drop_duplicates("Date", keep="last")
+    frame = frame[columns].sort_values("Date").drop_duplicates("Date", keep="last")
+    frame.attrs["skipped_days"] = int(missing.sum())
+    return frame
 
 
 def load_ticker(ticker: str, source: str, download_dir: Path) -> pd.DataFrame:
     if not source:
-        if ticker not in BUNDLED:
-            raise InputError(f"tickers: '{ticker}' is not in the offline data "
-                             f"({', '.join(BUNDLED)}); give a source URI with {{ticker}} for others")
+        check_offline_ticker(ticker)
         package, file_name, close_column = BUNDLED[ticker]
         return read_price_file(Path(str(resources.files(package) / file_name)), close_column)
-    if "{ticker}" not in source:
-        raise InputError(f"source '{source}' must contain {{ticker}}, e.g. gs://bucket/{{ticker}}.csv")
+    check_source_template(source)
     uri = source.format(ticker=ticker)
     # The URI's path names the file (a signed URL's query string must not).
     local = fetch(uri, download_dir / Path(urlparse(uri).path).name)
-    return read_price_file(local)
+    return read_price_file(local, shown_as=display_uri(uri))
+
+
+def check_offline_ticker(ticker: str) -> None:
+    if ticker not in BUNDLED:
+        raise InputError(f"tickers: '{ticker}' is not in the offline data "
+                         f"({', '.join(BUNDLED)}); give a source URI with {{ticker}} for others")
+
+
+def check_source_template(source: str) -> None:
+    if "{ticker}" not in source:
+        raise InputError(f"source '{display_uri(source)}' must contain {{ticker}}, "
+                         "e.g. gs://bucket/{ticker}.csv")
+    try:
+        source.format(ticker="x")
+    except (KeyError, IndexError, ValueError) as error:
+        raise InputError(f"source '{display_uri(source)}': only {{ticker}} may be in braces ({error})") from error
 
 
 def download_prices(tickers: str, source: str, output: Path) -> pd.DataFrame:
-    """Fetch every ticker and write one long table (Date, Ticker, OHLCV) to `output`."""
-    frames = []
+    """Fetch every ticker and write one long table (Date, Ticker, OHLCV) to `output`.
+
+    `prices.attrs["skipped_days"]` counts, per ticker, the days skipped for want of a Close.
+    """
+    frames, skipped = [], {}
     for ticker in parse_tickers(tickers):
         frame = load_ticker(ticker, source, output.parent / "downloads")
+        skipped[ticker] = frame.attrs.get("skipped_days", 0)
         print(f"{ticker}: {len(frame)} days {frame['Date'].min():%Y-%m-%d} .. "
-              f"{frame['Date'].max():%Y-%m-%d}", flush=True)
+              f"{frame['Date'].max():%Y-%m-%d}"
+              + (f", {skipped[ticker]} days without a Close skipped" if skipped[ticker] else ""), flush=True)
         frames.append(frame.assign(Ticker=ticker))
     prices = pd.concat(frames, ignore_index=True)
     with atomic_path(output) as tmp:
         prices.to_parquet(tmp, index=False)
+    prices.attrs["skipped_days"] = skipped
     return prices

@@ -6,8 +6,11 @@ from components.images import cpu_component, gpu_component
 
 
 @cpu_component
-def download_prices(workspace: str, tickers: str, source: str) -> str:
+def download_prices(workspace: str, tickers: str, source: str, quality: Output[Metrics]) -> str:
     """Fetch daily prices into the run's workspace; return the Parquet path.
+
+    Days without a Close are skipped and counted in `quality` (`<ticker>_skipped_days`,
+    beside `<ticker>_days` kept); a Close that is not a positive finite number stops the step.
 
     Args:
         workspace: Folder shared by the run's steps (the pipeline passes the run's
@@ -17,6 +20,7 @@ def download_prices(workspace: str, tickers: str, source: str) -> str:
         source: URI template with `{ticker}` (a path, file://, gs:// or https://; CSV or
             Parquet with at least Date and Close); empty uses the offline S&P 500,
             NASDAQ and VIX files that the `arch` package ships (1999-2018).
+        quality: Days kept and days skipped (no Close) per ticker.
 
     Returns:
         Output: Path of the Parquet table (Date, Ticker, OHLCV), one row per ticker and day.
@@ -26,7 +30,10 @@ def download_prices(workspace: str, tickers: str, source: str) -> str:
     from components.sp500.data import download_prices as download
 
     output = Path(workspace) / "sp500" / "prices.parquet"
-    download(tickers, source, output)
+    prices = download(tickers, source, output)
+    for ticker, skipped in prices.attrs["skipped_days"].items():
+        quality.log_metric(f"{ticker}_days", int((prices["Ticker"] == ticker).sum()))
+        quality.log_metric(f"{ticker}_skipped_days", skipped)
     return str(output)
 
 

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from components.errors import InputError
+from components.errors import InputError, TransientError
 
 PROBE_TIMEOUT_S = 15
+# Every Pipelines API call: seconds to connect, and to wait for each read of the answer.
+# A read that times out is not re-sent, so a stalled API fails in API_READ_TIMEOUT_S.
+API_CONNECT_TIMEOUT_S = 5
+API_READ_TIMEOUT_S = 20
 
 
 @dataclass
@@ -54,7 +58,32 @@ def connect() -> Connection:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
         client = kfp.Client(host=host, namespace=namespace or "kubeflow", **auth)
+    _bound_api_calls(client)
     return Connection(client=client, host=host, namespace=namespace)
+
+
+def _bound_api_calls(client) -> None:
+    """Give every call of `client` a timeout, and no silent re-send of a request that timed out.
+
+    kfp.Client passes no `_request_timeout` to kfp_server_api, whose REST client then
+    waits forever on an API that accepted the connection and stalled; its urllib3 pool
+    would also re-send a GET whose read timed out (3 times by default). The client's
+    services share one `ApiClient` (kfp.Client keeps no public handle on it); its REST
+    client's `request` accepts `_request_timeout=(connect, read)`, which is given here
+    to every call that sets none.
+    """
+    import urllib3
+
+    rest = client._run_api.api_client.rest_client
+    # Connection failures may be tried again (nothing reached the server); reads not.
+    rest.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(total=2, connect=2, read=0, redirect=5)
+    send = rest.request
+
+    def request(*args, _request_timeout=None, **kwargs):
+        return send(*args, _request_timeout=_request_timeout or (API_CONNECT_TIMEOUT_S, API_READ_TIMEOUT_S),
+                    **kwargs)
+
+    rest.request = request
 
 
 def _bearer_token() -> tuple[str | None, str]:
@@ -104,6 +133,7 @@ def _probe(host: str, token: str | None, token_source: str) -> dict:
 @contextlib.contextmanager
 def api_call(what: str) -> Iterator[None]:
     """Turn an API error into one line that says what was being done."""
+    import urllib3
     from kfp_server_api.exceptions import ApiException
 
     try:
@@ -111,6 +141,13 @@ def api_call(what: str) -> Iterator[None]:
     except ApiException as error:
         raise InputError(f"{what}: Pipelines API answered HTTP {error.status} "
                          f"{api_message(error)}") from error
+    except urllib3.exceptions.HTTPError as error:
+        reason = getattr(error, "reason", None) or error
+        if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(reason):
+            raise TransientError(f"{what}: the Pipelines API did not answer within "
+                                 f"{API_READ_TIMEOUT_S}s (connect {API_CONNECT_TIMEOUT_S}s); "
+                                 "try again later or check the cluster") from error
+        raise TransientError(f"{what}: the Pipelines API is unreachable: {reason}") from error
 
 
 def api_message(error) -> str:

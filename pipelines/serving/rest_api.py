@@ -3,6 +3,8 @@
 import base64
 import json
 import re
+import socket
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -21,6 +23,11 @@ from pipelines.serving.prediction import predict, signature_def_map
 from pipelines.serving.servables import DEFAULT_SIGNATURE, HTTP_STATUS, RequestRefused, dtype_name, invalid, numpy_dtype
 
 # --- REST: TF-Serving's JSON API ---------------------------------------------------------
+
+# The largest request body accepted (some 8,000 MNIST images written as JSON numbers);
+# a larger one is answered 413 from its Content-Length, before any of it is read.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+LINGER_S = 1.0  # after refusing a body: how long to drain it so the client reads the answer
 
 PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
 STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?", re.I)
@@ -266,19 +273,57 @@ class RestHandler(BaseHTTPRequestHandler):
         self.respond(*handle_rest(self.server.registry, "GET", self.path, b""))
 
     def do_POST(self):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.respond(HTTPStatus.BAD_REQUEST, {"error": "Content-Length is not a number"})
-            return
-        body = self.rfile.read(length)
-        self.respond(*handle_rest(self.server.registry, "POST", self.path, body))
+        length = self.body_length()
+        if length is not None:
+            body = self.rfile.read(length)
+            self.respond(*handle_rest(self.server.registry, "POST", self.path, body))
 
-    def respond(self, status: HTTPStatus, document: dict) -> None:
+    def handle_expect_100(self) -> bool:
+        """`Expect: 100-continue`: refuse a bad or oversized body before the client sends it."""
+        return self.body_length() is not None and super().handle_expect_100()
+
+    def body_length(self) -> int | None:
+        """The body's announced size, or None after answering 400/413 without reading it.
+
+        Both answers close the connection: the unread body cannot be taken for the next request.
+        """
+        if getattr(self, "refused", False):
+            return None
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return 0
+        if not text.strip().isdigit():  # int() would take "-5", " 1_000 " and "+3"
+            self.refuse(HTTPStatus.BAD_REQUEST, f"Content-Length {text!r} is not a number of bytes")
+            return None
+        if int(text) > MAX_BODY_BYTES:
+            self.refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"request body of {int(text)} bytes is above the limit of {MAX_BODY_BYTES} bytes")
+            return None
+        return int(text)
+
+    def refuse(self, status: HTTPStatus, message: str) -> None:
+        self.refused = True
+        self.close_connection = True
+        self.respond(status, {"error": message}, close=True)
+        # A lingering close: read (and drop) what the client is still sending for a
+        # moment, so that closing with unread data does not reset the connection
+        # before the client has read the answer.
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_S)
+            deadline = time.monotonic() + LINGER_S
+            while time.monotonic() < deadline and self.rfile.read1(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    def respond(self, status: HTTPStatus, document: dict, close: bool = False) -> None:
         payload = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if close:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 

@@ -20,10 +20,10 @@ def download_prices(workspace: str, tickers: str, source: str, quality: Output[M
         source: URI template with `{ticker}` (a path, file://, gs:// or https://; CSV or
             Parquet with at least Date and Close); empty uses the offline S&P 500,
             NASDAQ and VIX files that the `arch` package ships (1999-2018).
-        quality: Days kept and days skipped (no Close) per ticker.
 
     Returns:
         Output: Path of the Parquet table (Date, Ticker, OHLCV), one row per ticker and day.
+        quality: Days kept and days skipped (no Close) per ticker.
     """
     from pathlib import Path
 

@@ -40,7 +40,7 @@ def test_there_are_packages_to_check():
 def test_every_input_and_output_is_described(package):
     document = next(yaml.safe_load_all(package.read_text()))
     missing = undescribed(document)
-    assert missing == [], f"{package.name}: {len(missing)} without a description:\n  " + "\n  ".join(missing)
+    assert not missing, f"{package.name}: {len(missing)} without a description:\n  " + "\n  ".join(missing)
 
 
 def test_the_check_catches_a_missing_description():

@@ -85,8 +85,8 @@ def write_file(path: Path) -> str:
     (lambda tmp: ["model_name=my.model"], 2, "model_name 'my.model' cannot name a Kubernetes object"),
     (lambda tmp: ["target=dax"], 2, "target 'dax' is not among tickers sp500,nasdaq"),
     (lambda tmp: [f"source={write_prices_with(tmp / 'data', 'inf')}"], 1,
-     "step 'download-prices' failed: {tmp}/data/sp500.csv: column 'Close' has 1 values that are not "
-     "positive finite prices, the first on 2015-01-05"),
+     "step 'download-prices' failed: {tmp}/data/sp500.csv: column 'Close' on 2015-01-05 is inf, "
+     "not a positive finite price"),
     (lambda tmp: ["source=/data/prices.csv"], 2, "source '/data/prices.csv' must contain {ticker}"),
     (lambda tmp: ["tickers=sp500,dax"], 2, "tickers: 'dax' is not in the offline data"),
     (lambda tmp: [f"model_base_path={write_file(tmp / 'store')}"], 2,

@@ -65,10 +65,10 @@ def read_price_file(path: Path, close_column: str = "Close", shown_as: str | Non
     close = pd.to_numeric(frame["Close"], errors="coerce")
     bad = (close.isna() & ~missing) | ~np.isfinite(close.fillna(1.0)) | (close <= 0)
     if bad.any():
-        first = bad.idxmax()
-        raise InputError(f"{shown}: column '{close_column}' has {int(bad.sum())} values that are not "
-                         f"positive finite prices, the first on {frame['Date'][first]:%Y-%m-%d} "
-                         f"({frame['Close'][first]})")
+        first, more = bad.idxmax(), int(bad.sum()) - 1
+        raise InputError(f"{shown}: column '{close_column}' on {frame['Date'][first]:%Y-%m-%d} is "
+                         f"{frame['Close'][first]}, not a positive finite price"
+                         + (f" (and on {more} more day{'s' if more > 1 else ''})" if more else ""))
     frame["Close"] = close
     if frame.empty or close.isna().all():
         raise InputError(f"{shown}: column '{close_column}' has no numeric values")

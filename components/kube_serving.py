@@ -412,7 +412,7 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
                 f"(serving.kserve.io/v1beta1) is not installed in this cluster")
     ready = wait_for_inference_service(api, manifest, timeout_s)
     return (f"KServe InferenceService {manifest['metadata']['name']} ({model_format}) in "
-            f"{namespace}: {config}, {outcome}; {ready}; serves {shown} ({labels.describe()})")
+            f"{namespace}: {config}, inferenceservice {outcome}; {ready}; serves {shown} ({labels.describe()})")
 
 
 def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,

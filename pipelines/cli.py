@@ -4,6 +4,7 @@
     kfp-ml run sp500 threshold=0.5 model_type=flat     (locally, or on KFP_HOST when set)
     kfp-ml upload | schedule ...                        (pipelines.cluster.commands)
     kfp-ml serve [...] | predict [...]                  (pipelines.serving)
+    kfp-ml promote | rollback MODEL [...]               (pipelines.lifecycle)
 """
 
 import argparse
@@ -70,6 +71,18 @@ def _predict(args: argparse.Namespace) -> int:
     return predict.main(args.arguments)
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from pipelines import lifecycle
+
+    return lifecycle.main("promote", args.arguments)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from pipelines import lifecycle
+
+    return lifecycle.main("rollback", args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kfp-ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.set_defaults(handler=_run)
     add_cluster_commands(commands)
     for name, handler, what in (("serve", _serve, "serve the local model store with TF-Serving's APIs"),
-                                ("predict", _predict, "query a served model over gRPC or REST")):
+                                ("predict", _predict, "query a served model over gRPC or REST"),
+                                ("promote", _promote, "make the canary (or a version) stable for all traffic"),
+                                ("rollback", _rollback, "drop the canary, or serve an earlier version as stable")):
         verb = commands.add_parser(name, help=what, add_help=False)
         verb.add_argument("arguments", nargs=argparse.REMAINDER, help=f"`kfp-ml {name} --help` lists them")
         verb.set_defaults(handler=handler)

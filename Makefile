@@ -81,7 +81,7 @@ images: ## build and push the CPU and GPU images, tagged with the package versio
 serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
 	$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
 
-predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--date 2018-10-11", "--index 3", "--host H --port P"
+predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--label canary", "--date 2018-10-11", "--index 3", "--host H --port P"
 	$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS)
 
 promote: setup ## make MODEL's canary (or version TO=N) stable for all traffic; CLUSTER=1 on the kubeconfig's cluster

@@ -33,7 +33,7 @@ rollout and reports the result in one line.
 Credentials: the token of the `kfp-ml-deployer` ServiceAccount when its token
 Secret is mounted (deploy/rbac.yaml and `mount_deployer_credentials`), else the
 pod's own ServiceAccount. The deployer may only get, create and patch
-Deployments, Services and InferenceServices in its namespace.
+Deployments, Services, ConfigMaps and InferenceServices in its namespace.
 """
 
 import json

@@ -195,10 +195,10 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry) -> str:
         lines.append(f"gate: {verdict.get('reason', '')}")
         deployed = result.deployed_to()
         if deployed:
-            labels_file = Path(deployed).parent / "labels.json"
-            labels = json.loads(labels_file.read_text()) if labels_file.is_file() else {}
-            shown = ", ".join(f"{k}={labels[k]}" for k in ("stable", "canary") if labels.get(k))
-            lines.append(f"model deployed to {deployed}" + (f" (labels: {shown})" if shown else ""))
+            from components.model_store import read_labels
+
+            labels = read_labels(Path(deployed).parent)
+            lines.append(f"model deployed to {deployed}" + (f" (labels: {labels.describe()})" if labels else ""))
         elif verdict.get("decision") != "deploy":
             lines.append("nothing deployed")
     if result.error:

@@ -24,8 +24,8 @@ from typing import Sequence
 from kfp import dsl
 
 from components.deploy import add_deploy_task
-from components.gate_step import add_gate_task
 from components.errors import InputError
+from components.gate_step import add_gate_task
 from components.gpu import GpuSettings
 from components.mnist import steps
 from components.mnist.sweep import parse_grid_values, sweep_grid

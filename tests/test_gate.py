@@ -130,3 +130,41 @@ def test_the_step_reads_the_stable_versions_stored_evaluation_and_records_its_ve
     assert "serving version 1 (0.5600) by 0.0100" in text
     assert json.dumps(verdict.metadata)  # the UI stores it as a Struct: JSON values only
     assert run_gate_step(tmp_path, 0.55, store, tolerance=0.02)[0] == "deploy"
+
+
+@pytest.mark.parametrize("pipeline, metric, baseline", [
+    ("sp500", "accuracy", "always_up_accuracy"),
+    ("mnist", "accuracy", "majority_class_accuracy"),
+    ("crypto", "weighted_correlation", "weighted_correlation_reversal_baseline"),
+])
+def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, pipeline, metric, baseline):
+    """evaluate -> gate -> dsl.If(gate's "Output" == "deploy") -> deploy with the verdict."""
+    import yaml
+    from kfp import compiler
+
+    from pipelines import registry
+
+    path = tmp_path / f"{pipeline}.yaml"
+    compiler.Compiler().compile(registry.get(pipeline).make_pipeline(), str(path))
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    tasks = spec["root"]["dag"]["tasks"]
+    gate = tasks["gate-model"]
+    assert gate["inputs"]["artifacts"]["metrics"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "metrics", "producerTask": "evaluate"}
+    parameters = gate["inputs"]["parameters"]
+    assert parameters["gate_metric"] == {"runtimeValue": {"constant": metric}}
+    assert parameters["baseline_metric"] == {"runtimeValue": {"constant": baseline}}
+    for name in ("threshold", "tolerance", "require_beat_baseline"):
+        assert parameters[name] == {"componentInputParameter": name}
+    condition = tasks["condition-1"]["triggerPolicy"]["condition"]
+    assert condition == "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'"
+    deploy = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy-model"]
+    assert deploy["inputs"]["artifacts"]["verdict"]["componentInputArtifact"] == "pipelinechannel--gate-model-verdict"
+    assert deploy["inputs"]["parameters"]["canary_percent"]["componentInputParameter"] == \
+        "pipelinechannel--canary_percent"
+    defaults = {name: p.get("defaultValue") for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
+    assert (defaults["tolerance"], defaults["require_beat_baseline"], defaults["canary_percent"]) == (0.0, False, 100)
+    # On a cluster the gate reads the store and the serving labels like the deploy step.
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-gate-model"]["pvcMount"][0]["mountPath"] == "/models"
+    assert executors["exec-gate-model"]["secretAsVolume"][0]["optional"] is True

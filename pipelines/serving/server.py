@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 
 from components.errors import InputError
+from components.serving_config import MONITORING_PATH
 from pipelines.serving.grpc_api import start_grpc
 from pipelines.serving.loaded_models import ModelRegistry
-from components.serving_config import MONITORING_PATH
 from pipelines.serving.rest_api import RestServer
 
 # --- running it --------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The compiled pipeline YAML: parses into KFP's PipelineSpec, is in sync with
 pipelines/, gates deploy, and runs every task in the project's images."""
 
-import re
 from pathlib import Path
 
 import pytest

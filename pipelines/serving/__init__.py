@@ -22,7 +22,8 @@ restart. When the deploy step (or `promote`/`rollback`) has written
 by label (gRPC `ModelSpec.version_label`, REST `/labels/<label>`), and a request
 naming neither version nor label gets the highest version served (the canary
 while one is out). Splitting unlabelled traffic by share is a router's job
-(KServe on a cluster), not TF-Serving's, and this server does not do it. A version folder holds a SavedModel (`saved_model.pb`) or a single
+(KServe on a cluster), not TF-Serving's, and this server does not do it.
+A version folder holds a SavedModel (`saved_model.pb`) or a single
 LightGBM text model (the crypto pipeline's model), which is served with the
 signature `features` float64 [batch, n] → `predictions` float64 [batch].
 

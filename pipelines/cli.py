@@ -108,7 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs with their own parsers get the rest of the command line as it is: argparse's
+# REMAINDER refuses a remainder that starts with an option (`serve --model-base-path x`).
+OWN_PARSERS = {"serve": _serve, "predict": _predict, "promote": _promote, "rollback": _rollback}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OWN_PARSERS:
+        return OWN_PARSERS[argv[0]](argparse.Namespace(arguments=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -146,11 +146,6 @@ class ModelRegistry:
             raise RequestRefused(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}")
         return loaded[chosen]
 
-    def latest(self, name: str) -> ServedModel | None:
-        with self.lock:
-            loaded = self.served.get(name, {})
-            return loaded[max(loaded)] if loaded else None
-
     def status(self, name: str, version: int | None) -> list[tuple[int, VersionStatus]]:
         with self.lock:
             states = dict(self.history.get(name, {}))

@@ -52,9 +52,8 @@ class ServingMetrics:
             raise
         finally:
             version = "" if outcome.version is None else str(outcome.version)
-            labels = dict(model_name=model_name, version=version, API=api, entrypoint=entrypoint)
-            self.requests.labels(**labels, status=outcome.status).inc()
-            self.latency.labels(**labels).observe((time.perf_counter() - started) * 1e6)
+            self.requests.labels(model_name, version, api, entrypoint, outcome.status).inc()
+            self.latency.labels(model_name, version, api, entrypoint).observe((time.perf_counter() - started) * 1e6)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

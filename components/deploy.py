@@ -70,8 +70,9 @@ def deploy_model(
                    or model_store.current_labels(model_dir))
     else:
         current = model_store.current_labels(model_dir)
+    gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
     version_dir = model_store.publish_version(Path(model.path), Path(model_base_path), model_name,
-                                              evaluation=verdict.metadata.get("evaluation"))
+                                              evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
     labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
           flush=True)

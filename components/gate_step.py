@@ -65,8 +65,7 @@ def gate_model(
     result = decide(gate_metric, scores[gate_metric], threshold, baseline_metric, scores.get(baseline_metric),
                     champion, tolerance, require_beat_baseline, test_set)
     evaluation = {"metrics": scores, "gate_metric": gate_metric, "test_set": test_set, "run": run_name,
-                  "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "gate": {"reason": result.reason, "comparisons": result.comparisons}}
+                  "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     with atomic_path(verdict.path) as tmp:
         Path(tmp).write_text(verdict_markdown(result, gate_metric, model_name), encoding="utf-8")
     verdict.metadata.update({"decision": result.decision, "reason": result.reason,

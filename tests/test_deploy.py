@@ -20,9 +20,12 @@ def saved_model(tmp_path):
 EVALUATION = {"metrics": {"accuracy": 0.61}, "test_set": "2017..2018", "run": "run-3"}
 
 
+GATE = {"decision": "deploy", "reason": "DEPLOY: first deploy", "comparisons": ["threshold: ..."]}
+
+
 def verdict():
     gate_verdict = Markdown(name="verdict", uri="/unused")
-    gate_verdict.metadata["evaluation"] = EVALUATION
+    gate_verdict.metadata.update(GATE, evaluation=EVALUATION)
     return gate_verdict
 
 
@@ -72,7 +75,7 @@ def test_a_version_carries_its_evaluation_and_a_canary_keeps_the_stable_version(
     store = tmp_path / "store"
     deploy(saved_model, store, canary_percent=20)
     model_dir = store / "sp500"
-    assert model_store.read_evaluation(model_dir, 1) == EVALUATION
+    assert model_store.read_evaluation(model_dir, 1) == {**EVALUATION, "gate": GATE}
     assert model_store.read_labels(model_dir).describe() == "stable=1", "a first deploy is stable"
     deploy(saved_model, store, canary_percent=20)
     assert model_store.read_labels(model_dir).describe() == "stable=1, canary=2 (20% of traffic)"

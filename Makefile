@@ -22,7 +22,7 @@ IMAGE_GPU ?= $(IMAGE)-gpu
 export IMAGE IMAGE_GPU
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict test bench lint images clean
+	serve predict promote rollback test bench lint images clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -81,8 +81,14 @@ images: ## build and push the CPU and GPU images, tagged with the package versio
 serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
 	$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
 
-predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--date 2018-10-11", "--index 3", "--host H --port P"
+predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--label canary", "--date 2018-10-11", "--index 3", "--host H --port P"
 	$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS)
+
+promote: setup ## make MODEL's canary (or version TO=N) stable for all traffic; CLUSTER=1 on the kubeconfig's cluster
+	$(PY) -m pipelines promote $(or $(MODEL),$(PIPELINE)) $(if $(TO),--version $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE)))
+
+rollback: setup ## drop MODEL's canary, or TO=N: serve version N as stable; CLUSTER=1 on the kubeconfig's cluster
+	$(PY) -m pipelines rollback $(or $(MODEL),$(PIPELINE)) $(if $(TO),--to $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE)))
 
 clean: ## remove local runs (the model store is kept: it holds deployed versions)
 	rm -rf runs

@@ -1,15 +1,18 @@
 """The deploy step shared by every pipeline, and how a pipeline adds it.
 
-The step runs only inside the pipeline's gate (`dsl.If(metric >= threshold)`),
-copies the model into the model store as a new TF-Serving version and, when it
-runs in a Kubernetes pod, makes sure a server (TF-Serving for `model_format`
-"tensorflow", KServe for "lightgbm") serves that store (see
+The step runs only inside the gate's `dsl.If` (see `components.gate`). It
+copies the model into the model store as a new TF-Serving version, with the
+evaluation the gate recorded (`evaluation.json`), and labels it: `stable` for a
+full deploy (and for a first deploy), `canary` with a share of the traffic when
+`canary_percent` < 100, the stable version staying as it is. When it runs in a
+Kubernetes pod it makes sure a server serves the store with those labels
+(TF-Serving for "tensorflow", KServe for "lightgbm" or `use_kserve`; see
 `components.kube_serving`). Outside a cluster (a laptop run through kfp.local)
-the model store alone is the result.
+the model store and its `labels.json` are the result.
 """
 
 from kfp import dsl, kubernetes
-from kfp.dsl import Input, Model
+from kfp.dsl import Input, Markdown, Model
 
 from components.images import cpu_component
 from components.kube_serving import MODEL_STORE_MOUNT, mount_deployer_credentials
@@ -18,18 +21,22 @@ from components.kube_serving import MODEL_STORE_MOUNT, mount_deployer_credential
 @cpu_component
 def deploy_model(
     model: Input[Model],
+    verdict: Input[Markdown],
     model_name: str,
     model_base_path: str,
     model_store_pvc: str,
     model_format: str = "tensorflow",
     serving_namespace: str = "",
     use_kserve: bool = False,
+    canary_percent: int = 100,
+    kserve_deployment_mode: str = "Knative",
 ) -> str:
-    """Publish `model` as version N+1 of `model_name` in the model store and, in a
-    cluster, make sure a server serves that store.
+    """Publish `model` as version N+1 of `model_name` with its evaluation, label it and,
+    in a cluster, make sure a server serves that store.
 
     Args:
-        model: The exported model: a TensorFlow SavedModel folder, or a LightGBM model.
+        model: The exported model: a TensorFlow SavedModel folder, or a LightGBM model file.
+        verdict: The gate's verdict; its metadata carries the evaluation stored with the version.
         model_name: Name of the served model: its folder in the model store and, on a
             cluster, the name of its serving objects (a Kubernetes name).
         model_base_path: Root of the model store; versions go to
@@ -42,6 +49,10 @@ def deploy_model(
         serving_namespace: Namespace of the serving objects; empty means the pod's own.
         use_kserve: Serve a TensorFlow model through a KServe InferenceService instead
             of a TF-Serving Deployment (LightGBM models always use KServe).
+        canary_percent: 100 makes the version stable; below, it goes out as the canary with
+            that share of traffic (KServe splits it; TF-Serving clients ask for the label).
+        kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
+            possible) or "Standard" (no traffic split).
 
     Returns:
         Output: The new version's folder, `<model_base_path>/<model_name>/<N>`; an
@@ -49,47 +60,58 @@ def deploy_model(
     """
     from pathlib import Path
 
-    from components import kube_serving
+    from components import kube_serving, model_store
     from components.errors import InputError
-    from components.model_store import publish_version
 
+    model_store.check_canary_percent(canary_percent)
     in_cluster = kube_serving.in_cluster()
+    model_dir = Path(model_base_path) / model_name
     if in_cluster:
         # Checked before publishing: a version the server can never read is no deploy.
         kube_serving.object_name(model_name)
         if Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
             raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
                              f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
-    version_dir = publish_version(Path(model.path), Path(model_base_path), model_name)
-    print(f"deployed {model_name} version {version_dir.name} to {version_dir}", flush=True)
+        if model_format == "lightgbm" or use_kserve:
+            kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
+        current = (kube_serving.labels_in_cluster(model_name, serving_namespace)
+                   or model_store.current_labels(model_dir))
+    else:
+        current = model_store.current_labels(model_dir)
+    gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
+    version_dir = model_store.publish_version(Path(model.path), Path(model_base_path), model_name,
+                                              evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
+    labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
+    print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
+          flush=True)
     if in_cluster:
         print(kube_serving.deploy_serving(
-            model_name=model_name,
-            model_format=model_format,
-            model_store_pvc=model_store_pvc,
-            namespace=serving_namespace or None,
-            model_version=int(version_dir.name),
-            kserve=use_kserve,
+            model_name=model_name, model_format=model_format, model_store_pvc=model_store_pvc,
+            namespace=serving_namespace or None, model_version=int(version_dir.name), kserve=use_kserve,
+            labels=labels, kserve_deployment_mode=kserve_deployment_mode,
         ), flush=True)
     else:
-        print("not in a Kubernetes pod: the model store is the deployment", flush=True)
+        model_store.write_labels(model_dir, labels)
+        print("not in a Kubernetes pod: the model store (with labels.json) is the deployment", flush=True)
     return str(version_dir)
 
 
-def add_deploy_task(model, model_name, model_base_path, model_store_pvc, serving_namespace,
-                    model_format: str = "tensorflow", use_kserve=False) -> dsl.PipelineTask:
+def add_deploy_task(model, verdict, model_name, model_base_path, model_store_pvc, serving_namespace,
+                    model_format: str = "tensorflow", use_kserve=False, canary_percent=100,
+                    kserve_deployment_mode="Knative") -> dsl.PipelineTask:
     """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`); the
-    arguments are the pipeline's channels (the trained model, its parameters).
-    `use_kserve` serves a TensorFlow model through a KServe InferenceService
-    instead of a TF-Serving Deployment (LightGBM models always use KServe).
+    arguments are the pipeline's channels (the trained model, the gate's verdict,
+    its parameters). `use_kserve` serves a TensorFlow model through a KServe
+    InferenceService instead of a TF-Serving Deployment (LightGBM models always use KServe).
 
     Never cached (a deploy must happen every time it is asked for); the model
     store claim is mounted where `model_base_path` points by default, and the
     deployer's least-privilege credentials when their Secret exists.
     """
-    task = deploy_model(model=model, model_name=model_name, model_base_path=model_base_path,
+    task = deploy_model(model=model, verdict=verdict, model_name=model_name, model_base_path=model_base_path,
                         model_store_pvc=model_store_pvc, model_format=model_format,
-                        serving_namespace=serving_namespace, use_kserve=use_kserve)
+                        serving_namespace=serving_namespace, use_kserve=use_kserve,
+                        canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
     task.set_caching_options(False)
     kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)

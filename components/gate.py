@@ -1,13 +1,27 @@
-"""The deploy gate shared by every pipeline: metric >= threshold.
+"""The deploy gate: the one place that decides whether a trained model is deployed.
 
-The pipeline itself enforces the gate with `dsl.If`; evaluation steps call
-`gate_decision` so that the log, the report and the run summary say which way
-it went and why.
+TFX's Evaluator blesses a model against a threshold and against the last
+blessed model, and its Pusher pushes only blessed models. Here `decide` takes
+the challenger's gate metric, the naive baseline, the serving champion's stored
+evaluation (the `stable` version's `evaluation.json`), the threshold, a
+tolerance and whether beating the baseline is required; it returns a `Verdict`
+that states every comparison and the reason. The `gate_model` step records it
+as an artifact (Markdown, with the comparisons in its metadata) and returns
+"deploy" or "refuse", the single value the pipeline's `dsl.If` tests. That step
+lives in `components.gate_step`: this module is imported inside running steps
+(the evaluate steps log their scores with `record_and_decide`), where kfp's
+executor offers no `dsl.component`.
+
+Every gate metric here (accuracy, weighted correlation) is better when higher.
+The evaluate steps only score and log; they decide nothing.
 """
 
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from components.errors import InputError
+
+DEPLOY, REFUSE = "deploy", "refuse"
 
 
 class MetricsLog(Protocol):
@@ -22,15 +36,98 @@ def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
         raise InputError(f"{name} must be between {low:g} and {high:g}, got {threshold:g}")
 
 
-def gate_decision(metric_name: str, value: float, threshold: float) -> str:
-    if value >= threshold:
-        return f"PASS: {metric_name} {value:.4f} >= threshold {threshold:.4g}, the model is deployed"
-    return f"REFUSE: {metric_name} {value:.4f} < threshold {threshold:.4g}, the model is not deployed"
-
-
 def record_and_decide(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str,
                       threshold: float) -> str:
-    """Log every score to the evaluate step's Metrics and decide the gate on `gate_metric`."""
+    """Log every score to the evaluate step's Metrics; return a line for its log and
+    report saying where the decision is made (the gate step, not here)."""
     for name, value in scores.items():
         metrics.log_metric(name, value)
-    return gate_decision(gate_metric, scores[gate_metric], threshold)
+    return (f"{gate_metric} {scores[gate_metric]:.4f} (threshold {threshold:.4g}): the gate step decides "
+            "the deploy against the threshold, the naive baseline and the serving model")
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version serving as `stable`, and what its stored evaluation says."""
+
+    version: int
+    metric: float | None  # its gate metric when it was deployed; None: no stored evaluation
+    test_set: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    deploy: bool
+    reason: str
+    comparisons: list[str] = field(default_factory=list)
+    first_deploy: bool = False
+    champion_version: int | None = None
+
+    @property
+    def decision(self) -> str:
+        return DEPLOY if self.deploy else REFUSE
+
+
+def decide(metric_name: str, value: float, threshold: float, baseline_name: str, baseline: float | None,
+           champion: Champion | None, tolerance: float, require_beat_baseline: bool,
+           test_set: str = "") -> Verdict:
+    """Deploy only if `value` >= threshold, it is not worse than the champion by more
+    than `tolerance`, and (when required) it beats the naive baseline."""
+    check_threshold(tolerance, "tolerance")
+    comparisons, failures = [], []
+
+    passed = value >= threshold
+    comparisons.append(f"threshold: {metric_name} {value:.4f} {'>=' if passed else '<'} {threshold:.4g}"
+                       f" -> {'pass' if passed else 'FAIL'}")
+    if not passed:
+        failures.append(f"{metric_name} {value:.4f} is below the threshold {threshold:.4g}")
+
+    if baseline is None:
+        comparisons.append(f"naive baseline: {baseline_name} not reported -> not compared")
+        if require_beat_baseline:
+            failures.append(f"the naive baseline ({baseline_name}) is required but was not reported")
+    else:
+        beats = value > baseline
+        if beats:
+            outcome = "better"
+        elif require_beat_baseline:
+            outcome = "FAIL (require_beat_baseline=true)"
+        else:
+            outcome = "not better, allowed (require_beat_baseline=false)"
+        comparisons.append(f"naive baseline: {metric_name} {value:.4f} {'>' if beats else '<='} {baseline_name} "
+                           f"{baseline:.4f} -> {outcome}")
+        if require_beat_baseline and not beats:
+            failures.append(f"{metric_name} {value:.4f} does not beat the naive baseline {baseline:.4f}")
+
+    if champion is None:
+        comparisons.append("serving champion: none, nothing is serving yet -> first deploy")
+    elif champion.metric is None:
+        comparisons.append(f"serving champion: version {champion.version} has no stored evaluation "
+                           "-> not compared")
+    else:
+        difference = value - champion.metric
+        within = difference >= -tolerance
+        other_set = (f" (its test set: {champion.test_set}; this one: {test_set})"
+                     if champion.test_set and test_set and champion.test_set != test_set else "")
+        comparisons.append(f"serving champion: version {champion.version} {metric_name} {champion.metric:.4f}, "
+                           f"challenger {difference:+.4f} (tolerance {tolerance:.4g}) -> "
+                           f"{'pass' if within else 'FAIL'}{other_set}")
+        if not within:
+            failures.append(f"{metric_name} {value:.4f} is worse than serving version {champion.version} "
+                            f"({champion.metric:.4f}) by {-difference:.4f}, more than the tolerance {tolerance:.4g}")
+
+    first = champion is None
+    if failures:
+        reason = "REFUSED: " + "; ".join(failures) + ". Nothing is deployed."
+    elif first:
+        reason = "DEPLOY: first deploy (no model is serving yet) and every required comparison passes."
+    else:
+        reason = f"DEPLOY: every required comparison passes, including against serving version {champion.version}."
+    return Verdict(not failures, reason, comparisons, first, champion.version if champion else None)
+
+
+def verdict_markdown(verdict: Verdict, metric_name: str, model_name: str) -> str:
+    lines = [f"# Deploy gate for {model_name}: {verdict.decision.upper()}", "", verdict.reason, "",
+             f"| comparison on {metric_name} |", "|---|"]
+    lines += [f"| {line} |" for line in verdict.comparisons]
+    return "\n".join(lines) + "\n"

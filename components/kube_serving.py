@@ -1,12 +1,28 @@
 """Serving the model store inside the cluster: the deploy step's Kubernetes path.
 
+Every deploy applies a ConfigMap `serving-<model>` that holds the model's
+serving labels (`labels.json`: stable, canary and its share, the published
+versions), TF-Serving's model config built from them (versions served, version
+labels `stable`/`canary`) and its monitoring config (Prometheus on the REST
+port). The labels record lives there, not in the model store, because promote
+and rollback (`pipelines.lifecycle`) run where the store's claim is not mounted.
+
 For `model_format` "tensorflow" the step server-side-applies a TF-Serving
-Deployment and Service that read `<model_store_pvc>/<model_name>/` (TF-Serving
-loads the highest numbered version by itself, so a new model version needs no
-manifest change), or, with `kserve=True`, a KServe InferenceService. For
-"lightgbm" it applies a KServe InferenceService with KServe's LightGBM runtime
-(which wants one `*.bst` file in the version folder); a cluster without KServe
-gets a message saying so, and the model stays published in the store.
+Deployment and Service that read `<model_store_pvc>/<model_name>/` through that
+model config, re-read every MODEL_CONFIG_POLL_S (a new version or label needs no
+restart; the kubelet refreshes a mounted ConfigMap within about a minute). Pod
+annotations `prometheus.io/scrape|port|path` let a Prometheus with the usual
+pod-annotation scrape job find the metrics without a ServiceMonitor.
+With `kserve=True`, or for "lightgbm", it applies a KServe InferenceService
+(LightGBM: KServe's runtime wants one `*.bst` file in the version folder); a
+cluster without KServe gets a message saying so, and the model stays published.
+
+Canary: TF-Serving labels the new version `canary` and clients ask by label.
+KServe splits traffic itself with `spec.predictor.canaryTrafficPercent`, which
+KServe supports only in its Knative (formerly "Serverless") deployment mode; in
+Standard (formerly "RawDeployment") mode there is no traffic split and a canary
+is refused before anything is published. The InferenceService names its mode in
+the `serving.kserve.io/deploymentMode` annotation.
 
 Server-side apply (one PATCH per object, field manager "kfp-ml-pipelines")
 creates what is missing and changes only what differs: applying the same
@@ -17,7 +33,7 @@ rollout and reports the result in one line.
 Credentials: the token of the `kfp-ml-deployer` ServiceAccount when its token
 Secret is mounted (deploy/rbac.yaml and `mount_deployer_credentials`), else the
 pod's own ServiceAccount. The deployer may only get, create and patch
-Deployments, Services and InferenceServices in its namespace.
+Deployments, Services, ConfigMaps and InferenceServices in its namespace.
 """
 
 import json
@@ -28,6 +44,8 @@ from pathlib import Path
 
 from components.errors import InputError, ServingError
 from components.images import VERSION
+from components.model_store import ServingLabels
+from components.serving_config import MONITORING_PATH, model_config_text, monitoring_config_text
 
 TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # the release of tensorflow-serving-api in pyproject
 FIELD_MANAGER = "kfp-ml-pipelines"
@@ -39,8 +57,12 @@ GRPC_PORT, REST_PORT = 8500, 8501
 ROLLOUT_TIMEOUT_S = 300
 POLL_INTERVAL_S = 2.0
 MODEL_FORMATS = ("tensorflow", "lightgbm")
-PLURALS = {"Deployment": "deployments", "Service": "services",
+PLURALS = {"Deployment": "deployments", "Service": "services", "ConfigMap": "configmaps",
            "InferenceService": "inferenceservices"}
+CONFIG_DIR = "/etc/tf-serving"
+MODEL_CONFIG_POLL_S = 10
+KSERVE_MODES = {"Knative": "Knative", "Serverless": "Knative", "Standard": "Standard",
+                "RawDeployment": "Standard"}  # the names since KServe 0.15, and the older ones
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -59,7 +81,7 @@ def mount_deployer_credentials(task):
 
 # --------------------------------------------------------------------------- manifests
 
-def labels(model_name: str, component: str) -> dict[str, str]:
+def labels_of(model_name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": model_name,
             "app.kubernetes.io/part-of": "kfp-ml-pipelines",
             "app.kubernetes.io/managed-by": FIELD_MANAGER}
@@ -78,11 +100,33 @@ def serving_name(model_name: str) -> str:
     return object_name(model_name, "tf-serving-")
 
 
+def config_map_name(model_name: str) -> str:
+    return object_name(model_name, "serving-")
+
+
+def serving_config_map(model_name: str, namespace: str, labels: ServingLabels) -> dict:
+    """The serving labels record and TF-Serving's model and monitoring configs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": config_map_name(model_name), "namespace": namespace,
+                     "labels": labels_of(model_name, "serving-config")},
+        "data": {"labels.json": json.dumps(labels.to_json(), sort_keys=True),
+                 "models.config": model_config_text(model_name, f"{MODEL_STORE_MOUNT}/{model_name}", labels),
+                 "monitoring.config": monitoring_config_text()},
+    }
+
+
+def labels_from_config_map(config_map: dict) -> ServingLabels:
+    return ServingLabels.from_json(json.loads(config_map.get("data", {}).get("labels.json", "{}")))
+
+
 def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
                           model_version: int | None = None) -> dict:
-    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only, ready once a version is loaded."""
+    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only through the ConfigMap's model
+    config, with Prometheus metrics; ready once a version is loaded."""
     name = serving_name(model_name)
-    selector = {k: v for k, v in labels(model_name, "tf-serving").items()
+    selector = {k: v for k, v in labels_of(model_name, "tf-serving").items()
                 if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
     annotations = {"kfp-ml-pipelines/model-version": str(model_version)} if model_version else {}
     container = {
@@ -91,8 +135,11 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
         # The image's entrypoint script adds its own --model_name; call the server directly.
         "command": ["tensorflow_model_server"],
         "args": [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
-                 f"--model_name={model_name}",
-                 f"--model_base_path={MODEL_STORE_MOUNT}/{model_name}"],
+                 f"--model_config_file={CONFIG_DIR}/models.config",
+                 f"--model_config_file_poll_wait_seconds={MODEL_CONFIG_POLL_S}",
+                 # A new canary is labelled before TF-Serving has loaded it.
+                 "--allow_version_labels_for_unavailable_models=true",
+                 f"--monitoring_config_file={CONFIG_DIR}/monitoring.config"],
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"}],
         # Ready only when TF-Serving has loaded a version of the model.
@@ -105,26 +152,31 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "model-store", "mountPath": MODEL_STORE_MOUNT, "readOnly": True},
+                         {"name": "serving-config", "mountPath": CONFIG_DIR, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(REST_PORT),
+              "prometheus.io/path": MONITORING_PATH}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**labels(model_name, "tf-serving"),
+                     "labels": {**labels_of(model_name, "tf-serving"),
                                 "app.kubernetes.io/version": VERSION},
                      **({"annotations": annotations} if annotations else {})},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": labels(model_name, "tf-serving")},
+                "metadata": {"labels": labels_of(model_name, "tf-serving"), "annotations": scrape},
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
                     "volumes": [{"name": "model-store", "persistentVolumeClaim": {
                                      "claimName": model_store_pvc, "readOnly": True}},
+                                # The whole folder, not subPath: only then does the kubelet refresh it.
+                                {"name": "serving-config", "configMap": {"name": config_map_name(model_name)}},
                                 {"name": "tmp", "emptyDir": {}}],
                 },
             },
@@ -138,10 +190,10 @@ def tf_serving_service(model_name: str, namespace: str) -> dict:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": serving_name(model_name), "namespace": namespace,
-                     "labels": labels(model_name, "tf-serving")},
+                     "labels": labels_of(model_name, "tf-serving")},
         "spec": {
             "type": "ClusterIP",
-            "selector": {k: v for k, v in labels(model_name, "tf-serving").items()
+            "selector": {k: v for k, v in labels_of(model_name, "tf-serving").items()
                          if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")},
             "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
                       {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"}],
@@ -149,30 +201,58 @@ def tf_serving_service(model_name: str, namespace: str) -> dict:
     }
 
 
+def kserve_mode(deployment_mode: str) -> str:
+    if deployment_mode not in KSERVE_MODES:
+        raise InputError(f"kserve_deployment_mode '{deployment_mode}' is not one of {', '.join(KSERVE_MODES)}")
+    return KSERVE_MODES[deployment_mode]
+
+
+def check_kserve_canary(model_format: str, canary_percent: int, deployment_mode: str) -> None:
+    """A KServe canary needs a version-specific model URI and Knative mode."""
+    if canary_percent >= 100:
+        return
+    if model_format != "lightgbm":
+        raise InputError(f"canary_percent {canary_percent} with KServe serves TensorFlow models from the model "
+                         "folder (highest version) and cannot split them: use TF-Serving's labels (use_kserve=false)")
+    if kserve_mode(deployment_mode) != "Knative":
+        raise InputError(f"canary_percent {canary_percent}: KServe's canaryTrafficPercent works only in Knative "
+                         f"(Serverless) mode, not '{deployment_mode}': deploy with canary_percent=100")
+
+
 def kserve_inference_service(model_name: str, model_format: str, model_store_pvc: str,
-                             namespace: str, model_version: int | None = None) -> dict:
+                             namespace: str, model_version: int | None = None,
+                             labels: ServingLabels | None = None, deployment_mode: str = "Knative") -> dict:
     """A KServe InferenceService on the model store.
 
     TensorFlow: the model folder (KServe's TF runtime serves the highest
     version like TF-Serving). LightGBM: the version folder itself, because
-    KServe's LightGBM server loads the single model file it finds there.
+    KServe's LightGBM server loads the single model file it finds there; with a
+    canary in `labels`, the canary's folder with `canaryTrafficPercent` (KServe
+    keeps the last fully rolled-out revision, the stable one, for the rest).
     """
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
+    mode = kserve_mode(deployment_mode)
+    labels = labels or ServingLabels(stable=model_version)
     storage_uri = f"pvc://{model_store_pvc}/{model_name}"
+    predictor: dict = {}
     if model_format == "lightgbm":
-        if model_version is None:
+        if labels.stable is None:
             raise InputError("model_version is required to serve a lightgbm model with KServe")
-        storage_uri += f"/{model_version}"
+        storage_uri += f"/{labels.canary or labels.stable}"
+        if labels.canary is not None:
+            check_kserve_canary(model_format, labels.canary_percent, mode)
+            predictor["canaryTrafficPercent"] = labels.canary_percent
+    predictor["model"] = {"modelFormat": {"name": model_format}, "storageUri": storage_uri}
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": object_name(model_name),
                      "namespace": namespace,
-                     "labels": {**labels(model_name, "kserve"),
-                                "app.kubernetes.io/version": VERSION}},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": model_format},
-                                         "storageUri": storage_uri}}},
+                     "labels": {**labels_of(model_name, "kserve"),
+                                "app.kubernetes.io/version": VERSION},
+                     "annotations": {"serving.kserve.io/deploymentMode": mode}},
+        "spec": {"predictor": predictor},
     }
 
 
@@ -303,22 +383,26 @@ def wait_for_inference_service(api, manifest: dict, timeout_s: float) -> str:
 
 def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespace: str,
           model_version: int | None = None, kserve: bool = False,
-          timeout_s: float = ROLLOUT_TIMEOUT_S) -> str:
+          timeout_s: float = ROLLOUT_TIMEOUT_S, labels: ServingLabels | None = None,
+          kserve_deployment_mode: str = "Knative") -> str:
     """Apply the serving objects for the model store and wait for them; one-line summary."""
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
+    labels = labels or ServingLabels(stable=model_version,
+                                     known_versions=(model_version,) if model_version else ())
     shown = f"{model_name}" + (f" version {model_version}" if model_version else "")
+    config = f"config {apply(api, serving_config_map(model_name, namespace, labels))}"
     if model_format == "tensorflow" and not kserve:
         deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version)
         service = tf_serving_service(model_name, namespace)
-        applied = f"deployment {apply(api, deployment)}, service {apply(api, service)}"
+        applied = f"{config}, deployment {apply(api, deployment)}, service {apply(api, service)}"
         rollout = wait_for_rollout(api, deployment, timeout_s)
         name = deployment["metadata"]["name"]
         return (f"TF-Serving {name} in {namespace}: {applied}; {rollout}; serves {shown} "
-                f"from pvc {model_store_pvc} at {name}.{namespace}.svc:{GRPC_PORT} (gRPC), "
-                f":{REST_PORT} (REST)")
+                f"({labels.describe()}) from pvc {model_store_pvc} at {name}.{namespace}.svc:{GRPC_PORT} "
+                f"(gRPC), :{REST_PORT} (REST, metrics at {MONITORING_PATH})")
     manifest = kserve_inference_service(model_name, model_format, model_store_pvc, namespace,
-                                        model_version)
+                                        model_version, labels, kserve_deployment_mode)
     try:
         outcome = apply(api, manifest)
     except ServingError as error:
@@ -328,12 +412,53 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
                 f"(serving.kserve.io/v1beta1) is not installed in this cluster")
     ready = wait_for_inference_service(api, manifest, timeout_s)
     return (f"KServe InferenceService {manifest['metadata']['name']} ({model_format}) in "
-            f"{namespace}: {outcome}; {ready}; serves {shown}")
+            f"{namespace}: {config}, inferenceservice {outcome}; {ready}; serves {shown} ({labels.describe()})")
 
 
 def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
                    namespace: str | None, model_version: int | None = None,
-                   kserve: bool = False) -> str:
+                   kserve: bool = False, labels: ServingLabels | None = None,
+                   kserve_deployment_mode: str = "Knative") -> str:
     """Called by the deploy step inside a pod: serve the model store; one-line summary."""
     return serve(kube_api_client(), model_name, model_format, model_store_pvc,
-                 namespace or pod_namespace(), model_version=model_version, kserve=kserve)
+                 namespace or pod_namespace(), model_version=model_version, kserve=kserve,
+                 labels=labels, kserve_deployment_mode=kserve_deployment_mode)
+
+
+# --------------------------------------------------------------------------- labels
+
+def read_labels(api, model_name: str, namespace: str) -> ServingLabels | None:
+    """The serving labels record in the model's ConfigMap, or None before the first deploy."""
+    path = resource_path({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": config_map_name(model_name), "namespace": namespace}})
+    found = _request(api, "GET", path)
+    return None if found is None else labels_from_config_map(found)
+
+
+def labels_in_cluster(model_name: str, namespace: str | None) -> ServingLabels | None:
+    """Inside a pod (the gate and deploy steps): the serving labels, or None."""
+    return read_labels(kube_api_client(), model_name, namespace or pod_namespace())
+
+
+def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
+               timeout_s: float = ROLLOUT_TIMEOUT_S) -> str:
+    """Promote/rollback on a cluster: rewrite the labels (TF-Serving re-reads its model
+    config), and point an existing InferenceService at the labelled versions."""
+    outcome = apply(api, serving_config_map(model_name, namespace, labels))
+    isvc_path = resource_path({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                               "metadata": {"name": object_name(model_name), "namespace": namespace}})
+    try:
+        isvc = _request(api, "GET", isvc_path)
+    except ServingError as error:  # no KServe in this cluster: TF-Serving alone serves
+        if "KServe is not installed" not in str(error):
+            raise
+        isvc = None
+    lines = [f"serving labels of {model_name} in {namespace}: {labels.describe()} (configmap {outcome})"]
+    if isvc is not None:
+        model = isvc["spec"]["predictor"]["model"]
+        claim = model["storageUri"].removeprefix("pvc://").split("/")[0]
+        mode = isvc["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode", "Knative")
+        manifest = kserve_inference_service(model_name, model["modelFormat"]["name"], claim, namespace,
+                                            labels.stable, labels, mode)
+        lines.append(f"InferenceService {apply(api, manifest)}; {wait_for_inference_service(api, manifest, timeout_s)}")
+    return "; ".join(lines)

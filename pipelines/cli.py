@@ -4,6 +4,7 @@
     kfp-ml run sp500 threshold=0.5 model_type=flat     (locally, or on KFP_HOST when set)
     kfp-ml upload | schedule ...                        (pipelines.cluster.commands)
     kfp-ml serve [...] | predict [...]                  (pipelines.serving)
+    kfp-ml promote | rollback MODEL [...]               (pipelines.lifecycle)
 """
 
 import argparse
@@ -103,6 +104,18 @@ def _predict(args: argparse.Namespace) -> int:
     return predict.main(args.arguments)
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from pipelines import lifecycle
+
+    return lifecycle.main("promote", args.arguments)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from pipelines import lifecycle
+
+    return lifecycle.main("rollback", args.arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kfp-ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.set_defaults(handler=_run)
     add_cluster_commands(commands)
     for name, handler, what in (("serve", _serve, "serve the local model store with TF-Serving's APIs"),
-                                ("predict", _predict, "query a served model over gRPC or REST")):
+                                ("predict", _predict, "query a served model over gRPC or REST"),
+                                ("promote", _promote, "make the canary (or a version) stable for all traffic"),
+                                ("rollback", _rollback, "drop the canary, or serve an earlier version as stable")):
         # No option prefix: every word after the verb, options first included, goes to its own parser.
         verb = commands.add_parser(name, help=what, add_help=False, prefix_chars="\0")
         verb.add_argument("arguments", nargs=argparse.REMAINDER, help=f"`kfp-ml {name} --help` lists them")
@@ -127,7 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs with their own parsers get the rest of the command line as it is: argparse's
+# REMAINDER refuses a remainder that starts with an option (`serve --model-base-path x`).
+OWN_PARSERS = {"serve": _serve, "predict": _predict, "promote": _promote, "rollback": _rollback}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OWN_PARSERS:
+        return OWN_PARSERS[argv[0]](argparse.Namespace(arguments=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -15,6 +15,7 @@ from kfp import dsl, kubernetes
 
 from components.crypto import steps
 from components.deploy import add_deploy_task
+from components.gate_step import add_gate_task
 
 # (cpu request, memory request, memory limit), sized for the real data: 24M rows in train.csv (3.65 GB),
 # 12.7M from 2020 on. Peaks measured on 12.2M generated rows (bench/bench_crypto.py) in the comments.
@@ -60,6 +61,10 @@ def make_pipeline(gpu: bool = False):
         model_base_path: str = "/models",
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
+        tolerance: float = 0.0,
+        require_beat_baseline: bool = False,
+        canary_percent: int = 100,
+        kserve_deployment_mode: str = "Knative",
     ):
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
@@ -86,9 +91,13 @@ def make_pipeline(gpu: bool = False):
             cpu, memory, memory_limit = RESOURCES[task.name]
             task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory_limit)
 
-        with dsl.If(evaluation.outputs["Output"] >= threshold, name="weighted-correlation-gate"):
-            add_deploy_task(training.outputs["model"], model_name, model_base_path, model_store_pvc,
-                            serving_namespace, model_format="lightgbm")
+        gate = add_gate_task(evaluation.outputs["metrics"], "weighted_correlation",
+                             "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
+                             model_name, model_base_path, model_store_pvc, serving_namespace)
+        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
+            add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
+                            model_store_pvc, serving_namespace, model_format="lightgbm",
+                            canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
 
     return crypto
 

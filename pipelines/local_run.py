@@ -295,28 +295,42 @@ def write_index(result: LocalRunResult, summary_text: str) -> None:
         tmp.write_text(page, encoding="utf-8")
 
 
+GATE_TASK = "gate-model"
+
+
+def _gate_verdict(result: LocalRunResult) -> dict | None:
+    """The gate step's verdict (its artifact's metadata), as the step wrote it."""
+    for output_file in (result.run_dir / "artifacts").glob(f"*/{GATE_TASK}/executor_output.json"):
+        verdict = json.loads(output_file.read_text()).get("artifacts", {}).get("verdict", {})
+        for artifact in verdict.get("artifacts", []):
+            return artifact.get("metadata")
+    return None
+
+
 def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: bool = True) -> str:
-    """The run in a few lines; `with_error=False` leaves out the error line (the terminal
-    prints it last, alone)."""
+    """What ran, the scores beside the baseline, and the gate's verdict as the gate step
+    wrote it: every comparison and the reason (the summary decides nothing itself).
+    `with_error=False` leaves out the error line (the terminal prints it last, alone)."""
     lines = [f"pipeline {result.pipeline}: {'SUCCEEDED' if result.succeeded else 'FAILED'} "
              f"in {result.seconds:.1f}s"]
     lines += [f"  {t.name:<28} {t.status:<8} {t.seconds:6.1f}s" for t in result.tasks.values()]
-    gate = result.tasks.get(entry.gate_task)
-    if gate and gate.status == "SUCCESS" and gate.output is not None:
-        threshold = result.params.get("threshold")
-        baseline = gate.metrics.get(entry.baseline_metric)
-        below_baseline = baseline is not None and gate.output <= baseline
-        lines.append(f"{entry.gate_metric}: {gate.output:.4f}" + (
-            f"   baseline ({entry.baseline_metric}): {baseline:.4f}" if baseline is not None else "")
-            + ("   (not better than the baseline)" if below_baseline else ""))
+    evaluation = result.tasks.get(entry.gate_task)
+    if evaluation and evaluation.status == "SUCCESS" and evaluation.output is not None:
+        baseline = evaluation.metrics.get(entry.baseline_metric)
+        lines.append(f"{entry.gate_metric}: {evaluation.output:.4f}" + (
+            f"   naive baseline ({entry.baseline_metric}): {baseline:.4f}" if baseline is not None else ""))
+    verdict = _gate_verdict(result)
+    if verdict:
+        lines += [f"gate: {comparison}" for comparison in verdict.get("comparisons", [])]
+        lines.append(f"gate: {verdict.get('reason', '')}")
         deployed = result.deployed_to()
         if deployed:
-            lines.append(f"gate: PASS ({entry.gate_metric} {gate.output:.4f} >= threshold {threshold}); "
-                         f"model deployed to {deployed}")
-        elif gate.output < threshold:
-            reason = " and below the naive baseline" if below_baseline else ""
-            lines.append(f"gate: REFUSED ({entry.gate_metric} {gate.output:.4f} < threshold {threshold}"
-                         f"{reason}); nothing deployed")
+            from components.model_store import read_labels
+
+            labels = read_labels(Path(deployed).parent)
+            lines.append(f"model deployed to {deployed}" + (f" (labels: {labels.describe()})" if labels else ""))
+        elif verdict.get("decision") != "deploy":
+            lines.append("nothing deployed")
     if result.error and with_error:
         lines.append(f"error: {result.error}")
     lines += [f"report: {path}" for path in result.reports]

@@ -25,6 +25,7 @@ from kfp import dsl
 
 from components.deploy import add_deploy_task
 from components.errors import InputError
+from components.gate_step import add_gate_task
 from components.gpu import GpuSettings
 from components.mnist import steps
 from components.mnist.sweep import parse_grid_values, sweep_grid
@@ -69,6 +70,9 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
         use_kserve: bool = False,
+        tolerance: float = 0.0,
+        require_beat_baseline: bool = False,
+        canary_percent: int = 100,
     ):
         download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
         download.set_caching_options(False)
@@ -100,9 +104,13 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
             model=select.outputs["best_model"], splits_path=preprocess.output, threshold=threshold)
         evaluation.set_caching_options(False)
 
-        with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
-            add_deploy_task(select.outputs["best_model"], model_name, model_base_path, model_store_pvc,
-                            serving_namespace, use_kserve=use_kserve)
+        gate = add_gate_task(evaluation.outputs["metrics"], "accuracy", "majority_class_accuracy", threshold,
+                             tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
+                             serving_namespace)
+        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
+            add_deploy_task(select.outputs["best_model"], gate.outputs["verdict"], model_name, model_base_path,
+                            model_store_pvc, serving_namespace, use_kserve=use_kserve,
+                            canary_percent=canary_percent)
 
     return mnist
 

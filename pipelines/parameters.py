@@ -47,7 +47,7 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     """
     from components.gate import check_threshold
     from components.kube_serving import object_name
-    from components.model_store import check_model_name
+    from components.model_store import check_canary_percent, check_model_name
     from pipelines import registry
 
     converted = {}
@@ -58,6 +58,10 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
         converted[name] = convert(name, value, declared[name]["parameterType"])
     if "threshold" in converted:
         check_threshold(converted["threshold"])
+    if "tolerance" in converted:
+        check_threshold(converted["tolerance"], "tolerance")
+    if "canary_percent" in converted:
+        check_canary_percent(converted["canary_percent"])
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted}
     if effective.get("model_base_path"):
         check_model_base_path(str(effective["model_base_path"]))

@@ -7,6 +7,7 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 from kfp import dsl
 
 from components.deploy import add_deploy_task
+from components.gate_step import add_gate_task
 from components.gpu import GpuSettings
 from components.sp500 import steps
 
@@ -41,6 +42,9 @@ def make_pipeline(gpu: bool = False):
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
         use_kserve: bool = False,
+        tolerance: float = 0.0,
+        require_beat_baseline: bool = False,
+        canary_percent: int = 100,
     ):
         """S&P 500 daily direction, deployed when the test accuracy reaches threshold.
 
@@ -90,9 +94,13 @@ def make_pipeline(gpu: bool = False):
         evaluation = steps.evaluate(
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
 
-        with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
-            add_deploy_task(training.outputs["model"], model_name, model_base_path, model_store_pvc,
-                            serving_namespace, use_kserve=use_kserve)
+        gate = add_gate_task(evaluation.outputs["metrics"], "accuracy", "always_up_accuracy", threshold, tolerance,
+                             require_beat_baseline, model_name, model_base_path, model_store_pvc,
+                             serving_namespace)
+        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
+            add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
+                            model_store_pvc, serving_namespace, use_kserve=use_kserve,
+                            canary_percent=canary_percent)
 
     return sp500
 

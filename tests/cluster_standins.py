@@ -363,7 +363,7 @@ def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
 
 K8S_PATH = re.compile(r"/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/namespaces/(?P<namespace>[^/]+)/"
                       r"(?P<plural>[^/]+)/(?P<name>[^/]+)")
-K8S_MODELS = {"deployments": "V1Deployment", "services": "V1Service"}
+K8S_MODELS = {"deployments": "V1Deployment", "services": "V1Service", "configmaps": "V1ConfigMap"}
 
 
 class KubeStandIn(StandIn):
@@ -431,7 +431,8 @@ class KubeStandIn(StandIn):
                                       resourceVersion=str(next(self.versions)))
         else:
             old_meta = before["metadata"]
-            spec_changed = before.get("spec") != applied.get("spec")
+            # A ConfigMap has no spec: its data is what changes it.
+            spec_changed = (before.get("spec"), before.get("data")) != (applied.get("spec"), applied.get("data"))
             meta_changed = any(old_meta.get(k) != meta.get(k) for k in ("labels", "annotations"))
             stored["metadata"].update(
                 uid=old_meta["uid"], generation=old_meta["generation"] + spec_changed,

@@ -22,6 +22,7 @@ from referencing import Registry, Resource
 from components import kube_serving
 from components.errors import InputError
 from components.images import VERSION
+from components.model_store import ServingLabels
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_FILES = sorted((REPO / "deploy").glob("*.yaml"))
@@ -78,7 +79,14 @@ def test_tf_serving_reads_the_model_store_read_only_and_probes_the_model():
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == kube_serving.TF_SERVING_IMAGE and ":" in container["image"]
-    assert "--model_base_path=/models/sp500" in container["args"]
+    assert "--model_config_file=/etc/tf-serving/models.config" in container["args"]
+    assert "--monitoring_config_file=/etc/tf-serving/monitoring.config" in container["args"]
+    assert {"name": "serving-config", "configMap": {"name": "serving-sp500"}} in pod["volumes"]
+    assert {"name": "serving-config", "mountPath": "/etc/tf-serving", "readOnly": True} in container["volumeMounts"]
+    # Prometheus finds the metrics through the pod's annotations (no ServiceMonitor needed).
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "8501",
+        "prometheus.io/path": "/monitoring/prometheus/metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/sp500", "port": 8501}
     assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "store", "readOnly": True}
@@ -92,10 +100,54 @@ def test_tf_serving_reads_the_model_store_read_only_and_probes_the_model():
 
 def test_lightgbm_serves_the_version_folder_and_needs_the_version():
     isvc = kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 3)
-    assert isvc["spec"]["predictor"]["model"] == {"modelFormat": {"name": "lightgbm"},
-                                                  "storageUri": "pvc://store/crypto/3"}
+    assert isvc["spec"]["predictor"] == {"model": {"modelFormat": {"name": "lightgbm"},
+                                                   "storageUri": "pvc://store/crypto/3"}}
+    assert isvc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Knative"}
     with pytest.raises(InputError, match="model_version is required"):
         kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns")
+
+
+def test_model_config_names_the_labelled_versions_and_monitoring_is_on():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    labels = ServingLabels(stable=1, canary=2, canary_percent=20, known_versions=(1, 2))
+    config_map = kube_serving.serving_config_map("sp500", "ns", labels)
+    validate(config_map)
+    config = text_format.Parse(config_map["data"]["models.config"], model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == ("sp500", "/models/sp500", "tensorflow")
+    assert list(model.model_version_policy.specific.versions) == [1, 2]
+    assert dict(model.version_labels) == {"stable": 1, "canary": 2}
+    assert kube_serving.labels_from_config_map(config_map) == labels
+    assert config_map["data"]["monitoring.config"] == (
+        'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n')
+    unlabelled = kube_serving.serving_config_map("sp500", "ns", ServingLabels())
+    assert "model_version_policy" not in unlabelled["data"]["models.config"], "no labels: the latest version"
+
+
+@pytest.mark.parametrize("mode", ["Knative", "Serverless"])
+def test_kserve_canary_share_is_canary_traffic_percent_in_knative_mode(mode):
+    labels = ServingLabels(stable=3, canary=4, canary_percent=25, known_versions=(3, 4))
+    isvc = kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 4, labels, mode)
+    assert isvc["spec"]["predictor"] == {"canaryTrafficPercent": 25, "model": {
+        "modelFormat": {"name": "lightgbm"}, "storageUri": "pvc://store/crypto/4"}}
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    promoted = kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 4,
+                                                     ServingLabels(stable=4, known_versions=(3, 4)), mode)
+    assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
+
+
+@pytest.mark.parametrize("mode", ["Standard", "RawDeployment"])
+def test_kserve_standard_mode_has_no_traffic_split(mode):
+    labels = ServingLabels(stable=3, canary=4, canary_percent=25, known_versions=(3, 4))
+    with pytest.raises(InputError, match="canaryTrafficPercent works only in Knative"):
+        kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 4, labels, mode)
+    full = kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 4,
+                                                 ServingLabels(stable=4), mode)
+    assert full["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    with pytest.raises(InputError, match="kserve_deployment_mode 'ModelMesh' is not one of"):
+        kube_serving.kserve_inference_service("crypto", "lightgbm", "store", "ns", 4, None, "ModelMesh")
 
 
 @pytest.mark.parametrize("model_name", ["SP/500", "x-", "a" * 60, ""])
@@ -270,11 +322,12 @@ def test_missing_permission_is_one_line_that_points_at_the_rbac(cluster_pod):
 def test_kserve_lightgbm_and_tensorflow(cluster_pod):
     with api_server(cluster_pod) as server:
         summary = kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=3)
-        assert "InferenceService crypto (lightgbm) in kubeflow: created; ready at" in summary
+        assert ("InferenceService crypto (lightgbm) in kubeflow: config created, inferenceservice created; "
+                "ready at") in summary
         isvc = server.objects["/apis/serving.kserve.io/v1beta1/namespaces/kubeflow/inferenceservices/crypto"]
         assert isvc["spec"]["predictor"]["model"]["storageUri"] == "pvc://model-store/crypto/3"
         newer = kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=4)
-        assert ": updated;" in newer and isvc["metadata"]["generation"] == 1
+        assert "config updated, inferenceservice updated;" in newer and isvc["metadata"]["generation"] == 1
         assert server.objects[
             "/apis/serving.kserve.io/v1beta1/namespaces/kubeflow/inferenceservices/crypto"]["metadata"][
             "generation"] == 2
@@ -304,3 +357,64 @@ def test_role_grants_exactly_what_the_deploy_step_uses(cluster_pod):
 def test_unknown_model_format():
     with pytest.raises(InputError, match="model_format 'onnx' is not one of tensorflow, lightgbm"):
         kube_serving.serve(None, "sp500", "onnx", "model-store", "kubeflow")
+
+
+CONFIG_MAP = "/api/v1/namespaces/kubeflow/configmaps/serving-sp500"
+CRYPTO_ISVC = "/apis/serving.kserve.io/v1beta1/namespaces/kubeflow/inferenceservices/crypto"
+
+
+def test_canary_then_promote_and_rollback_on_tf_serving(cluster_pod):
+    """The deploy step's labels reach TF-Serving's model config; promote and rollback from a
+    workstation rewrite only that config (no restart), idempotently, and refuse unknown versions."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from pipelines import lifecycle
+
+    def served_labels():
+        config = text_format.Parse(server.objects[CONFIG_MAP]["data"]["models.config"],
+                                   model_server_config_pb2.ModelServerConfig())
+        return dict(config.model_config_list.config[0].version_labels)
+
+    with api_server(cluster_pod) as server:
+        kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=1)
+        assert kube_serving.labels_in_cluster("sp500", None) == ServingLabels(stable=1, known_versions=(1,))
+        canary = ServingLabels(stable=1, canary=2, canary_percent=20, known_versions=(1, 2))
+        out = kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=2, labels=canary)
+        assert "config updated, deployment updated, service unchanged" in out and "canary=2 (20% of traffic)" in out
+        assert served_labels() == {"stable": 1, "canary": 2}
+        generation = server.objects[DEPLOYMENT]["metadata"]["generation"]
+
+        api = kube_serving.kube_api_client()
+        promoted = lifecycle.run_cluster("promote", "sp500", None, "kubeflow", api)
+        assert promoted.startswith("sp500: stable=2 (was stable=1, canary=2 (20% of traffic))")
+        assert served_labels() == {"stable": 2}
+        assert lifecycle.run_cluster("promote", "sp500", None, "kubeflow", api) == "sp500: unchanged, stable=2"
+        rolled = lifecycle.run_cluster("rollback", "sp500", 1, "kubeflow", api)
+        assert rolled.startswith("sp500: stable=1 (was stable=2)") and served_labels() == {"stable": 1}
+        assert lifecycle.run_cluster("rollback", "sp500", 1, "kubeflow", api) == "sp500: unchanged, stable=1"
+        with pytest.raises(InputError, match=r"version 5 of sp500 is not in the model store \(versions: 1, 2\)"):
+            lifecycle.run_cluster("rollback", "sp500", 5, "kubeflow", api)
+        assert server.objects[DEPLOYMENT]["metadata"]["generation"] == generation, "labels restart nothing"
+        assert not server.errors, server.errors
+
+
+def test_kserve_canary_share_then_promote_and_rollback(cluster_pod):
+    from pipelines import lifecycle
+
+    with api_server(cluster_pod) as server:
+        kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=1)
+        canary = ServingLabels(stable=1, canary=2, canary_percent=10, known_versions=(1, 2))
+        kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=2, labels=canary)
+        predictor = server.objects[CRYPTO_ISVC]["spec"]["predictor"]
+        assert predictor["canaryTrafficPercent"] == 10 and predictor["model"]["storageUri"] == "pvc://model-store/crypto/2"
+
+        api = kube_serving.kube_api_client()
+        lifecycle.run_cluster("rollback", "crypto", None, "kubeflow", api)  # drop the canary
+        predictor = server.objects[CRYPTO_ISVC]["spec"]["predictor"]
+        assert "canaryTrafficPercent" not in predictor and predictor["model"]["storageUri"].endswith("/crypto/1")
+        lifecycle.run_cluster("promote", "crypto", 2, "kubeflow", api)
+        assert server.objects[CRYPTO_ISVC]["spec"]["predictor"]["model"]["storageUri"].endswith("/crypto/2")
+        with pytest.raises(InputError, match="model 'mnist' has no serving labels in namespace kubeflow"):
+            lifecycle.run_cluster("promote", "mnist", None, "kubeflow", api)
+        assert not server.errors, server.errors

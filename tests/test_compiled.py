@@ -2,7 +2,6 @@
 pipelines/, gates deploy, and runs every task in the project's images; the
 published components in compiled/components/ are in sync too."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -86,9 +85,11 @@ def test_deploy_is_gated_on_the_metric_and_threshold(fresh, entry, gpu):
     assert len(conditions) == 1, "exactly one gated branch"
     (branch_name, branch), = conditions.items()
     condition = branch["triggerPolicy"]["condition"]
-    assert re.fullmatch(
-        rf"inputs\.parameter_values\['pipelinechannel--{entry.gate_task}-Output'\] >= "
-        r"inputs\.parameter_values\['pipelinechannel--threshold'\]", condition), condition
+    # The gate step decides (threshold, baseline, champion); its single output is tested.
+    assert condition == "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'", condition
+    gate_inputs = root["dag"]["tasks"]["gate-model"]["inputs"]
+    assert gate_inputs["artifacts"]["metrics"]["taskOutputArtifact"]["producerTask"] == entry.gate_task
+    assert gate_inputs["parameters"]["threshold"] == {"componentInputParameter": "threshold"}
     inner = json_format.MessageToDict(spec.components[branch["componentRef"]["name"]])
     assert "deploy-model" in inner["dag"]["tasks"]
     assert "deploy-model" not in root["dag"]["tasks"], "deploy must only run inside the gate"

@@ -26,8 +26,8 @@ def test_default_run_scores_beside_the_baseline_and_deploys_through_the_gate(cli
         assert step in summary
     assert "baseline (weighted_correlation_reversal_baseline)" in summary
     version_1 = tmp_path / "model_store" / "crypto" / "1"
-    assert "gate: PASS (weighted_correlation 0.0" in summary and f"model deployed to {version_1}" in summary
-    assert [p.name for p in version_1.iterdir()] == ["model.bst"]
+    assert "gate: DEPLOY: first deploy" in summary and f"model deployed to {version_1}" in summary
+    assert sorted(p.name for p in version_1.iterdir()) == ["evaluation.json", "model.bst"]
     run_dir = next((tmp_path / "runs" / "crypto").iterdir())
     report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
     assert "data:image/png;base64," in report and "weighted_correlation_reversal_baseline" in report
@@ -39,7 +39,7 @@ def test_a_high_threshold_refuses_and_deploys_nothing(cli, tmp_path):
     result = cli("run", "crypto", "threshold=0.5")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = summary_of(result)
-    assert "gate: REFUSED (weighted_correlation 0.0" in summary and "< threshold 0.5" in summary
+    assert "gate: REFUSED: weighted_correlation 0.0" in summary and "is below the threshold 0.5" in summary
     assert not (tmp_path / "model_store").exists()
 
 

@@ -63,8 +63,7 @@ def test_deploy_runs_only_inside_the_weighted_correlation_gate(compiled):
     gate = tasks["condition-1"]
     assert gate["componentRef"]["name"] == "comp-condition-1"
     assert gate["triggerPolicy"]["condition"] == (
-        "inputs.parameter_values['pipelinechannel--evaluate-Output'] >= "
-        "inputs.parameter_values['pipelinechannel--threshold']")
+        "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'")
     deploy = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy-model"]
     assert deploy["inputs"]["parameters"]["model_format"] == {"runtimeValue": {"constant": "lightgbm"}}
     assert deploy["inputs"]["artifacts"]["model"] == {"componentInputArtifact": "pipelinechannel--train-model-model"}

@@ -59,8 +59,7 @@ def test_deploy_runs_only_when_accuracy_reaches_the_threshold(tmp_path):
     assert "deploy-model" not in tasks
     gate = tasks["condition-1"]
     assert gate["triggerPolicy"]["condition"] == (
-        "inputs.parameter_values['pipelinechannel--evaluate-Output'] >= "
-        "inputs.parameter_values['pipelinechannel--threshold']")
+        "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'")
     deploy = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy-model"]
     assert deploy["inputs"]["artifacts"]["model"]["componentInputArtifact"] == \
         "pipelinechannel--select-best-trial-best_model"

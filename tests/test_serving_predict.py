@@ -169,3 +169,23 @@ def test_no_server_says_how_to_start_one(server, capsys):
     code = predict.main(["--model", "sp500", "--rest", "--host", "127.0.0.1", "--port", str(port)])
     assert code == 1
     assert "make serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_label_asks_for_stable_or_canary_and_the_answer_says_which_version(store, tmp_path, transport):
+    from components.model_store import ServingLabels, write_labels
+
+    labelled = tmp_path / "labelled"
+    for _ in range(2):
+        publish_version(store / "sp500" / "1", labelled, "sp500")
+    write_labels(labelled / "sp500", ServingLabels(stable=1, canary=2, canary_percent=30, known_versions=(1, 2)))
+    running = local_server.serve(labelled, host="127.0.0.1", grpc_port=0, rest_port=0)
+    try:
+        for label, version in (("stable", 1), ("canary", 2)):
+            code, text = ask(running, "--model", "sp500", "--label", label, transport=transport)
+            assert code == 0, text
+            assert re.search(rf"sp500 answered over .* for label '{label}': model store version {version} ", text)
+        code, text = ask(running, "--model", "sp500", "--label", "beta", transport=transport)
+        assert code == 1 and "Unrecognized servable version label: beta" in text
+    finally:
+        running.stop()

@@ -428,3 +428,79 @@ def test_a_malformed_content_length_gets_400_and_the_server_keeps_serving(server
 def test_a_body_within_the_limit_is_still_answered(server):
     code, document = post_json(server, "/v1/models/sp500:predict", {"instances": FEATURES.tolist()})
     assert code == 200 and len(document["predictions"]) == len(FEATURES)
+
+
+# --------------------------------------------------------------------------- labels, canary, metrics
+
+def tag_answered(document: dict) -> str:
+    return document["predictions"][0]["model_version"]
+
+
+def request_counts(running) -> dict[tuple[str, str, str, str], float]:
+    """(model, version, entrypoint, status) -> requests, read from the Prometheus endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{running.rest_port}/monitoring/prometheus/metrics",
+                                timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == ":tensorflow:serving:request_count_total":
+                labels = sample.labels
+                counts[labels["model_name"], labels["version"], labels["entrypoint"], labels["status"]] = sample.value
+            if sample.name == ":tensorflow:serving:request_latency_count":
+                counts["latency", sample.labels["version"], sample.labels["entrypoint"], ""] = sample.value
+    return counts
+
+
+def test_canary_labels_over_rest_and_grpc_then_promote_and_rollback(tmp_path, exports):
+    from components.model_store import ServingLabels, write_labels
+    from pipelines import lifecycle
+
+    store = tmp_path / "store"
+    publish_version(exports["v1"], store, "sp500")
+    publish_version(exports["v2"], store, "sp500")
+    write_labels(store / "sp500", ServingLabels(stable=1, canary=2, canary_percent=20, known_versions=(1, 2)))
+    running = local_server.serve(store, host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.05)
+    try:
+        assert "sp500 versions 1 (stable), 2 (canary)" in local_server.describe(running, "127.0.0.1")
+        body = {"instances": FEATURES.tolist()}
+        assert tag_answered(post_json(running, "/v1/models/sp500/labels/stable:predict", body)[1]) == "tag-v1"
+        assert tag_answered(post_json(running, "/v1/models/sp500/labels/canary:predict", body)[1]) == "tag-v2"
+        status, unknown = post_json(running, "/v1/models/sp500/labels/beta:predict", body)
+        assert (status, unknown) == (400, {"error": "Unrecognized servable version label: beta"})
+        _, by_label = rest(running, "GET", "/v1/models/sp500/labels/stable/metadata")
+        assert by_label["model_spec"]["version"] == "1"
+
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc_channel(running))
+        for label, version in (("stable", 1), ("canary", 2)):
+            request = predict_request("sp500", FEATURES)
+            request.model_spec.version_label = label
+            assert stub.Predict(request, timeout=30).model_spec.version.value == version
+        # No version, no label: the highest version served, as TF-Serving answers.
+        assert stub.Predict(predict_request("sp500", FEATURES), timeout=30).model_spec.version.value == 2
+        request = predict_request("sp500", FEATURES)
+        request.model_spec.version_label = "beta"
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(request, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        counts = request_counts(running)
+        assert counts["sp500", "1", "REST", "OK"] == 1 and counts["sp500", "2", "REST", "OK"] == 1
+        assert counts["sp500", "", "REST", "INVALID_ARGUMENT"] == 1
+        assert counts["sp500", "1", "GRPC", "OK"] == 1 and counts["sp500", "2", "GRPC", "OK"] == 2
+        assert counts["sp500", "", "GRPC", "INVALID_ARGUMENT"] == 1
+        assert counts["latency", "2", "GRPC", ""] == 2, "every request is timed too"
+
+        assert lifecycle.run_local("promote", "sp500", None, store).startswith("sp500: stable=2 (was")
+        wait_for(lambda: set(running.registry.served["sp500"]) == {2})
+        assert tag_answered(post_json(running, "/v1/models/sp500/labels/stable:predict", body)[1]) == "tag-v2"
+        assert post_json(running, "/v1/models/sp500/labels/canary:predict", body)[0] == 400
+
+        lifecycle.run_local("rollback", "sp500", 1, store)
+        wait_for(lambda: set(running.registry.served["sp500"]) == {1})
+        assert tag_answered(post_json(running, "/v1/models/sp500:predict", body)[1]) == "tag-v1"
+    finally:
+        running.stop()

@@ -23,7 +23,7 @@ def test_default_gate_refuses_on_honest_us_only_data(cli, tmp_path):
     for step in ("download-prices", "preprocess", "train", "evaluate"):
         assert step in summary
     assert "baseline (always_up_accuracy)" in summary
-    assert "gate: REFUSED" in summary and "< threshold 0.7" in summary
+    assert "gate: REFUSED: accuracy 0." in summary and "is below the threshold 0.7" in summary
     assert not (tmp_path / "model_store" / "sp500").exists()
     run_dir = next((tmp_path / "runs" / "sp500").iterdir())
     recorded = (run_dir / "summary.txt").read_text()
@@ -39,6 +39,8 @@ def test_default_gate_refuses_on_honest_us_only_data(cli, tmp_path):
 
 
 def test_passing_gate_deploys_new_versions_and_never_touches_old_ones(cli, tmp_path):
+    """deep, then flat (better on this data: deployed), then deep again (worse than the
+    serving flat model: refused by the champion/challenger gate)."""
     first = cli("run", "sp500", "threshold=0.5")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     version_1 = tmp_path / "model_store" / "sp500" / "1"
@@ -46,11 +48,19 @@ def test_passing_gate_deploys_new_versions_and_never_touches_old_ones(cli, tmp_p
     assert (version_1 / "saved_model.pb").is_file()
     before = tree_digest(version_1)
 
-    second = cli("run", "sp500", "threshold=0.5")
+    assert "gate: serving champion: none, nothing is serving yet -> first deploy" in first.stdout
+
+    second = cli("run", "sp500", "threshold=0.5", "model_type=flat")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"model deployed to {version_1.parent / '2'}" in second.stdout
+    assert f"model deployed to {version_1.parent / '2'} (labels: stable=2)" in second.stdout
+    assert "gate: serving champion: version 1 accuracy 0." in second.stdout
     assert tree_digest(version_1) == before
-    assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2", "labels.json"]
+
+    third = cli("run", "sp500", "threshold=0.5")
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "is worse than serving version 2" in third.stdout and "nothing deployed" in third.stdout
+    assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2", "labels.json"]
 
 
 def write_csv_without_close(folder: Path) -> str:

@@ -90,6 +90,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     Returns the weighted correlation alone: the local runner resolves a gate
     condition only on a task's single output; every other figure is in `metrics`.
     """
+    from datetime import datetime, timezone
     from pathlib import Path
 
     from components.crypto.evaluation import evaluate as score
@@ -102,6 +103,9 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     gate = record_and_decide(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
     write_evaluation_report(evaluation, Path(report.path), gate)
+    # The data window, stored with a deployed version so a later gate knows what its scores mean.
+    metrics.metadata["test_set"] = (f"from {datetime.fromtimestamp(test_start, timezone.utc):%Y-%m-%d %H:%M} UTC "
+                                    f"({evaluation.metrics['test_rows']:,.0f} rows)")
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "
           f"{evaluation.metrics['weighted_correlation_reversal_baseline']:.4f}), RMSE "
           f"{evaluation.metrics['rmse']:.6f} (zero baseline {evaluation.metrics['rmse_zero_baseline']:.6f}) "

@@ -153,6 +153,8 @@ def evaluate(
     scores = ev.score(splits.train.labels, test.labels, predicted)
     confusion.log_confusion_matrix(ev.CLASS_NAMES, ev.confusion_matrix(test.labels, predicted))
     gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
+    # The data window, stored with a deployed version so a later gate knows what its scores mean.
+    metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities)
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "

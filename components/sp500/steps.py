@@ -173,6 +173,8 @@ def evaluate(
     scores = ev.direction_metrics(test[LABEL].to_numpy(), predicted)
     confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(test[LABEL].to_numpy(), predicted))
     gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
+    # The data window, stored with a deployed version so a later gate knows what its scores mean.
+    metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
     ev.write_direction_report(report.path, test, predicted, scores, gate)
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)

@@ -87,19 +87,21 @@ class RestClient:
                                 "Start one with `make serve` (or port-forward TF-Serving)") from error
 
     @staticmethod
-    def _version_path(version: int | None) -> str:
+    def _version_path(version: int | None, label: str | None = None) -> str:
+        if label:
+            return f"/labels/{label}"
         return f"/versions/{version}" if version is not None else ""
 
-    def metadata(self, name: str, version: int | None) -> tuple[int, Signature]:
-        document = self._call(f"/{name}{self._version_path(version)}/metadata")
+    def metadata(self, name: str, version: int | None, label: str | None = None) -> tuple[int, Signature]:
+        document = self._call(f"/{name}{self._version_path(version, label)}/metadata")
         signatures = document["metadata"]["signature_def"]["signature_def"]
         return int(document["model_spec"]["version"]), signature_from_json(signatures["serving_default"])
 
     def predict(self, name: str, version: int | None, inputs: dict[str, np.ndarray],
-                signature: Signature) -> Answer:
+                signature: Signature, label: str | None = None) -> Answer:
         # Row format ("instances"), the form most TF-Serving REST clients send.
         input_name = next(iter(inputs))
-        document = self._call(f"/{name}{self._version_path(version)}:predict",
+        document = self._call(f"/{name}{self._version_path(version, label)}:predict",
                               {"instances": inputs[input_name].tolist()})
         rows = document["predictions"]
         if len(signature.outputs) == 1:
@@ -138,17 +140,19 @@ class GrpcClient:
                                 error.code().name) from error
 
     @staticmethod
-    def _model_spec(spec, name: str, version: int | None) -> None:
+    def _model_spec(spec, name: str, version: int | None, label: str | None = None) -> None:
         spec.name = name
-        if version is not None:
+        if label:
+            spec.version_label = label
+        elif version is not None:
             spec.version.value = version
 
-    def metadata(self, name: str, version: int | None) -> tuple[int, Signature]:
+    def metadata(self, name: str, version: int | None, label: str | None = None) -> tuple[int, Signature]:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        self._model_spec(request.model_spec, name, version)
+        self._model_spec(request.model_spec, name, version, label)
         response = self._call(self.stub.GetModelMetadata, request)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
@@ -159,12 +163,12 @@ class GrpcClient:
         return response.model_spec.version.value, signature_from_json(as_json)
 
     def predict(self, name: str, version: int | None, inputs: dict[str, np.ndarray],
-                signature: Signature) -> Answer:
+                signature: Signature, label: str | None = None) -> Answer:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
-        self._model_spec(request.model_spec, name, version)
+        self._model_spec(request.model_spec, name, version, label)
         for input_name, value in inputs.items():
             request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
         response = self._call(self.stub.Predict, request)

@@ -65,13 +65,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.registry = registry
 
     def Predict(self, request, context):
-        try:
-            spec = request.model_spec
-            inputs = {name: from_tensor_proto(name, proto) for name, proto in request.inputs.items()}
-            model = self.registry.get(spec.name, resolve_version(spec))
-            result = predict(model, spec.signature_name, inputs, list(request.output_filter))
-        except RequestRefused as error:
-            abort(context, error)
+        spec = request.model_spec
+        with self.registry.metrics.request(spec.name, "predict", "GRPC") as outcome:
+            try:
+                inputs = {name: from_tensor_proto(name, proto) for name, proto in request.inputs.items()}
+                model = self.registry.get(spec.name, *resolve_version(spec))
+                outcome.version = model.version
+                result = predict(model, spec.signature_name, inputs, list(request.output_filter))
+            except RequestRefused as error:
+                outcome.status = error.code.name
+                abort(context, error)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = spec.name
         response.model_spec.version.value = result.version
@@ -100,7 +103,7 @@ def metadata_model(registry: ModelRegistry, request) -> ServedModel:
     for metadata_field in request.metadata_field:
         if metadata_field != "signature_def":
             raise invalid(f"Metadata field {metadata_field} is not supported")
-    return registry.get(request.model_spec.name, resolve_version(request.model_spec))
+    return registry.get(request.model_spec.name, *resolve_version(request.model_spec))
 
 
 def model_status_response(registry: ModelRegistry, name: str,
@@ -120,8 +123,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         try:
-            return model_status_response(self.registry, request.model_spec.name,
-                                         resolve_version(request.model_spec))
+            version, label = resolve_version(request.model_spec)
+            if label:
+                version = self.registry.version_for_label(request.model_spec.name, label)
+            return model_status_response(self.registry, request.model_spec.name, version)
         except RequestRefused as error:
             abort(context, error)
 

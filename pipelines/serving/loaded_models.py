@@ -7,8 +7,10 @@ from pathlib import Path
 
 import grpc
 
-from components.model_store import versions
-from pipelines.serving.servables import MAX_LOAD_ATTEMPTS, RequestRefused, Servable, load_servable
+from components.errors import InputError
+from components.model_store import ServingLabels, read_labels, versions
+from pipelines.serving.metrics import ServingMetrics
+from pipelines.serving.servables import MAX_LOAD_ATTEMPTS, RequestRefused, Servable, invalid, load_servable
 
 # --- the model registry and its poller ----------------------------------------
 
@@ -28,13 +30,21 @@ class ServedModel:
 
 @dataclass
 class ModelRegistry:
-    """The models under `model_base_path`, each at its highest loadable version."""
+    """The models under `model_base_path` and the versions served of each.
+
+    Without a labels record a model serves its highest loadable version (TF-Serving's
+    "latest" policy). With `<model>/labels.json` (written by deploy, promote and
+    rollback) it serves the labelled versions, as TF-Serving does with a model
+    config's `specific` version policy and `version_labels`.
+    """
 
     model_base_path: Path
     model_name: str | None = None  # serve only this model; None: every folder in the store
-    served: dict[str, ServedModel] = field(default_factory=dict)
+    served: dict[str, dict[int, ServedModel]] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
     history: dict[str, dict[int, VersionStatus]] = field(default_factory=dict)
     failed_loads: dict[tuple[str, int], int] = field(default_factory=dict)
+    metrics: ServingMetrics = field(default_factory=ServingMetrics)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def model_names(self) -> list[str]:
@@ -50,21 +60,41 @@ class ModelRegistry:
         for name in names:
             self.poll_model(name)
         for name in set(self.served) - names:
-            self.unload(name)
+            self.unload(name, list(self.served.get(name, {})))
+
+    def _labels_record(self, name: str) -> ServingLabels | None:
+        try:
+            return read_labels(self.model_base_path / name)
+        except InputError as error:  # a bad record must not stop serving what is loaded
+            print(f"serving: {error}; keeping the versions served", flush=True)
+            return ServingLabels(*self._current_labels(name))
+
+    def _current_labels(self, name: str) -> tuple[int | None, int | None]:
+        with self.lock:
+            labels = self.labels.get(name, {})
+        return labels.get("stable"), labels.get("canary")
 
     def poll_model(self, name: str) -> None:
         on_disk = versions(self.model_base_path / name)
-        current = self.served.get(name)
-        candidates = [v for v in reversed(on_disk) if self.failed_loads.get((name, v), 0) < MAX_LOAD_ATTEMPTS]
-        if not on_disk:
-            if current:
-                self.unload(name)
-            return
-        if not candidates or (current and current.version == candidates[0]):
-            return
-        # Availability first, as TF-Serving's default policy: the new version is
-        # loaded while the old one keeps answering, then the two are swapped.
-        self.load(name, candidates[0])
+        record = self._labels_record(name)
+        loadable = [v for v in on_disk if self.failed_loads.get((name, v), 0) < MAX_LOAD_ATTEMPTS]
+        if record is not None and record.stable is not None:
+            wanted = [v for v in record.served() if v in loadable]
+            labels = {label: version for label, version in (("stable", record.stable), ("canary", record.canary))
+                      if version is not None and version in on_disk}
+        else:
+            wanted, labels = loadable[-1:], {}
+        current = set(self.served.get(name, {}))
+        # Availability first, as TF-Serving's default policy: new versions are
+        # loaded while the old ones keep answering, then the old ones unloaded.
+        for version in wanted:
+            if version not in current:
+                self.load(name, version)
+        with self.lock:
+            self.labels[name] = labels
+        loaded = set(self.served.get(name, {}))
+        if not on_disk or (set(wanted) & loaded):
+            self.unload(name, sorted(loaded - set(wanted)))
 
     def load(self, name: str, version: int) -> None:
         version_dir = self.model_base_path / name / str(version)
@@ -83,30 +113,38 @@ class ModelRegistry:
                     self.history.setdefault(name, {})[version] = VersionStatus("END", unknown, message)
             return
         with self.lock:
-            previous = self.served.get(name)
-            self.served[name] = ServedModel(version, servable)
-            states = self.history.setdefault(name, {})
-            states[version] = VersionStatus("AVAILABLE")
-            if previous:
-                states[previous.version] = VersionStatus("END")
-        replaced = f", replacing version {previous.version}" if previous else ""
-        print(f"serving: {name} version {version} loaded in {time.monotonic() - started:.1f}s{replaced}", flush=True)
+            self.served.setdefault(name, {})[version] = ServedModel(version, servable)
+            self.history.setdefault(name, {})[version] = VersionStatus("AVAILABLE")
+        print(f"serving: {name} version {version} loaded in {time.monotonic() - started:.1f}s", flush=True)
 
-    def unload(self, name: str) -> None:
+    def unload(self, name: str, numbers: list[int]) -> None:
         with self.lock:
-            gone = self.served.pop(name, None)
-            if gone:
-                self.history[name][gone.version] = VersionStatus("END")
-        if gone:
-            print(f"serving: {name} version {gone.version} unloaded (no versions left on disk)", flush=True)
+            gone = [v for v in numbers if self.served.get(name, {}).pop(v, None) is not None]
+            for version in gone:
+                self.history[name][version] = VersionStatus("END")
+            if name in self.served and not self.served[name]:
+                del self.served[name]
+        for version in gone:
+            print(f"serving: {name} version {version} unloaded", flush=True)
 
-    def get(self, name: str, version: int | None) -> ServedModel:
+    def version_for_label(self, name: str, label: str) -> int:
         with self.lock:
-            model = self.served.get(name)
-        if model is None or (version is not None and version != model.version):
+            version = self.labels.get(name, {}).get(label)
+        if version is None:
+            raise invalid(f"Unrecognized servable version label: {label}")
+        return version
+
+    def get(self, name: str, version: int | None, label: str | None = None) -> ServedModel:
+        """The version asked for, the labelled one, or (neither) the highest served."""
+        if label:
+            version = self.version_for_label(name, label)
+        with self.lock:
+            loaded = dict(self.served.get(name, {}))
+        chosen = version if version is not None else (max(loaded) if loaded else None)
+        if chosen not in loaded:
             request = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
             raise RequestRefused(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}")
-        return model
+        return loaded[chosen]
 
     def status(self, name: str, version: int | None) -> list[tuple[int, VersionStatus]]:
         with self.lock:
@@ -118,5 +156,3 @@ class ModelRegistry:
         if not states:
             raise RequestRefused(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}")
         return sorted(states.items(), reverse=True)
-
-

@@ -1,6 +1,6 @@
 """The request client: ask a served model for a prediction, over gRPC or REST.
 
-    python -m pipelines predict --model sp500 [--grpc | --rest] [--host H] [--port P]
+    python -m pipelines predict --model sp500 [--grpc | --rest] [--host H] [--port P] [--label stable|canary]
         [--random | --date YYYY-MM-DD | --image FILE | --index N]
 
 It speaks TF-Serving's own APIs, so the same command queries the local server
@@ -201,7 +201,7 @@ def crypto_signature() -> Signature:
 
 def read_signature(client, args: argparse.Namespace, served_name: str) -> tuple[int | None, Signature]:
     try:
-        return client.metadata(served_name, args.version)
+        return client.metadata(served_name, args.version, args.label)
     except RequestFailed as error:
         if args.model == "crypto" and error.status == 404:
             return None, crypto_signature()
@@ -209,7 +209,7 @@ def read_signature(client, args: argparse.Namespace, served_name: str) -> tuple[
 
 
 def describe_answer(model: str, served_name: str, answer: Answer, reported_version: int | None,
-                    how: str) -> list[str]:
+                    how: str, label: str | None = None) -> list[str]:
     outputs = answer.outputs
     if answer.served_version is not None:
         version = f"model store version {answer.served_version} (in the Predict response)"
@@ -217,7 +217,8 @@ def describe_answer(model: str, served_name: str, answer: Answer, reported_versi
         version = f"model store version {reported_version} (per the metadata endpoint)"
     else:
         version = "version not reported by this server"
-    lines = [f"{served_name} answered over {how}: {version}"]
+    asked = f" for label '{label}'" if label else ""
+    lines = [f"{served_name} answered over {how}{asked}: {version}"]
     if "model_version" in outputs:
         lines.append(f"model version tag: {first(outputs, 'model_version')}")
     if "predicted_class" in outputs:
@@ -250,7 +251,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            help="TF-Serving REST API")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, help="default: 8500 for gRPC, 8501 for REST")
-    parser.add_argument("--version", type=int, help="ask for this store version (default: the one served)")
+    asked = parser.add_mutually_exclusive_group()
+    asked.add_argument("--version", type=int, help="ask for this store version (default: the highest served)")
+    asked.add_argument("--label", help="ask for the version labelled so: stable or canary")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--random", action="store_true", help="random input of the signature's shape (default)")
@@ -276,10 +279,10 @@ def run(args: argparse.Namespace) -> list[str]:
     served_name = args.model_name or args.model
     reported_version, signature = read_signature(client, args, served_name)
     request = build_request(args, signature)
-    answer = client.predict(served_name, args.version, request.inputs, signature)
+    answer = client.predict(served_name, args.version, request.inputs, signature, args.label)
     how = f"{args.transport.upper() if args.transport == 'rest' else 'gRPC'} {args.host}:{args.port}"
     lines = [f"request: {request.about}", *request.notes]
-    lines += describe_answer(args.model, served_name, answer, reported_version, how)
+    lines += describe_answer(args.model, served_name, answer, reported_version, how, args.label)
     if request.truth:
         lines.append(f"actual: {request.truth}")
     return lines

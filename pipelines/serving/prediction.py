@@ -23,11 +23,11 @@ class PredictResult:
     outputs: dict[str, np.ndarray]
 
 
-def resolve_version(spec) -> int | None:
-    """The version asked for in a ModelSpec; version labels are not configured here."""
-    if spec.version_label:
-        raise invalid(f"Unrecognized servable version label: {spec.version_label}")
-    return spec.version.value if spec.HasField("version") else None
+def resolve_version(spec) -> tuple[int | None, str | None]:
+    """The version, or the version label, a ModelSpec asks for (neither: the highest served)."""
+    if spec.HasField("version"):
+        return spec.version.value, None
+    return None, spec.version_label or None
 
 
 def signature_of(model: ServedModel, signature_name: str) -> meta_graph_pb2.SignatureDef:

@@ -17,8 +17,10 @@ from tensorflow_serving.apis import (
     model_pb2,
 )
 
+from components.serving_config import MONITORING_PATH
 from pipelines.serving.grpc_api import model_status_response
 from pipelines.serving.loaded_models import ModelRegistry
+from pipelines.serving.metrics import CONTENT_TYPE
 from pipelines.serving.prediction import predict, signature_def_map
 from pipelines.serving.servables import DEFAULT_SIGNATURE, HTTP_STATUS, RequestRefused, dtype_name, invalid, numpy_dtype
 
@@ -190,13 +192,15 @@ def parse_json_body(body: bytes) -> dict:
     return document
 
 
-def rest_predict(registry: ModelRegistry, name: str, version: int | None, body: bytes) -> dict:
+def rest_predict(registry: ModelRegistry, name: str, version: int | None, label: str | None, body: bytes,
+                 outcome) -> dict:
     request = parse_json_body(body)
     signature_name = request.get("signature_name", "")
     if not isinstance(signature_name, str):
         raise invalid(f"JSON Value: {snippet(request)} not formatted correctly. "
                       "'signature_name' key must be a string value.")
-    model = registry.get(name, version)
+    model = registry.get(name, version, label)
+    outcome.version = model.version
     signature = model.servable.signature_defs.get(signature_name or DEFAULT_SIGNATURE)
     if signature is None:
         raise invalid(f'Serving signature name: "{signature_name or DEFAULT_SIGNATURE}" not found in signature def')
@@ -227,19 +231,23 @@ def rest_metadata(registry: ModelRegistry, name: str, version: int | None) -> di
 def rest_route(registry: ModelRegistry, method: str, path: str, body: bytes) -> dict:
     if method == "POST" and (match := PREDICT_PATH.fullmatch(path)):
         name, version, label, verb = match.groups()
-        if label:
-            raise invalid(f"Unrecognized servable version label: {unquote(label)}")
         if verb.lower() != "predict":
             raise RequestRefused(grpc.StatusCode.UNIMPLEMENTED,
                                f"{verb} is not offered by this local server: the models here have predict signatures")
-        return rest_predict(registry, unquote(name), int(version) if version else None, body)
+        with registry.metrics.request(unquote(name), "predict", "REST") as outcome:
+            try:
+                return rest_predict(registry, unquote(name), int(version) if version else None,
+                                    unquote(label) if label else None, body, outcome)
+            except RequestRefused as error:
+                outcome.status = error.code.name
+                raise
     if method == "GET" and (match := STATUS_PATH.fullmatch(path)):
         name, version, label, metadata = match.groups()
         if not name:
             raise invalid("Missing model name in request.")
-        if label:
-            raise invalid(f"Unrecognized servable version label: {unquote(label)}")
         version_number = int(version) if version else None
+        if label:
+            version_number = registry.version_for_label(unquote(name), unquote(label))
         if metadata:
             return rest_metadata(registry, unquote(name), version_number)
         status = model_status_response(registry, unquote(name), version_number)
@@ -270,6 +278,9 @@ class RestHandler(BaseHTTPRequestHandler):
     server: "RestServer"
 
     def do_GET(self):
+        if urlsplit(self.path).path == MONITORING_PATH:
+            self.respond_bytes(HTTPStatus.OK, self.server.registry.metrics.exposition(), CONTENT_TYPE)
+            return
         self.respond(*handle_rest(self.server.registry, "GET", self.path, b""))
 
     def do_POST(self):
@@ -318,9 +329,11 @@ class RestHandler(BaseHTTPRequestHandler):
             pass
 
     def respond(self, status: HTTPStatus, document: dict, close: bool = False) -> None:
-        payload = json.dumps(document).encode()
+        self.respond_bytes(status, json.dumps(document).encode(), "application/json", close)
+
+    def respond_bytes(self, status: HTTPStatus, payload: bytes, content_type: str, close: bool = False) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         if close:
             self.send_header("Connection", "close")

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from components.errors import InputError
+from components.serving_config import MONITORING_PATH
 from pipelines.serving.grpc_api import start_grpc
 from pipelines.serving.loaded_models import ModelRegistry
 from pipelines.serving.rest_api import RestServer
@@ -66,14 +67,24 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
     return RunningServer(registry, grpc_server, rest_server, grpc_bound, rest_server.server_address[1], stop_polling)
 
 
+def describe_versions(registry: ModelRegistry, name: str) -> str:
+    """`version 3` or `versions 2 (stable), 3 (canary)`."""
+    with registry.lock:
+        numbers = sorted(registry.served.get(name, {}))
+        by_version = {v: label for label, v in registry.labels.get(name, {}).items()}
+    shown = [f"{v} ({by_version[v]})" if v in by_version else str(v) for v in numbers]
+    return f"version{'s' if len(shown) > 1 else ''} {', '.join(shown)}"
+
+
 def describe(running: RunningServer, host: str) -> str:
     registry = running.registry
-    served = ", ".join(f"{name} version {model.version}" for name, model in sorted(registry.served.items()))
+    served = ", ".join(f"{name} {describe_versions(registry, name)}" for name in sorted(registry.served))
     lines = [f"model store: {registry.model_base_path.resolve()}",
              f"serving: {served}" if served else
              "serving: nothing yet; waiting for a version to be deployed (e.g. make run PARAMS=\"threshold=0.5\")",
              f"gRPC: tensorflow.serving.PredictionService on {host}:{running.grpc_port}",
-             f"REST: http://{host}:{running.rest_port}/v1/models/<name>  (:predict, /metadata)",
+             f"REST: http://{host}:{running.rest_port}/v1/models/<name>[/labels/<label>]  (:predict, /metadata)",
+             f"metrics: http://{host}:{running.rest_port}{MONITORING_PATH}",
              "new versions are picked up without a restart; Ctrl-C stops"]
     return "\n".join(lines)
 

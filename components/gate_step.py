@@ -1,0 +1,91 @@
+"""The gate step: `components.gate.decide` as a KFP component, and how a pipeline adds it.
+
+The step returns "deploy" or "refuse" as its single return value; the pipeline
+wraps the deploy in `dsl.If(gate.outputs["Output"] == "deploy")`. kfp 2.17's
+local runner resolves a condition only on a task's "Output" channel: a
+condition on a named NamedTuple output never runs its branch locally.
+"""
+
+from kfp import dsl, kubernetes
+from kfp.dsl import Input, Markdown, Metrics, Output
+
+from components.images import cpu_component
+from components.kube_serving import MODEL_STORE_MOUNT, mount_deployer_credentials
+
+
+@cpu_component
+def gate_model(
+    metrics: Input[Metrics],
+    gate_metric: str,
+    baseline_metric: str,
+    threshold: float,
+    tolerance: float,
+    require_beat_baseline: bool,
+    model_name: str,
+    model_base_path: str,
+    serving_namespace: str,
+    run_name: str,
+    verdict: Output[Markdown],
+) -> str:
+    """Decide the deploy from the evaluation, the naive baseline and the serving champion.
+
+    Args:
+        metrics: The evaluate step's Metrics (every score, the baseline, `test_set`).
+        gate_metric: The metric the gate decides on (higher is better).
+        baseline_metric: The naive baseline's score in `metrics`.
+        threshold: The least `gate_metric` a deployed model must reach.
+        tolerance: How much worse than the serving champion (stable version) a model may be.
+        require_beat_baseline: Also require the model to beat the naive baseline.
+        model_name: The model's folder in the model store (where the champion is found).
+        model_base_path: The model store's root, as the deploy step sees it.
+        serving_namespace: On a cluster, the namespace whose serving labels name the champion
+            (empty: the pod's own).
+        run_name: The pipeline run, recorded with the evaluation.
+        verdict: The verdict: every comparison and the reason (Markdown; the same in its metadata).
+
+    Returns:
+        "deploy" or "refuse", for the pipeline's `dsl.If`.
+    """
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from components import kube_serving, model_store
+    from components.gate import Champion, decide, verdict_markdown
+    from components.storage import atomic_path
+
+    scores = {k: v for k, v in metrics.metadata.items() if isinstance(v, (int, float))}
+    test_set = str(metrics.metadata.get("test_set", ""))
+    model_dir = Path(model_base_path) / model_name
+    labels = ((kube_serving.labels_in_cluster(model_name, serving_namespace) if kube_serving.in_cluster()
+               else None) or model_store.current_labels(model_dir))
+    champion = None
+    if labels.stable is not None:
+        record = model_store.read_evaluation(model_dir, labels.stable) or {}
+        champion = Champion(labels.stable, record.get("metrics", {}).get(gate_metric), record.get("test_set", ""))
+    result = decide(gate_metric, scores[gate_metric], threshold, baseline_metric, scores.get(baseline_metric),
+                    champion, tolerance, require_beat_baseline, test_set)
+    evaluation = {"metrics": scores, "gate_metric": gate_metric, "test_set": test_set, "run": run_name,
+                  "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with atomic_path(verdict.path) as tmp:
+        Path(tmp).write_text(verdict_markdown(result, gate_metric, model_name), encoding="utf-8")
+    verdict.metadata.update({"decision": result.decision, "reason": result.reason,
+                             "comparisons": result.comparisons, "first_deploy": result.first_deploy,
+                             "champion_version": result.champion_version, "evaluation": evaluation})
+    for line in result.comparisons:
+        print(f"gate: {line}", flush=True)
+    print(f"gate: {result.reason}", flush=True)
+    return result.decision
+
+
+def add_gate_task(metrics, gate_metric: str, baseline_metric: str, threshold, tolerance, require_beat_baseline,
+                  model_name, model_base_path, model_store_pvc, serving_namespace):
+    """Add the gate step after an evaluate step; `dsl.If(task.outputs["Output"] == "deploy")`
+    then wraps the deploy. It reads the model store and, on a cluster, the serving labels."""
+    task = gate_model(metrics=metrics, gate_metric=gate_metric, baseline_metric=baseline_metric,
+                      threshold=threshold, tolerance=tolerance, require_beat_baseline=require_beat_baseline,
+                      model_name=model_name, model_base_path=model_base_path,
+                      serving_namespace=serving_namespace, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+    task.set_display_name("gate").set_caching_options(False)  # the champion changes between runs
+    kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    mount_deployer_credentials(task)
+    return task

@@ -23,6 +23,7 @@ from typing import Sequence
 
 from kfp import dsl
 
+from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.deploy import add_deploy_task
 from components.errors import InputError
 from components.gpu import GpuSettings
@@ -53,7 +54,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         name="mnist-gpu" if gpu else "mnist",
         description="MNIST digits with a Keras CNN: a sweep over learning rate x hidden layers, the best "
                     "trial evaluated and deployed to TF-Serving when test accuracy >= threshold.",
-        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="2Gi")),
+        pipeline_config=pipeline_config(workspace_size="2Gi"),
     )
     def mnist(
         source: str = "",
@@ -71,7 +72,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         use_kserve: bool = False,
     ):
         download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
-        download.set_caching_options(False).set_retry(3)
+        download.set_caching_options(False)
 
         preprocess = steps.preprocess_digits(
             digits_path=download.output, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,
@@ -103,6 +104,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
             add_deploy_task(select.outputs["best_model"], model_name, model_base_path, model_store_pvc,
                             serving_namespace, use_kserve=use_kserve)
+        apply_cluster_settings("mnist")
 
     return mnist
 

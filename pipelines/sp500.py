@@ -6,6 +6,7 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 
 from kfp import dsl
 
+from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.deploy import add_deploy_task
 from components.gpu import GpuSettings
 from components.sp500 import steps
@@ -20,7 +21,7 @@ def make_pipeline(gpu: bool = False):
         name="sp500-gpu" if gpu else "sp500",
         description="S&P 500 daily direction with TensorFlow (FlatModel/DeepModel), "
                     "deployed to TF-Serving when test accuracy >= threshold.",
-        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="1Gi")),
+        pipeline_config=pipeline_config(workspace_size="1Gi"),
     )
     def sp500(
         tickers: str = "sp500,nasdaq",
@@ -44,7 +45,7 @@ def make_pipeline(gpu: bool = False):
     ):
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
-        download.set_caching_options(False).set_retry(3)
+        download.set_caching_options(False)
 
         split = steps.preprocess(
             prices_path=download.output, target=target, num_lags=num_lags,
@@ -66,6 +67,7 @@ def make_pipeline(gpu: bool = False):
         with dsl.If(evaluation.outputs["Output"] >= threshold, name="accuracy-gate"):
             add_deploy_task(training.outputs["model"], model_name, model_base_path, model_store_pvc,
                             serving_namespace, use_kserve=use_kserve)
+        apply_cluster_settings("sp500")
 
     return sp500
 

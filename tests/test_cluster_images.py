@@ -122,13 +122,24 @@ def make_dry_run(*args: str) -> str:
     return done.stdout
 
 
-def test_make_images_builds_and_pushes_the_compiled_images():
+def test_make_images_builds_and_pushes_the_cpu_image_then_compiles_against_it():
     out = make_dry_run("images")
+    lines = out.splitlines()
+    build = lines.index(f"docker build -f images/Dockerfile -t {CPU_IMAGE} .")
+    push = lines.index(f"docker push {CPU_IMAGE}")
+    compile_line = next(i for i, line in enumerate(lines) if "-m pipelines compile --output-dir compiled" in line)
+    assert build < push < compile_line, "the packages are compiled once the image they name is pushed"
+    assert "Dockerfile.gpu" not in out, "the GPU image (several GB of CUDA) only when asked: GPU=1"
+    custom = make_dry_run("images", "IMAGE=registry.example/me/kfp")
+    assert f"-t registry.example/me/kfp:{VERSION} ." in custom
+
+
+def test_make_images_with_gpu_builds_and_pushes_both():
+    out = make_dry_run("images", "GPU=1")
     for dockerfile, image in (("images/Dockerfile", CPU_IMAGE), ("images/Dockerfile.gpu", GPU_IMAGE)):
         assert f"docker build -f {dockerfile} -t {image} ." in out
         assert f"docker push {image}" in out
-    custom = make_dry_run("images", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
-    assert f"-t registry.example/me/kfp:{VERSION} ." in custom
+    custom = make_dry_run("images", "GPU=1", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
     assert f"-t registry.example/me/kfp-gpu:{VERSION} ." in custom
 
 

@@ -138,7 +138,49 @@ def test_model_store_claim_is_what_the_pipelines_mount_by_default():
         root = next(yaml.safe_load_all(compiled.read_text()))["root"]
         assert root["inputDefinitions"]["parameters"]["model_store_pvc"]["defaultValue"] == \
             claim["metadata"]["name"]
+    # What every default storage class binds; ReadWriteMany is a setting (make model-store).
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "storageClassName" not in claim["spec"], "no class named: the cluster's default binds it"
+
+
+def rendered_model_store(*settings: str) -> list[dict]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-s", "model-store-manifest", *settings], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_make_model_store_renders_the_settings_into_valid_manifests():
+    documents = rendered_model_store("NAMESPACE=team-a", "MODEL_STORE_ACCESS_MODE=ReadWriteMany",
+                                     "MODEL_STORE_STORAGE_CLASS=filestore-rwx", "MODEL_STORE_SIZE=50Gi")
+    for document in documents:
+        validate(document)
+        assert document["metadata"]["namespace"] == "team-a"
+    claim, job = documents
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["storageClassName"] == "filestore-rwx"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == \
+        claim["metadata"]["name"]
+
+
+def test_the_ownership_job_hands_the_volume_to_the_images_user():
+    (job,) = [doc for doc in shipped() if doc["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    script = " ".join(container["command"])
+    assert "chown 1000:1000 /models" in script  # images/Dockerfile: USER 1000:1000
+    assert pod["securityContext"]["fsGroup"] == 1000
+    assert container["volumeMounts"][0]["mountPath"] == kube_serving.MODEL_STORE_MOUNT
+    # root, but with no capability beyond changing ownership and modes
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    dockerfile = (REPO / "images" / "Dockerfile").read_text()
+    assert "USER 1000:1000" in dockerfile
 
 
 def test_deploy_task_gets_the_deployer_token_as_an_optional_volume(tmp_path):

@@ -36,10 +36,10 @@ def deploy_model(
     if in_cluster:
         # Checked before publishing: a version the server can never read is no deploy.
         kube_serving.object_name(model_name)
-        if Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
+        if not model_base_path.startswith("gs://") and Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
             raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
                              f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
-    version_dir = publish_version(Path(model.path), Path(model_base_path), model_name)
+    version_dir = publish_version(Path(model.path), model_base_path, model_name)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}", flush=True)
     if in_cluster:
         print(kube_serving.deploy_serving(

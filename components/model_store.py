@@ -34,11 +34,16 @@ def check_model_name(model_name: str) -> None:
         raise InputError(f"model_name '{model_name}' is not a valid folder name")
 
 
-def publish_version(model: Path, model_base_path: Path, model_name: str) -> Path:
+def publish_version(model: Path, model_base_path: Path | str, model_name: str) -> Path:
     """Copy `model` (a SavedModel folder or a single model file) in as a new version.
 
-    Returns the new version folder.
+    Returns the new version folder (a `gs://` base path publishes to object
+    storage: `components.gcs_model_store`, which returns the version's URI).
     """
+    if str(model_base_path).startswith("gs://"):
+        from components.gcs_model_store import publish_gcs_version
+
+        return publish_gcs_version(model, str(model_base_path), model_name)
     if not model.exists():
         raise InputError(f"model to deploy not found: {model}")
     check_model_name(model_name)

@@ -49,6 +49,7 @@ def deploy_model(
             namespace=serving_namespace or None,
             model_version=int(version_dir.name),
             kserve=use_kserve,
+            model_store_uri=model_base_path if model_base_path.startswith("gs://") else "",
         ), flush=True)
     else:
         print("not in a Kubernetes pod: the model store is the deployment", flush=True)

@@ -79,8 +79,9 @@ def serving_name(model_name: str) -> str:
 
 
 def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
-                          model_version: int | None = None) -> dict:
-    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only, ready once a version is loaded."""
+                          model_version: int | None = None, model_store_uri: str = "") -> dict:
+    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only (or `<model_store_uri>/<model_name>/`
+    on object storage, with no volume), ready once a version is loaded."""
     name = serving_name(model_name)
     selector = {k: v for k, v in labels(model_name, "tf-serving").items()
                 if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
@@ -92,7 +93,7 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
         "command": ["tensorflow_model_server"],
         "args": [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
                  f"--model_name={model_name}",
-                 f"--model_base_path={MODEL_STORE_MOUNT}/{model_name}"],
+                 f"--model_base_path={model_store_uri or MODEL_STORE_MOUNT}/{model_name}"],
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
                   {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"}],
         # Ready only when TF-Serving has loaded a version of the model.
@@ -107,6 +108,8 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
         "volumeMounts": [{"name": "model-store", "mountPath": MODEL_STORE_MOUNT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
+    if model_store_uri:  # read from object storage with the pod's credentials (Workload Identity)
+        container["volumeMounts"] = container["volumeMounts"][1:]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -123,9 +126,9 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    "volumes": [{"name": "model-store", "persistentVolumeClaim": {
-                                     "claimName": model_store_pvc, "readOnly": True}},
-                                {"name": "tmp", "emptyDir": {}}],
+                    "volumes": ([] if model_store_uri else [{"name": "model-store", "persistentVolumeClaim": {
+                                     "claimName": model_store_pvc, "readOnly": True}}])
+                               + [{"name": "tmp", "emptyDir": {}}],
                 },
             },
         },
@@ -150,7 +153,7 @@ def tf_serving_service(model_name: str, namespace: str) -> dict:
 
 
 def kserve_inference_service(model_name: str, model_format: str, model_store_pvc: str,
-                             namespace: str, model_version: int | None = None) -> dict:
+                             namespace: str, model_version: int | None = None, model_store_uri: str = "") -> dict:
     """A KServe InferenceService on the model store.
 
     TensorFlow: the model folder (KServe's TF runtime serves the highest
@@ -159,7 +162,7 @@ def kserve_inference_service(model_name: str, model_format: str, model_store_pvc
     """
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
-    storage_uri = f"pvc://{model_store_pvc}/{model_name}"
+    storage_uri = f"{model_store_uri or 'pvc://' + model_store_pvc}/{model_name}"
     if model_format == "lightgbm":
         if model_version is None:
             raise InputError("model_version is required to serve a lightgbm model with KServe")
@@ -303,28 +306,29 @@ def wait_for_inference_service(api, manifest: dict, timeout_s: float) -> str:
 
 def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespace: str,
           model_version: int | None = None, kserve: bool = False,
-          timeout_s: float = ROLLOUT_TIMEOUT_S) -> str:
+          timeout_s: float = ROLLOUT_TIMEOUT_S, model_store_uri: str = "") -> str:
     """Apply the serving objects for the model store and wait for them; one-line summary."""
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
     shown = f"{model_name}" + (f" version {model_version}" if model_version else "")
+    store = model_store_uri or f"pvc {model_store_pvc}"
     if model_format == "tensorflow" and not kserve:
-        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version)
+        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version, model_store_uri)
         service = tf_serving_service(model_name, namespace)
         applied = f"deployment {apply(api, deployment)}, service {apply(api, service)}"
         rollout = wait_for_rollout(api, deployment, timeout_s)
         name = deployment["metadata"]["name"]
         return (f"TF-Serving {name} in {namespace}: {applied}; {rollout}; serves {shown} "
-                f"from pvc {model_store_pvc} at {name}.{namespace}.svc:{GRPC_PORT} (gRPC), "
+                f"from {store} at {name}.{namespace}.svc:{GRPC_PORT} (gRPC), "
                 f":{REST_PORT} (REST)")
     manifest = kserve_inference_service(model_name, model_format, model_store_pvc, namespace,
-                                        model_version)
+                                        model_version, model_store_uri)
     try:
         outcome = apply(api, manifest)
     except ServingError as error:
         if "KServe is not installed" not in str(error):
             raise
-        return (f"{shown} is published in pvc {model_store_pvc} but not served: KServe "
+        return (f"{shown} is published in {store} but not served: KServe "
                 f"(serving.kserve.io/v1beta1) is not installed in this cluster")
     ready = wait_for_inference_service(api, manifest, timeout_s)
     return (f"KServe InferenceService {manifest['metadata']['name']} ({model_format}) in "
@@ -333,7 +337,9 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
 
 def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
                    namespace: str | None, model_version: int | None = None,
-                   kserve: bool = False) -> str:
-    """Called by the deploy step inside a pod: serve the model store; one-line summary."""
+                   kserve: bool = False, model_store_uri: str = "") -> str:
+    """Called by the deploy step inside a pod: serve the model store (the claim, or
+    `model_store_uri` on object storage); one-line summary."""
     return serve(kube_api_client(), model_name, model_format, model_store_pvc,
-                 namespace or pod_namespace(), model_version=model_version, kserve=kserve)
+                 namespace or pod_namespace(), model_version=model_version, kserve=kserve,
+                 model_store_uri=model_store_uri)

@@ -51,4 +51,4 @@ def test_in_a_cluster_the_new_version_is_served(saved_model, tmp_path, monkeypat
     monkeypatch.setattr(kube_serving, "MODEL_STORE_MOUNT", str(tmp_path / "store"))
     deploy(saved_model, tmp_path / "store")
     assert served == [dict(model_name="sp500", model_format="tensorflow", model_store_pvc="model-store",
-                           namespace=None, model_version=1, kserve=False)]
+                           namespace=None, model_version=1, kserve=False, model_store_uri="")]

@@ -186,3 +186,39 @@ def test_a_copy_never_replaces_an_object_but_accepts_its_own_repeat(gcs, saved_m
         publish_gcs_version(saved_model, "gs://models/m", "sp500")
     assert bucket.blob("m/sp500/2/fingerprint.pb").download_as_bytes() == b"another model's"
     assert "saved_model.pb" not in names(bucket, "m/sp500/2/"), "the graph never joins a broken version"
+
+
+def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
+    from components import kube_serving
+
+    deployment = kube_serving.tf_serving_deployment("sp500", "model-store", "team-a", 3,
+                                                    model_store_uri="gs://models/serving")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--model_base_path=gs://models/serving/sp500" in container["args"]
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]
+    import kubernetes_validate
+
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+    service = kube_serving.kserve_inference_service("sp500", "tensorflow", "model-store", "team-a",
+                                                    model_store_uri="gs://models/serving")
+    assert service["spec"]["predictor"]["model"]["storageUri"] == "gs://models/serving/sp500"
+
+
+def test_the_deploy_step_in_a_cluster_publishes_to_the_bucket_and_serves_from_it(gcs, saved_model, monkeypatch):
+    from kfp.dsl import Model
+
+    from components import kube_serving
+    from components.deploy import deploy_model
+
+    bucket, _ = gcs
+    monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
+    served = []
+    monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs) or "ok")
+    version = deploy_model.python_func(model=Model(name="model", uri=str(saved_model)), model_name="sp500",
+                                       model_base_path="gs://models/serving", model_store_pvc="model-store")
+    assert version == "gs://models/serving/sp500/1"
+    assert "saved_model.pb" in names(bucket, "serving/sp500/1/")
+    (call,) = served
+    assert (call["model_store_uri"], call["model_version"]) == ("gs://models/serving", 1)

@@ -35,7 +35,7 @@ MODEL_STORE_STORAGE_CLASS ?=
 MODEL_STORE_SIZE ?= 10Gi
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict test bench lint images model-store model-store-manifest clean
+	serve predict test bench lint images model-store model-store-manifest deployer deployer-manifest clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -105,6 +105,18 @@ MODEL_STORE_RENDER = sed -e 's/namespace: kubeflow/namespace: $(NAMESPACE)/' \
 
 model-store-manifest: ## print the model store claim and its ownership Job (NAMESPACE, MODEL_STORE_STORAGE_CLASS, …)
 	@$(MODEL_STORE_RENDER)
+
+# The deploy step's least-privilege account (deploy/rbac.yaml) in NAMESPACE; PROFILE=1 also binds
+# its Role to a Kubeflow profile's default-editor account (deploy/profile-namespace.yaml).
+DEPLOYER_RENDER = sed -e 's/namespace: kubeflow$$/namespace: $(NAMESPACE)/' \
+	-e 's/kubeflow-user-example-com/$(NAMESPACE)/' \
+	deploy/rbac.yaml $(if $(PROFILE),deploy/profile-namespace.yaml)
+
+deployer-manifest: ## print the deploy step's ServiceAccount, token and Role for NAMESPACE (PROFILE=1: + default-editor)
+	@$(DEPLOYER_RENDER)
+
+deployer: ## apply the deploy step's ServiceAccount, token and Role in NAMESPACE (PROFILE=1: + default-editor) (kubectl)
+	$(DEPLOYER_RENDER) | kubectl apply -f -
 
 model-store: ## create the model store claim in NAMESPACE and make it writable by the pipelines (kubectl)
 	$(MODEL_STORE_RENDER) | kubectl apply -f -

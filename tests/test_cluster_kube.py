@@ -25,6 +25,7 @@ from components.images import VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_FILES = sorted((REPO / "deploy").glob("*.yaml"))
+PROFILE_EXAMPLE = "kubeflow-user-example-com"  # deploy/profile-namespace.yaml's, the Kubeflow manifests' example
 K8S = kubernetes_validate.latest_version()
 
 
@@ -115,7 +116,8 @@ def test_shipped_manifests_validate(path):
 
 
 def test_rbac_is_least_privilege_in_one_namespace():
-    objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in shipped()}
+    objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in shipped()
+               if doc["metadata"]["namespace"] != PROFILE_EXAMPLE}
     assert {doc["metadata"]["namespace"] for doc in objects.values()} == {"kubeflow"}
     assert not [kind for kind, _ in objects if kind.startswith("Cluster")], "no cluster-wide RBAC"
     binding = objects["RoleBinding", "kfp-ml-deployer"]
@@ -346,3 +348,88 @@ def test_role_grants_exactly_what_the_deploy_step_uses(cluster_pod):
 def test_unknown_model_format():
     with pytest.raises(InputError, match="model_format 'onnx' is not one of tensorflow, lightgbm"):
         kube_serving.serve(None, "sp500", "onnx", "model-store", "kubeflow")
+
+
+# --------------------------------------------------------------------------- multi-user Kubeflow
+
+PROFILE = "team-a"
+
+
+def rendered(target: str, *settings: str) -> list[dict]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-s", target, *settings], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def rules_of(account: str, namespace: str, documents: list[dict]) -> list[dict]:
+    """What `account` may do in `namespace`, from the Roles bound to it there (as the API server's RBAC
+    authorizer reads the bindings)."""
+    roles = {doc["metadata"]["name"]: doc for doc in documents
+             if doc["kind"] == "Role" and doc["metadata"]["namespace"] == namespace}
+    rules = []
+    for binding in (doc for doc in documents if doc["kind"] == "RoleBinding"):
+        subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+        if binding["metadata"]["namespace"] == namespace and subject in binding["subjects"] \
+                and binding["roleRef"]["kind"] == "Role":
+            rules += roles[binding["roleRef"]["name"]]["rules"]
+    return rules
+
+
+@pytest.fixture
+def profile_pod(cluster_pod):
+    """The deploy step's pod in a Kubeflow profile: its namespace is the profile's, its own
+    token is default-editor's, and the deployer's token Secret may or may not be there."""
+    tls, folders, monkeypatch = cluster_pod
+    for folder in folders.values():
+        (folder / "namespace").write_text(f"{PROFILE}\n")
+    documents = rendered("deployer-manifest", f"NAMESPACE={PROFILE}", "PROFILE=1")
+    for document in documents:
+        validate(document)
+    return tls, folders, monkeypatch, documents
+
+
+def test_profile_manifests_stay_in_the_profile_namespace(profile_pod):
+    *_, documents = profile_pod
+    assert {doc["metadata"]["namespace"] for doc in documents} == {PROFILE}
+    assert {subject["namespace"] for doc in documents if doc["kind"] == "RoleBinding"
+            for subject in doc["subjects"]} == {PROFILE}
+    assert not [doc for doc in documents if doc["kind"].startswith("Cluster")]
+    without_profile = rendered("deployer-manifest", f"NAMESPACE={PROFILE}")
+    assert rules_of("default-editor", PROFILE, without_profile) == [], "PROFILE=1 is what binds default-editor"
+
+
+@pytest.mark.parametrize("account, token", [("kfp-ml-deployer", "deployer-token"), ("default-editor", "pod-token")],
+                         ids=["deployer-token", "default-editor"])
+def test_the_deploy_step_serves_in_its_profile_namespace(profile_pod, account, token):
+    tls, folders, monkeypatch, documents = profile_pod
+    if account == "default-editor":
+        (folders["deployer"] / "token").unlink()  # no deployer Secret: the pod's own account
+    rules = rules_of(account, PROFILE, documents)
+    assert rules, f"{account} has no Role in {PROFILE}"
+    server = KubeStandIn(tls, token=token, role_rules=rules, namespace=PROFILE)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+    with server:
+        served = kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=1)
+        assert f"in {PROFILE}" in served and f"tf-serving-sp500.{PROFILE}.svc:8500" in served
+        assert {path.split("/namespaces/")[1].split("/")[0] for path in server.objects} == {PROFILE}
+        kube_serving.deploy_serving("mnist", "tensorflow", "model-store", None, model_version=1, kserve=True)
+        assert server.used <= server.allowed
+        assert not server.errors, server.errors
+
+
+def test_the_profile_role_grants_nothing_in_another_namespace(profile_pod):
+    tls, _, monkeypatch, documents = profile_pod
+    server = KubeStandIn(tls, token="deployer-token", role_rules=rules_of("kfp-ml-deployer", PROFILE, documents),
+                         namespace=PROFILE)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+    with server:
+        with pytest.raises(kube_serving.ServingError) as refused:
+            kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow", model_version=1)
+        assert len(str(refused.value).splitlines()) == 1
+        assert "in the namespace" in str(refused.value) and "kubeflow" in str(refused.value)
+        assert server.objects == {}

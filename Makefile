@@ -5,6 +5,8 @@ SHELL := /bin/bash
 # Your own compile-time settings can live in local.mk (git-ignored), so that
 # `make compile` and `make test` always see the same ones, e.g.
 #   IMAGE = ghcr.io/you/kfp-ml-pipelines
+#   IMAGE_PULL_SECRET = regcred
+#   WORKSPACE_STORAGE_CLASS = standard-rwo
 #   export GPU_NODE_SELECTOR = cloud.google.com/gke-accelerator=nvidia-l4
 -include local.mk
 
@@ -19,14 +21,26 @@ MODEL ?=
 ARGS ?=
 IMAGE ?= ghcr.io/kfp-ml-pipelines/kfp-ml-pipelines
 IMAGE_GPU ?= $(IMAGE)-gpu
-export IMAGE IMAGE_GPU
+# Compile-time cluster settings (components/cluster_settings.py): the run
+# workspace claim's access mode and storage class (empty: the cluster's
+# default class), and the Secret every step's pod pulls the image with.
+WORKSPACE_ACCESS_MODE ?= ReadWriteOnce
+WORKSPACE_STORAGE_CLASS ?=
+IMAGE_PULL_SECRET ?=
+export IMAGE IMAGE_GPU WORKSPACE_ACCESS_MODE WORKSPACE_STORAGE_CLASS IMAGE_PULL_SECRET
+# The model store claim (deploy/model-store-pvc.yaml), made by `make model-store`.
+NAMESPACE ?= kubeflow
+MODEL_STORE_ACCESS_MODE ?= ReadWriteOnce
+MODEL_STORE_STORAGE_CLASS ?=
+MODEL_STORE_SIZE ?= 10Gi
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint images clean
+	serve predict promote rollback test bench lint images model-store model-store-manifest deployer deployer-manifest clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: PIPELINE=$(PIPELINE) PARAMS='name=value ...' KFP_HOST=… IMAGE=$(IMAGE) IMAGE_GPU=$(IMAGE_GPU)"
+	@echo "             WORKSPACE_ACCESS_MODE=$(WORKSPACE_ACCESS_MODE) WORKSPACE_STORAGE_CLASS=$(WORKSPACE_STORAGE_CLASS) IMAGE_PULL_SECRET=$(IMAGE_PULL_SECRET)"
 
 # The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
 # on a fresh clone set themselves up.
@@ -72,11 +86,41 @@ bench: setup ## run the benchmarks (not part of make test)
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench
 
-images: ## build and push the CPU and GPU images, tagged with the package version
+images: setup ## build and push $(IMAGE):<version> (GPU=1: also $(IMAGE_GPU)), then compile against them
 	docker build -f images/Dockerfile -t $(IMAGE):$(VERSION) .
-	docker build -f images/Dockerfile.gpu -t $(IMAGE_GPU):$(VERSION) .
 	docker push $(IMAGE):$(VERSION)
+ifneq ($(GPU),)
+	docker build -f images/Dockerfile.gpu -t $(IMAGE_GPU):$(VERSION) .
 	docker push $(IMAGE_GPU):$(VERSION)
+endif
+	$(PY) -m pipelines compile --output-dir compiled
+
+# The claim is rendered from deploy/model-store-pvc.yaml with the settings above,
+# then a one-off Job makes the volume writable by the images' user (uid 1000).
+MODEL_STORE_RENDER = sed -e 's/namespace: kubeflow/namespace: $(NAMESPACE)/' \
+	-e 's/accessModes: \[.*\]/accessModes: ["$(MODEL_STORE_ACCESS_MODE)"]/' \
+	-e 's/storage: 10Gi/storage: $(MODEL_STORE_SIZE)/' \
+	$(if $(MODEL_STORE_STORAGE_CLASS),-e 's/^  \# storageClassName:.*/  storageClassName: $(MODEL_STORE_STORAGE_CLASS)/') \
+	deploy/model-store-pvc.yaml
+
+model-store-manifest: ## print the model store claim and its ownership Job (NAMESPACE, MODEL_STORE_STORAGE_CLASS, …)
+	@$(MODEL_STORE_RENDER)
+
+# The deploy step's least-privilege account (deploy/rbac.yaml) in NAMESPACE; PROFILE=1 also binds
+# its Role to a Kubeflow profile's default-editor account (deploy/profile-namespace.yaml).
+DEPLOYER_RENDER = sed -e 's/namespace: kubeflow$$/namespace: $(NAMESPACE)/' \
+	-e 's/kubeflow-user-example-com/$(NAMESPACE)/' \
+	deploy/rbac.yaml $(if $(PROFILE),deploy/profile-namespace.yaml)
+
+deployer-manifest: ## print the deploy step's ServiceAccount, token and Role for NAMESPACE (PROFILE=1: + default-editor)
+	@$(DEPLOYER_RENDER)
+
+deployer: ## apply the deploy step's ServiceAccount, token and Role in NAMESPACE (PROFILE=1: + default-editor) (kubectl)
+	$(DEPLOYER_RENDER) | kubectl apply -f -
+
+model-store: ## create the model store claim in NAMESPACE and make it writable by the pipelines (kubectl)
+	$(MODEL_STORE_RENDER) | kubectl apply -f -
+	kubectl -n $(NAMESPACE) wait --for=condition=complete --timeout=300s job/model-store-ownership
 
 serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
 	$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)

@@ -65,21 +65,20 @@ def deploy_model(
 
     model_store.check_canary_percent(canary_percent)
     in_cluster = kube_serving.in_cluster()
-    model_dir = Path(model_base_path) / model_name
     if in_cluster:
         # Checked before publishing: a version the server can never read is no deploy.
         kube_serving.object_name(model_name)
-        if Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
+        if not model_store.is_gcs(model_base_path) and Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
             raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
                              f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
         if model_format == "lightgbm" or use_kserve:
             kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
         current = (kube_serving.labels_in_cluster(model_name, serving_namespace)
-                   or model_store.current_labels(model_dir))
+                   or model_store.labels_at(model_base_path, model_name))
     else:
-        current = model_store.current_labels(model_dir)
+        current = model_store.labels_at(model_base_path, model_name)
     gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
-    version_dir = model_store.publish_version(Path(model.path), Path(model_base_path), model_name,
+    version_dir = model_store.publish_version(Path(model.path), model_base_path, model_name,
                                               evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
     labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
@@ -89,9 +88,14 @@ def deploy_model(
             model_name=model_name, model_format=model_format, model_store_pvc=model_store_pvc,
             namespace=serving_namespace or None, model_version=int(version_dir.name), kserve=use_kserve,
             labels=labels, kserve_deployment_mode=kserve_deployment_mode,
+            model_store_uri=model_base_path if model_store.is_gcs(model_base_path) else "",
         ), flush=True)
+    elif model_store.is_gcs(model_base_path):
+        # Labels of a bucket store live with its server (a ConfigMap on a cluster); without
+        # one, TF-Serving serves the highest version, which is what labels_at reads back.
+        print("not in a Kubernetes pod: the bucket is the deployment", flush=True)
     else:
-        model_store.write_labels(model_dir, labels)
+        model_store.write_labels(Path(model_base_path) / model_name, labels)
         print("not in a Kubernetes pod: the model store (with labels.json) is the deployment", flush=True)
     return str(version_dir)
 

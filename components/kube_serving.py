@@ -104,15 +104,19 @@ def config_map_name(model_name: str) -> str:
     return object_name(model_name, "serving-")
 
 
-def serving_config_map(model_name: str, namespace: str, labels: ServingLabels) -> dict:
-    """The serving labels record and TF-Serving's model and monitoring configs."""
+def serving_config_map(model_name: str, namespace: str, labels: ServingLabels,
+                       model_store_uri: str = "") -> dict:
+    """The serving labels record, where the versions are (`model_store_uri`, or the claim
+    mounted at /models when empty), and TF-Serving's model and monitoring configs."""
+    base_path = f"{model_store_uri or MODEL_STORE_MOUNT}/{model_name}"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": config_map_name(model_name), "namespace": namespace,
                      "labels": labels_of(model_name, "serving-config")},
         "data": {"labels.json": json.dumps(labels.to_json(), sort_keys=True),
-                 "models.config": model_config_text(model_name, f"{MODEL_STORE_MOUNT}/{model_name}", labels),
+                 "model_store_uri": model_store_uri,
+                 "models.config": model_config_text(model_name, base_path, labels),
                  "monitoring.config": monitoring_config_text()},
     }
 
@@ -122,9 +126,10 @@ def labels_from_config_map(config_map: dict) -> ServingLabels:
 
 
 def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
-                          model_version: int | None = None) -> dict:
-    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only through the ConfigMap's model
-    config, with Prometheus metrics; ready once a version is loaded."""
+                          model_version: int | None = None, model_store_uri: str = "") -> dict:
+    """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only (or `<model_store_uri>/<model_name>/`
+    on object storage, with no volume) through the ConfigMap's model config, with Prometheus
+    metrics; ready once a version is loaded."""
     name = serving_name(model_name)
     selector = {k: v for k, v in labels_of(model_name, "tf-serving").items()
                 if k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
@@ -157,6 +162,8 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
     }
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(REST_PORT),
               "prometheus.io/path": MONITORING_PATH}
+    if model_store_uri:  # read from object storage with the pod's credentials (Workload Identity)
+        container["volumeMounts"] = container["volumeMounts"][1:]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -173,11 +180,11 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    "volumes": [{"name": "model-store", "persistentVolumeClaim": {
-                                     "claimName": model_store_pvc, "readOnly": True}},
-                                # The whole folder, not subPath: only then does the kubelet refresh it.
-                                {"name": "serving-config", "configMap": {"name": config_map_name(model_name)}},
-                                {"name": "tmp", "emptyDir": {}}],
+                    "volumes": ([] if model_store_uri else [{"name": "model-store", "persistentVolumeClaim": {
+                                     "claimName": model_store_pvc, "readOnly": True}}])
+                               # The whole folder, not subPath: only then does the kubelet refresh it.
+                               + [{"name": "serving-config", "configMap": {"name": config_map_name(model_name)}},
+                                  {"name": "tmp", "emptyDir": {}}],
                 },
             },
         },
@@ -221,7 +228,8 @@ def check_kserve_canary(model_format: str, canary_percent: int, deployment_mode:
 
 def kserve_inference_service(model_name: str, model_format: str, model_store_pvc: str,
                              namespace: str, model_version: int | None = None,
-                             labels: ServingLabels | None = None, deployment_mode: str = "Knative") -> dict:
+                             labels: ServingLabels | None = None, deployment_mode: str = "Knative",
+                             model_store_uri: str = "") -> dict:
     """A KServe InferenceService on the model store.
 
     TensorFlow: the model folder (KServe's TF runtime serves the highest
@@ -234,7 +242,7 @@ def kserve_inference_service(model_name: str, model_format: str, model_store_pvc
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
     mode = kserve_mode(deployment_mode)
     labels = labels or ServingLabels(stable=model_version)
-    storage_uri = f"pvc://{model_store_pvc}/{model_name}"
+    storage_uri = f"{model_store_uri or 'pvc://' + model_store_pvc}/{model_name}"
     predictor: dict = {}
     if model_format == "lightgbm":
         if labels.stable is None:
@@ -384,31 +392,32 @@ def wait_for_inference_service(api, manifest: dict, timeout_s: float) -> str:
 def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespace: str,
           model_version: int | None = None, kserve: bool = False,
           timeout_s: float = ROLLOUT_TIMEOUT_S, labels: ServingLabels | None = None,
-          kserve_deployment_mode: str = "Knative") -> str:
+          kserve_deployment_mode: str = "Knative", model_store_uri: str = "") -> str:
     """Apply the serving objects for the model store and wait for them; one-line summary."""
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
     labels = labels or ServingLabels(stable=model_version,
                                      known_versions=(model_version,) if model_version else ())
     shown = f"{model_name}" + (f" version {model_version}" if model_version else "")
-    config = f"config {apply(api, serving_config_map(model_name, namespace, labels))}"
+    config = f"config {apply(api, serving_config_map(model_name, namespace, labels, model_store_uri))}"
+    store = model_store_uri or f"pvc {model_store_pvc}"
     if model_format == "tensorflow" and not kserve:
-        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version)
+        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version, model_store_uri)
         service = tf_serving_service(model_name, namespace)
         applied = f"{config}, deployment {apply(api, deployment)}, service {apply(api, service)}"
         rollout = wait_for_rollout(api, deployment, timeout_s)
         name = deployment["metadata"]["name"]
         return (f"TF-Serving {name} in {namespace}: {applied}; {rollout}; serves {shown} "
-                f"({labels.describe()}) from pvc {model_store_pvc} at {name}.{namespace}.svc:{GRPC_PORT} "
+                f"({labels.describe()}) from {store} at {name}.{namespace}.svc:{GRPC_PORT} "
                 f"(gRPC), :{REST_PORT} (REST, metrics at {MONITORING_PATH})")
     manifest = kserve_inference_service(model_name, model_format, model_store_pvc, namespace,
-                                        model_version, labels, kserve_deployment_mode)
+                                        model_version, labels, kserve_deployment_mode, model_store_uri)
     try:
         outcome = apply(api, manifest)
     except ServingError as error:
         if "KServe is not installed" not in str(error):
             raise
-        return (f"{shown} is published in pvc {model_store_pvc} but not served: KServe "
+        return (f"{shown} is published in {store} but not served: KServe "
                 f"(serving.kserve.io/v1beta1) is not installed in this cluster")
     ready = wait_for_inference_service(api, manifest, timeout_s)
     return (f"KServe InferenceService {manifest['metadata']['name']} ({model_format}) in "
@@ -418,11 +427,12 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
 def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
                    namespace: str | None, model_version: int | None = None,
                    kserve: bool = False, labels: ServingLabels | None = None,
-                   kserve_deployment_mode: str = "Knative") -> str:
-    """Called by the deploy step inside a pod: serve the model store; one-line summary."""
+                   kserve_deployment_mode: str = "Knative", model_store_uri: str = "") -> str:
+    """Called by the deploy step inside a pod: serve the model store (the claim, or
+    `model_store_uri` on object storage); one-line summary."""
     return serve(kube_api_client(), model_name, model_format, model_store_pvc,
                  namespace or pod_namespace(), model_version=model_version, kserve=kserve,
-                 labels=labels, kserve_deployment_mode=kserve_deployment_mode)
+                 labels=labels, kserve_deployment_mode=kserve_deployment_mode, model_store_uri=model_store_uri)
 
 
 # --------------------------------------------------------------------------- labels
@@ -444,7 +454,11 @@ def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
                timeout_s: float = ROLLOUT_TIMEOUT_S) -> str:
     """Promote/rollback on a cluster: rewrite the labels (TF-Serving re-reads its model
     config), and point an existing InferenceService at the labelled versions."""
-    outcome = apply(api, serving_config_map(model_name, namespace, labels))
+    path = resource_path({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": config_map_name(model_name), "namespace": namespace}})
+    existing = _request(api, "GET", path) or {}
+    model_store_uri = existing.get("data", {}).get("model_store_uri", "")  # the store stays where it is
+    outcome = apply(api, serving_config_map(model_name, namespace, labels, model_store_uri))
     isvc_path = resource_path({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                                "metadata": {"name": object_name(model_name), "namespace": namespace}})
     try:
@@ -456,9 +470,10 @@ def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
     lines = [f"serving labels of {model_name} in {namespace}: {labels.describe()} (configmap {outcome})"]
     if isvc is not None:
         model = isvc["spec"]["predictor"]["model"]
-        claim = model["storageUri"].removeprefix("pvc://").split("/")[0]
+        store = model["storageUri"].removesuffix(f"/{model_name}")
+        claim, uri = (store.removeprefix("pvc://"), "") if store.startswith("pvc://") else ("", store)
         mode = isvc["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode", "Knative")
         manifest = kserve_inference_service(model_name, model["modelFormat"]["name"], claim, namespace,
-                                            labels.stable, labels, mode)
+                                            labels.stable, labels, mode, uri)
         lines.append(f"InferenceService {apply(api, manifest)}; {wait_for_inference_service(api, manifest, timeout_s)}")
     return "; ".join(lines)

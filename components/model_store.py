@@ -98,13 +98,18 @@ def remove_abandoned_incoming(model_dir: Path, now: float | None = None) -> list
     return removed
 
 
-def publish_version(model: Path, model_base_path: Path, model_name: str,
+def publish_version(model: Path, model_base_path: Path | str, model_name: str,
                     evaluation: dict | None = None) -> Path:
     """Copy `model` (a SavedModel folder or a single model file) in as a new version,
     with `evaluation` as its `evaluation.json`.
 
-    Returns the new version folder.
+    Returns the new version folder (a `gs://` base path publishes to object
+    storage: `components.gcs_model_store`, which returns the version's URI).
     """
+    if str(model_base_path).startswith("gs://"):
+        from components.gcs_model_store import publish_gcs_version
+
+        return publish_gcs_version(model, str(model_base_path), model_name, evaluation)
     if not model.exists():
         raise InputError(f"model to deploy not found: {model}")
     check_model_name(model_name)
@@ -138,6 +143,31 @@ def publish_version(model: Path, model_base_path: Path, model_name: str,
             return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_gcs(model_base_path: Path | str) -> bool:
+    """A bucket store (`gs://…`, `components.gcs_model_store`) rather than a folder."""
+    return str(model_base_path).startswith("gs://")
+
+
+def evaluation_at(model_base_path: str, model_name: str, version: int) -> dict | None:
+    """Version N's stored evaluation, from a folder or a bucket store."""
+    if is_gcs(model_base_path):
+        from components.gcs_model_store import read_gcs_evaluation
+
+        return read_gcs_evaluation(model_base_path, model_name, version)
+    return read_evaluation(Path(model_base_path) / model_name, version)
+
+
+def labels_at(model_base_path: str, model_name: str) -> "ServingLabels":
+    """Which versions serve, read from the store: a folder's labels record, or for a
+    bucket (whose labels live with its server) the highest version, as TF-Serving serves it."""
+    if is_gcs(model_base_path):
+        from components.gcs_model_store import gcs_versions
+
+        found = gcs_versions(model_base_path, model_name)
+        return ServingLabels(stable=found[-1] if found else None, known_versions=tuple(found))
+    return current_labels(Path(model_base_path) / model_name)
 
 
 def read_evaluation(model_dir: Path, version: int) -> dict | None:

@@ -13,19 +13,10 @@ in the project's images), and the pipeline's heavy lifting is I/O and memory.
 
 from kfp import dsl, kubernetes
 
+from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.crypto import steps
 from components.deploy import add_deploy_task
 from components.gate_step import add_gate_task
-
-# (cpu request, memory request, memory limit), sized for the real data: 24M rows in train.csv (3.65 GB),
-# 12.7M from 2020 on. Peaks measured on 12.2M generated rows (bench/bench_crypto.py) in the comments.
-RESOURCES = {
-    "download-data": ("1", "4Gi", "8Gi"),    # generator 1.9 GB for 12.7M rows; a download streams
-    "load-data": ("1", "1Gi", "2Gi"),        # 0.9 GB: the CSV is streamed in 16 MB blocks
-    "build-features": ("2", "2Gi", "6Gi"),   # 1.3 GB: the input columns once, one asset at a time; a writer thread
-    "train-model": ("4", "6Gi", "12Gi"),     # 3.6 GB: float32 matrices and LightGBM's bins
-    "evaluate": ("1", "2Gi", "4Gi"),         # the test period only
-}
 
 
 def make_pipeline(gpu: bool = False):
@@ -39,7 +30,7 @@ def make_pipeline(gpu: bool = False):
         name="crypto",
         description="G-Research crypto forecasting: TA-Lib features and LightGBM, deployed "
                     "(KServe LightGBM) when the weighted correlation >= threshold.",
-        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="20Gi")),
+        pipeline_config=pipeline_config(workspace_size="20Gi"),
     )
     def crypto(
         source: str = "generated",
@@ -88,8 +79,6 @@ def make_pipeline(gpu: bool = False):
         for task in (download, loaded, features, training, evaluation):
             # The workspace is per run, so a cached result would point at another run's files.
             task.set_caching_options(False)
-            cpu, memory, memory_limit = RESOURCES[task.name]
-            task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory_limit)
 
         gate = add_gate_task(evaluation.outputs["metrics"], "weighted_correlation",
                              "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
@@ -98,6 +87,7 @@ def make_pipeline(gpu: bool = False):
             add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
                             model_store_pvc, serving_namespace, model_format="lightgbm",
                             canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
+        apply_cluster_settings("crypto")
 
     return crypto
 

@@ -23,6 +23,7 @@ from typing import Sequence
 
 from kfp import dsl
 
+from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.deploy import add_deploy_task
 from components.errors import InputError
 from components.gate_step import add_gate_task
@@ -54,7 +55,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
         name="mnist-gpu" if gpu else "mnist",
         description="MNIST digits with a Keras CNN: a sweep over learning rate x hidden layers, the best "
                     "trial evaluated and deployed to TF-Serving when test accuracy >= threshold.",
-        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="2Gi")),
+        pipeline_config=pipeline_config(workspace_size="2Gi"),
     )
     def mnist(
         source: str = "",
@@ -111,6 +112,7 @@ def make_pipeline(gpu: bool = False, learning_rates: Sequence[float] | None = No
             add_deploy_task(select.outputs["best_model"], gate.outputs["verdict"], model_name, model_base_path,
                             model_store_pvc, serving_namespace, use_kserve=use_kserve,
                             canary_percent=canary_percent)
+        apply_cluster_settings("mnist")
 
     return mnist
 

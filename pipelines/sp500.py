@@ -6,6 +6,7 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 
 from kfp import dsl
 
+from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.deploy import add_deploy_task
 from components.gate_step import add_gate_task
 from components.gpu import GpuSettings
@@ -21,7 +22,7 @@ def make_pipeline(gpu: bool = False):
         name="sp500-gpu" if gpu else "sp500",
         description="S&P 500 daily direction with TensorFlow (FlatModel/DeepModel), "
                     "deployed to TF-Serving when test accuracy >= threshold.",
-        pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="1Gi")),
+        pipeline_config=pipeline_config(workspace_size="1Gi"),
     )
     def sp500(
         tickers: str = "sp500,nasdaq",
@@ -101,6 +102,7 @@ def make_pipeline(gpu: bool = False):
             add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
                             model_store_pvc, serving_namespace, use_kserve=use_kserve,
                             canary_percent=canary_percent)
+        apply_cluster_settings("sp500")
 
     return sp500
 

@@ -373,17 +373,19 @@ class KubeStandIn(StandIn):
     grant), records which (group, resource, verb) each request needed, keeps
     resourceVersion and generation the way the API server does for applies
     (unchanged on a no-op), and reports a Deployment's rollout complete after
-    `rollout_polls` reads (never when `rollout_polls` is None).
+    `rollout_polls` reads (never when `rollout_polls` is None). With
+    `namespace`, the Role is a namespaced one: it grants nothing elsewhere.
     """
 
     def __init__(self, tls: ssl.SSLContext, token: str, role_rules: list[dict], kserve: bool = True,
-                 rollout_polls: int | None = 1):
+                 rollout_polls: int | None = 1, namespace: str | None = None):
         super().__init__(tls)
         from kubernetes import client
 
         self.api_client = client.ApiClient()
         self.models = client.models
         self.token, self.kserve, self.rollout_polls = token, kserve, rollout_polls
+        self.namespace = namespace
         self.allowed = {(group, resource, verb) for rule in role_rules for group in rule["apiGroups"]
                         for resource in rule["resources"] for verb in rule["verbs"]}
         self.used: set[tuple[str, str, str]] = set()
@@ -402,6 +404,9 @@ class KubeStandIn(StandIn):
         exists = path in self.objects
         verbs = {"GET": ["get"], "PATCH": ["patch"] if exists else ["create", "patch"]}[method]
         for verb in verbs:
+            if self.namespace and match["namespace"] != self.namespace:
+                return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\" "
+                                         f"in the namespace \"{match['namespace']}\""), "application/json"
             if (group, plural, verb) not in self.allowed:
                 return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\""), \
                     "application/json"

@@ -122,13 +122,24 @@ def make_dry_run(*args: str) -> str:
     return done.stdout
 
 
-def test_make_images_builds_and_pushes_the_compiled_images():
+def test_make_images_builds_and_pushes_the_cpu_image_then_compiles_against_it():
     out = make_dry_run("images")
+    lines = out.splitlines()
+    build = lines.index(f"docker build -f images/Dockerfile -t {CPU_IMAGE} .")
+    push = lines.index(f"docker push {CPU_IMAGE}")
+    compile_line = next(i for i, line in enumerate(lines) if "-m pipelines compile --output-dir compiled" in line)
+    assert build < push < compile_line, "the packages are compiled once the image they name is pushed"
+    assert "Dockerfile.gpu" not in out, "the GPU image (several GB of CUDA) only when asked: GPU=1"
+    custom = make_dry_run("images", "IMAGE=registry.example/me/kfp")
+    assert f"-t registry.example/me/kfp:{VERSION} ." in custom
+
+
+def test_make_images_with_gpu_builds_and_pushes_both():
+    out = make_dry_run("images", "GPU=1")
     for dockerfile, image in (("images/Dockerfile", CPU_IMAGE), ("images/Dockerfile.gpu", GPU_IMAGE)):
         assert f"docker build -f {dockerfile} -t {image} ." in out
         assert f"docker push {image}" in out
-    custom = make_dry_run("images", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
-    assert f"-t registry.example/me/kfp:{VERSION} ." in custom
+    custom = make_dry_run("images", "GPU=1", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
     assert f"-t registry.example/me/kfp-gpu:{VERSION} ." in custom
 
 
@@ -142,3 +153,51 @@ def test_make_images_builds_and_pushes_the_compiled_images():
 ])
 def test_make_cluster_targets_call_the_cluster_commands(args, command):
     assert command in make_dry_run(*args).replace('"', "")
+
+
+# --------------------------------------------------------------------------- the image check before upload/run/schedule
+
+@pytest.fixture
+def foreign_package(tmp_path, monkeypatch):
+    """compiled/sp500.yaml with IMAGE then set to another image, and a cluster that must never be reached."""
+    from pipelines.cluster import commands
+
+    compiled = tmp_path / "compiled"
+    compiled.mkdir()
+    shutil.copy(REPO / "compiled" / "sp500.yaml", compiled / "sp500.yaml")
+    monkeypatch.setenv("IMAGE", "registry.example/me/kfp")
+    monkeypatch.setenv("IMAGE_GPU", "registry.example/me/kfp-gpu")
+    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:9")
+
+    def no_cluster():
+        raise AssertionError("connected although the package runs in the wrong image")
+
+    monkeypatch.setattr(commands, "connect", no_cluster)
+    monkeypatch.chdir(tmp_path)
+    return compiled / "sp500.yaml"
+
+
+@pytest.mark.parametrize("argv", [
+    ["upload", "sp500"],
+    ["run", "sp500", "threshold=0.5"],
+    ["schedule", "create", "sp500", "--cron", "0 0 6 * * *"],
+], ids=["upload", "run", "schedule"])
+def test_a_package_for_another_image_is_refused_in_one_line_before_connecting(foreign_package, capsys, argv):
+    from pipelines import cli
+    from pipelines.cluster.packages import package_images
+
+    (compiled_for,) = package_images(foreign_package)
+    assert cli.main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: compiled/sp500.yaml runs in {compiled_for}, ")
+    assert f"not in the configured image registry.example/me/kfp:{VERSION}" in err
+    assert "make compile" in err and "IMAGE" in err
+
+
+def test_a_package_for_the_configured_image_passes_the_check(foreign_package, monkeypatch):
+    from pipelines.cluster.packages import check_images, package_images
+
+    (compiled_for,) = package_images(foreign_package)
+    monkeypatch.setenv("IMAGE", compiled_for.rsplit(":", 1)[0])
+    check_images(foreign_package)

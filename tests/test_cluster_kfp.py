@@ -16,13 +16,13 @@ from conftest import REPO
 from kfp import compiler, dsl
 
 from components.errors import InputError
-from components.images import VERSION
+from components.images import VERSION, cpu_component
 from pipelines import cli
 from pipelines.cluster import commands, connection, packages, runs, upload
 from pipelines.cluster import cron as cron_rules
 
 
-@dsl.component(base_image="python:3.11")
+@cpu_component  # the project's image, which the cluster commands insist on
 def echo(text: str) -> str:
     return text
 

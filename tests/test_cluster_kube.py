@@ -26,6 +26,7 @@ from components.model_store import ServingLabels
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_FILES = sorted((REPO / "deploy").glob("*.yaml"))
+PROFILE_EXAMPLE = "kubeflow-user-example-com"  # deploy/profile-namespace.yaml's, the Kubeflow manifests' example
 K8S = kubernetes_validate.latest_version()
 
 
@@ -167,7 +168,8 @@ def test_shipped_manifests_validate(path):
 
 
 def test_rbac_is_least_privilege_in_one_namespace():
-    objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in shipped()}
+    objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in shipped()
+               if doc["metadata"]["namespace"] != PROFILE_EXAMPLE}
     assert {doc["metadata"]["namespace"] for doc in objects.values()} == {"kubeflow"}
     assert not [kind for kind, _ in objects if kind.startswith("Cluster")], "no cluster-wide RBAC"
     binding = objects["RoleBinding", "kfp-ml-deployer"]
@@ -190,7 +192,49 @@ def test_model_store_claim_is_what_the_pipelines_mount_by_default():
         root = next(yaml.safe_load_all(compiled.read_text()))["root"]
         assert root["inputDefinitions"]["parameters"]["model_store_pvc"]["defaultValue"] == \
             claim["metadata"]["name"]
+    # What every default storage class binds; ReadWriteMany is a setting (make model-store).
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "storageClassName" not in claim["spec"], "no class named: the cluster's default binds it"
+
+
+def rendered_model_store(*settings: str) -> list[dict]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-s", "model-store-manifest", *settings], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_make_model_store_renders_the_settings_into_valid_manifests():
+    documents = rendered_model_store("NAMESPACE=team-a", "MODEL_STORE_ACCESS_MODE=ReadWriteMany",
+                                     "MODEL_STORE_STORAGE_CLASS=filestore-rwx", "MODEL_STORE_SIZE=50Gi")
+    for document in documents:
+        validate(document)
+        assert document["metadata"]["namespace"] == "team-a"
+    claim, job = documents
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["storageClassName"] == "filestore-rwx"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == \
+        claim["metadata"]["name"]
+
+
+def test_the_ownership_job_hands_the_volume_to_the_images_user():
+    (job,) = [doc for doc in shipped() if doc["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    script = " ".join(container["command"])
+    assert "chown 1000:1000 /models" in script  # images/Dockerfile: USER 1000:1000
+    assert pod["securityContext"]["fsGroup"] == 1000
+    assert container["volumeMounts"][0]["mountPath"] == kube_serving.MODEL_STORE_MOUNT
+    # root, but with no capability beyond changing ownership and modes
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    dockerfile = (REPO / "images" / "Dockerfile").read_text()
+    assert "USER 1000:1000" in dockerfile
 
 
 def test_deploy_task_gets_the_deployer_token_as_an_optional_volume(tmp_path):
@@ -418,3 +462,88 @@ def test_kserve_canary_share_then_promote_and_rollback(cluster_pod):
         with pytest.raises(InputError, match="model 'mnist' has no serving labels in namespace kubeflow"):
             lifecycle.run_cluster("promote", "mnist", None, "kubeflow", api)
         assert not server.errors, server.errors
+
+
+# --------------------------------------------------------------------------- multi-user Kubeflow
+
+PROFILE = "team-a"
+
+
+def rendered(target: str, *settings: str) -> list[dict]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-s", target, *settings], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def rules_of(account: str, namespace: str, documents: list[dict]) -> list[dict]:
+    """What `account` may do in `namespace`, from the Roles bound to it there (as the API server's RBAC
+    authorizer reads the bindings)."""
+    roles = {doc["metadata"]["name"]: doc for doc in documents
+             if doc["kind"] == "Role" and doc["metadata"]["namespace"] == namespace}
+    rules = []
+    for binding in (doc for doc in documents if doc["kind"] == "RoleBinding"):
+        subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+        if binding["metadata"]["namespace"] == namespace and subject in binding["subjects"] \
+                and binding["roleRef"]["kind"] == "Role":
+            rules += roles[binding["roleRef"]["name"]]["rules"]
+    return rules
+
+
+@pytest.fixture
+def profile_pod(cluster_pod):
+    """The deploy step's pod in a Kubeflow profile: its namespace is the profile's, its own
+    token is default-editor's, and the deployer's token Secret may or may not be there."""
+    tls, folders, monkeypatch = cluster_pod
+    for folder in folders.values():
+        (folder / "namespace").write_text(f"{PROFILE}\n")
+    documents = rendered("deployer-manifest", f"NAMESPACE={PROFILE}", "PROFILE=1")
+    for document in documents:
+        validate(document)
+    return tls, folders, monkeypatch, documents
+
+
+def test_profile_manifests_stay_in_the_profile_namespace(profile_pod):
+    *_, documents = profile_pod
+    assert {doc["metadata"]["namespace"] for doc in documents} == {PROFILE}
+    assert {subject["namespace"] for doc in documents if doc["kind"] == "RoleBinding"
+            for subject in doc["subjects"]} == {PROFILE}
+    assert not [doc for doc in documents if doc["kind"].startswith("Cluster")]
+    without_profile = rendered("deployer-manifest", f"NAMESPACE={PROFILE}")
+    assert rules_of("default-editor", PROFILE, without_profile) == [], "PROFILE=1 is what binds default-editor"
+
+
+@pytest.mark.parametrize("account, token", [("kfp-ml-deployer", "deployer-token"), ("default-editor", "pod-token")],
+                         ids=["deployer-token", "default-editor"])
+def test_the_deploy_step_serves_in_its_profile_namespace(profile_pod, account, token):
+    tls, folders, monkeypatch, documents = profile_pod
+    if account == "default-editor":
+        (folders["deployer"] / "token").unlink()  # no deployer Secret: the pod's own account
+    rules = rules_of(account, PROFILE, documents)
+    assert rules, f"{account} has no Role in {PROFILE}"
+    server = KubeStandIn(tls, token=token, role_rules=rules, namespace=PROFILE)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+    with server:
+        served = kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=1)
+        assert f"in {PROFILE}" in served and f"tf-serving-sp500.{PROFILE}.svc:8500" in served
+        assert {path.split("/namespaces/")[1].split("/")[0] for path in server.objects} == {PROFILE}
+        kube_serving.deploy_serving("mnist", "tensorflow", "model-store", None, model_version=1, kserve=True)
+        assert server.used <= server.allowed
+        assert not server.errors, server.errors
+
+
+def test_the_profile_role_grants_nothing_in_another_namespace(profile_pod):
+    tls, _, monkeypatch, documents = profile_pod
+    server = KubeStandIn(tls, token="deployer-token", role_rules=rules_of("kfp-ml-deployer", PROFILE, documents),
+                         namespace=PROFILE)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
+    with server:
+        with pytest.raises(kube_serving.ServingError) as refused:
+            kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow", model_version=1)
+        assert len(str(refused.value).splitlines()) == 1
+        assert "in the namespace" in str(refused.value) and "kubeflow" in str(refused.value)
+        assert server.objects == {}

@@ -2,6 +2,8 @@
 pipelines/, gates deploy, and runs every task in the project's images; the
 published components in compiled/components/ are in sync too."""
 
+import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,60 @@ def test_steps_that_touch_the_workspace_are_never_cached(fresh, entry, gpu):
     assert uncached, "no step reads the workspace"
     cached = sorted(name for name in uncached if tasks[name].get("cachingOptions", {}).get("enableCache"))
     assert cached == [], f"cached although they read the workspace: {cached}"
+
+
+# The KFP backend (>= 2.15) builds the run's workspace claim from the
+# administrator's default spec (none on a stock install), patched with the
+# package's pvcSpecPatch (it refuses any field but these two), and the size.
+PATCHABLE_CLAIM_FIELDS = {"accessModes", "storageClassName"}
+ACCESS_MODES = {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
+
+
+def backend_workspace_claim(platform: dict, default_spec: dict | None = None) -> dict:
+    workspace = platform["platforms"]["kubernetes"]["pipelineConfig"]["workspace"]
+    patch = workspace.get("kubernetes", {}).get("pvcSpecPatch", {})
+    unknown = sorted(set(patch) - PATCHABLE_CLAIM_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields in PVC spec patch: {unknown}")
+    spec = copy.deepcopy(default_spec or {})
+    if patch.get("accessModes"):
+        spec["accessModes"] = patch["accessModes"]
+    if "storageClassName" in patch:
+        spec["storageClassName"] = patch["storageClassName"]
+    assert workspace.get("size"), "the package must give the workspace size"
+    spec["resources"] = {"requests": {"storage": workspace["size"]}}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "run-abc12-kfp-workspace"}, "spec": spec}
+
+
+def check_claim(claim: dict) -> None:
+    """What the API server checks beyond the schema: a claim needs an access mode."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(claim, kubernetes_validate.latest_version(), strict=True)
+    modes = claim["spec"].get("accessModes") or []
+    if not modes or not set(modes) <= ACCESS_MODES:
+        raise ValueError(f"spec.accessModes: Required value (got {modes})")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_the_workspace_claim_the_backend_creates_is_valid_without_an_admin_default(name):
+    _, platform = load_documents(REPO / "compiled" / f"{name}.yaml")
+    claim = backend_workspace_claim(platform)
+    check_claim(claim)
+    assert claim["spec"]["accessModes"] == [os.environ.get("WORKSPACE_ACCESS_MODE") or "ReadWriteOnce"]
+    assert claim["spec"].get("storageClassName", "") == os.environ.get("WORKSPACE_STORAGE_CLASS", "")
+
+
+def test_claim_check_refuses_what_the_backend_or_the_api_server_would():
+    _, platform = load_documents(REPO / "compiled" / "sp500.yaml")
+    workspace = platform["platforms"]["kubernetes"]["pipelineConfig"]["workspace"]
+    workspace["kubernetes"]["pvcSpecPatch"] = {}  # what every package carried before: no access mode
+    with pytest.raises(ValueError, match="accessModes: Required"):
+        check_claim(backend_workspace_claim(platform))
+    # An administrator's default spec can supply it; the package's patch still wins.
+    admin = backend_workspace_claim(platform, {"accessModes": ["ReadWriteMany"], "storageClassName": "nfs"})
+    check_claim(admin)
+    workspace["kubernetes"]["pvcSpecPatch"] = {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block"}
+    with pytest.raises(ValueError, match="unknown fields in PVC spec patch"):
+        backend_workspace_claim(platform)

@@ -8,6 +8,7 @@ import yaml
 from kfp import compiler
 
 from components.errors import InputError
+from components.resources import resources_for
 from pipelines import crypto, registry
 
 STEPS = ["download-data", "load-data", "build-features", "train-model", "evaluate"]
@@ -78,9 +79,9 @@ def test_steps_are_uncached_sized_and_the_download_retried(compiled):
     for name in STEPS:
         assert tasks[name]["cachingOptions"] == {}, f"{name} reads or writes the per-run workspace"
         resources = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["resources"]
-        cpu, memory, limit = crypto.RESOURCES[name]
+        row = resources_for("crypto", name)
         assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"],
-                resources["resourceMemoryLimit"]) == (cpu, memory, limit)
+                resources["resourceMemoryLimit"]) == (row.cpu, row.memory, row.memory_limit)
     assert tasks["download-data"]["retryPolicy"]["maxRetryCount"] == 3
     assert "retryPolicy" not in tasks["train-model"]
 

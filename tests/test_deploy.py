@@ -66,7 +66,8 @@ def test_in_a_cluster_the_new_version_is_served(saved_model, tmp_path, monkeypat
     (call,) = served
     assert call.pop("labels") == model_store.ServingLabels(stable=1, known_versions=(1,))
     assert call == dict(model_name="sp500", model_format="tensorflow", model_store_pvc="model-store",
-                        namespace=None, model_version=1, kserve=False, kserve_deployment_mode="Knative")
+                        namespace=None, model_version=1, kserve=False, kserve_deployment_mode="Knative",
+                        model_store_uri="")
     assert not (tmp_path / "store" / "sp500" / "labels.json").exists(), "on a cluster the labels are a ConfigMap"
 
 

@@ -5,7 +5,13 @@ import argparse
 from pathlib import Path
 
 from pipelines.cluster.connection import connect
-from pipelines.cluster.packages import DEFAULT_COMPILED_DIR, convert_parameters, package_path, pipeline_name
+from pipelines.cluster.packages import (
+    DEFAULT_COMPILED_DIR,
+    check_images,
+    convert_parameters,
+    package_path,
+    pipeline_name,
+)
 from pipelines.cluster.runs import submit
 from pipelines.cluster.schedules import (
     ScheduleRequest,
@@ -23,7 +29,8 @@ def submit_run(pipeline_name: str, params: dict[str, str], wait: bool,
                compiled_dir: Path = DEFAULT_COMPILED_DIR) -> int:
     """`run` with KFP_HOST set: submit <compiled_dir>/<pipeline_name>.yaml to the cluster."""
     package = package_path(pipeline_name, compiled_dir=compiled_dir)
-    convert_parameters(package, params)  # bad parameters fail before any connection
+    check_images(package)  # like bad parameters, fails before any connection
+    convert_parameters(package, params)
     return submit(connect(), package, params, wait)
 
 
@@ -79,12 +86,15 @@ def _print(text: str) -> int:
 
 
 def _upload_command(args: argparse.Namespace) -> int:
-    upload(connect(), package_path(args.pipeline, args.gpu, args.compiled_dir))
+    package = package_path(args.pipeline, args.gpu, args.compiled_dir)
+    check_images(package)
+    upload(connect(), package)
     return 0
 
 
 def _schedule_create_command(args: argparse.Namespace) -> int:
     package = package_path(args.pipeline, args.gpu, args.compiled_dir)
+    check_images(package)
     request = check_schedule(ScheduleRequest(
         name=args.name or pipeline_name(package), cron=args.cron,
         params=parse_assignments(args.params), max_concurrency=args.max_concurrency,

@@ -49,3 +49,26 @@ def convert_parameters(package: Path, params: dict[str, object]) -> dict[str, ob
     return parameters.resolve(package.stem, declared_parameters(package), params)
 
 
+
+
+def package_images(package: Path) -> set[str]:
+    """The container images the package's steps run in."""
+    executors = pipeline_spec(package).get("deploymentSpec", {}).get("executors", {})
+    return {executor["container"]["image"] for executor in executors.values() if "container" in executor}
+
+
+def check_images(package: Path) -> None:
+    """Refuse a package compiled for other images than the configured IMAGE / IMAGE_GPU.
+
+    An uploaded pipeline version cannot be changed, and a run of a package whose
+    image was never pushed fails at its first step: both are stopped here,
+    before anything is sent to the cluster.
+    """
+    from components.images import cpu_image, gpu_image
+
+    configured = {cpu_image(), gpu_image()}
+    foreign = sorted(package_images(package) - configured)
+    if foreign:
+        raise InputError(f"{shown_path(package)} runs in {foreign[0]}, not in the configured image "
+                         f"{cpu_image()}: run `make compile` (or `make images` to build and push it first), "
+                         "with IMAGE set in local.mk")

@@ -1,0 +1,101 @@
+"""Every step's CPU and memory (requests and limits) and KFP-level retries, in one table.
+
+Keyed by pipeline and by component name (the name KFP gives the component:
+the function name with '-' for '_'); `components.cluster_settings.apply_cluster_settings`
+applies it to every task of a pipeline. A step missing from the table fails
+the compile, so a new step cannot reach a cluster without resources.
+
+How the figures were measured: kfp.local runs every step as its own process,
+so `bench/measure_step_resources.py <pipeline>` wraps each in `/usr/bin/time`
+and prints its peak resident memory and its CPU seconds over its wall time
+(default parameters; crypto also on 12.2M generated rows, the size of the
+real competition data from 2020 on, with bench/bench_crypto.py). The peak is
+in the comment beside each row. Requests cover the measured peak with room
+(the scheduler places pods by requests); memory limits are about twice the
+request (a step above it is killed, so a limit is a ceiling, not a target);
+CPU limits let a step use the cores it measurably keeps busy (TensorFlow and
+LightGBM use several threads) without throttling a single-threaded one.
+
+Retries: only the steps that touch the network (the downloads) are retried by
+KFP, with exponential backoff; they are idempotent (each writes its output
+under a temporary name and renames it) and their own network calls already
+retry transient errors inside the step (`components.storage.with_retries`),
+so a KFP retry covers what is left: a pod evicted or a node lost mid-download.
+The deploy step touches the network too (the Kubernetes API, object storage)
+but is not retried by KFP: a retry after the version was published would
+publish the same model again as a second version. Its calls retry inside the
+step. Training, evaluation and preprocessing never retry: what failed once
+fails again on the same input.
+"""
+
+from dataclasses import dataclass
+
+from components.errors import InputError
+
+NETWORK_RETRIES = 3
+FIRST_BACKOFF = "30s"  # then 60s, 120s (factor 2), never more than MAX_BACKOFF between tries
+BACKOFF_FACTOR = 2.0
+MAX_BACKOFF = "600s"
+
+
+@dataclass(frozen=True)
+class StepResources:
+    cpu: str
+    cpu_limit: str
+    memory: str
+    memory_limit: str
+    retries: int = 0  # KFP-level retries with backoff: steps that touch the network only
+
+    def apply(self, task) -> None:
+        task.set_cpu_request(self.cpu).set_cpu_limit(self.cpu_limit)
+        task.set_memory_request(self.memory).set_memory_limit(self.memory_limit)
+        if self.retries:
+            task.set_retry(self.retries, backoff_duration=FIRST_BACKOFF, backoff_factor=BACKOFF_FACTOR,
+                           backoff_max_duration=MAX_BACKOFF)
+
+
+def network(cpu: str, cpu_limit: str, memory: str, memory_limit: str) -> StepResources:
+    return StepResources(cpu, cpu_limit, memory, memory_limit, retries=NETWORK_RETRIES)
+
+
+# Peaks in the comments: default parameters, this project's offline data (sp500: 2010-2018 daily
+# prices; mnist: the 5,000 shipped digits, 4 trials of 6 epochs; crypto: one generated month).
+SHARED = {
+    # 18 MiB locally, where it only copies folders; in a pod it adds the Kubernetes and GCS clients.
+    "deploy-model": StepResources("250m", "1", "256Mi", "1Gi"),
+}
+
+STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
+    "sp500": {
+        "download-prices": network("250m", "1", "512Mi", "1Gi"),   # 233 MiB; any tickers from a URI
+        "preprocess": StepResources("250m", "1", "256Mi", "1Gi"),    # 148 MiB
+        "train": StepResources("1", "4", "1536Mi", "3Gi"),           # 867 MiB; TensorFlow's thread pools
+        "evaluate": StepResources("500m", "2", "1Gi", "2Gi"),        # 837 MiB; TensorFlow loads the model
+    },
+    "mnist": {
+        # The full MNIST (70,000 digits, 14x the shipped set) is ~220 MB as float32 arrays.
+        "download-digits": network("250m", "1", "256Mi", "1Gi"),    # 69 MiB
+        "preprocess-digits": StepResources("500m", "1", "512Mi", "2Gi"),  # 68 MiB on 5,000 digits
+        "train-trial": StepResources("1", "4", "1536Mi", "3Gi"),    # 970 MiB per trial
+        "select-best-trial": StepResources("250m", "1", "256Mi", "512Mi"),  # 76 MiB
+        "evaluate": StepResources("500m", "2", "1Gi", "2Gi"),        # 936 MiB
+    },
+    # Sized for the real data: 24M rows in train.csv (3.65 GB), 12.7M from 2020 on; peaks on
+    # 12.2M generated rows (bench/bench_crypto.py) first, then on the default generated month.
+    "crypto": {
+        "download-data": network("1", "2", "4Gi", "8Gi"),  # 1.9 GB generating 12.7M rows, 219 MiB; a download streams
+        "load-data": StepResources("1", "2", "1Gi", "2Gi"),  # 0.9 GB (CSV streamed in 16 MB blocks), 260 MiB
+        "build-features": StepResources("2", "2", "2Gi", "6Gi"),  # 1.3 GB (one asset at a time), 214 MiB
+        "train-model": StepResources("4", "4", "6Gi", "12Gi"),  # 3.6 GB (float32 matrices, LightGBM bins), 559 MiB
+        "evaluate": StepResources("1", "2", "2Gi", "4Gi"),  # the test period only, 432 MiB
+    },
+}
+
+
+def resources_for(pipeline: str, component: str) -> StepResources:
+    """The row for `component` of `pipeline` (the shared rows apply to every pipeline)."""
+    row = STEP_RESOURCES.get(pipeline, {}).get(component) or SHARED.get(component)
+    if row is None:
+        raise InputError(f"step '{component}' of pipeline '{pipeline}' has no resources: "
+                         "add a row to components/resources.py")
+    return row

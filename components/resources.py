@@ -1,4 +1,4 @@
-"""Every step's CPU and memory (requests and limits) and KFP-level retries, in one table.
+"""Every step's CPU and memory (requests and limits), in one table.
 
 Keyed by pipeline and by component name (the name KFP gives the component:
 the function name with '-' for '_'); `components.cluster_settings.apply_cluster_settings`
@@ -16,26 +16,18 @@ request (a step above it is killed, so a limit is a ceiling, not a target);
 CPU limits let a step use the cores it measurably keeps busy (TensorFlow and
 LightGBM use several threads) without throttling a single-threaded one.
 
-Retries: only the steps that touch the network (the downloads) are retried by
-KFP, with exponential backoff; they are idempotent (each writes its output
-under a temporary name and renames it) and their own network calls already
-retry transient errors inside the step (`components.storage.with_retries`),
-so a KFP retry covers what is left: a pod evicted or a node lost mid-download.
-The deploy step touches the network too (the Kubernetes API, object storage)
-but is not retried by KFP: a retry after the version was published would
-publish the same model again as a second version. Its calls retry inside the
-step. Training, evaluation and preprocessing never retry: what failed once
-fails again on the same input.
+Retries: no step is retried by KFP. A KFP retry re-runs the pod whatever made
+it fail, so it would repeat a permanent error (a missing file, a column that is
+not there, missing credentials) that can never succeed. Steps that touch the
+network retry their transient errors themselves, with backoff inside a total
+time budget (`components.storage.with_retries`, FETCH_RETRY_BUDGET_S), and fail
+at once on a permanent one. A pod lost mid-step (an evicted pod, a lost node)
+fails the run: start it again.
 """
 
 from dataclasses import dataclass
 
 from components.errors import InputError
-
-NETWORK_RETRIES = 3
-FIRST_BACKOFF = "30s"  # then 60s, 120s (factor 2), never more than MAX_BACKOFF between tries
-BACKOFF_FACTOR = 2.0
-MAX_BACKOFF = "600s"
 
 
 @dataclass(frozen=True)
@@ -44,18 +36,10 @@ class StepResources:
     cpu_limit: str
     memory: str
     memory_limit: str
-    retries: int = 0  # KFP-level retries with backoff: steps that touch the network only
 
     def apply(self, task) -> None:
         task.set_cpu_request(self.cpu).set_cpu_limit(self.cpu_limit)
         task.set_memory_request(self.memory).set_memory_limit(self.memory_limit)
-        if self.retries:
-            task.set_retry(self.retries, backoff_duration=FIRST_BACKOFF, backoff_factor=BACKOFF_FACTOR,
-                           backoff_max_duration=MAX_BACKOFF)
-
-
-def network(cpu: str, cpu_limit: str, memory: str, memory_limit: str) -> StepResources:
-    return StepResources(cpu, cpu_limit, memory, memory_limit, retries=NETWORK_RETRIES)
 
 
 # Peaks in the comments: default parameters, this project's offline data (sp500: 2010-2018 daily
@@ -63,18 +47,20 @@ def network(cpu: str, cpu_limit: str, memory: str, memory_limit: str) -> StepRes
 SHARED = {
     # 18 MiB locally, where it only copies folders; in a pod it adds the Kubernetes and GCS clients.
     "deploy-model": StepResources("250m", "1", "256Mi", "1Gi"),
+    # Reads the champion's evaluation (a small JSON) from the store or the cluster.
+    "gate-model": StepResources("100m", "500m", "256Mi", "512Mi"),
 }
 
 STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
     "sp500": {
-        "download-prices": network("250m", "1", "512Mi", "1Gi"),   # 233 MiB; any tickers from a URI
+        "download-prices": StepResources("250m", "1", "512Mi", "1Gi"),   # 233 MiB; any tickers from a URI
         "preprocess": StepResources("250m", "1", "256Mi", "1Gi"),    # 148 MiB
         "train": StepResources("1", "4", "1536Mi", "3Gi"),           # 867 MiB; TensorFlow's thread pools
         "evaluate": StepResources("500m", "2", "1Gi", "2Gi"),        # 837 MiB; TensorFlow loads the model
     },
     "mnist": {
         # The full MNIST (70,000 digits, 14x the shipped set) is ~220 MB as float32 arrays.
-        "download-digits": network("250m", "1", "256Mi", "1Gi"),    # 69 MiB
+        "download-digits": StepResources("250m", "1", "256Mi", "1Gi"),    # 69 MiB
         "preprocess-digits": StepResources("500m", "1", "512Mi", "2Gi"),  # 68 MiB on 5,000 digits
         "train-trial": StepResources("1", "4", "1536Mi", "3Gi"),    # 970 MiB per trial
         "select-best-trial": StepResources("250m", "1", "256Mi", "512Mi"),  # 76 MiB
@@ -83,7 +69,8 @@ STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
     # Sized for the real data: 24M rows in train.csv (3.65 GB), 12.7M from 2020 on; peaks on
     # 12.2M generated rows (bench/bench_crypto.py) first, then on the default generated month.
     "crypto": {
-        "download-data": network("1", "2", "4Gi", "8Gi"),  # 1.9 GB generating 12.7M rows, 219 MiB; a download streams
+        # 1.9 GB generating 12.7M rows, 219 MiB on a month; a download streams
+        "download-data": StepResources("1", "2", "4Gi", "8Gi"),
         "load-data": StepResources("1", "2", "1Gi", "2Gi"),  # 0.9 GB (CSV streamed in 16 MB blocks), 260 MiB
         "build-features": StepResources("2", "2", "2Gi", "6Gi"),  # 1.3 GB (one asset at a time), 214 MiB
         "train-model": StepResources("4", "4", "6Gi", "12Gi"),  # 3.6 GB (float32 matrices, LightGBM bins), 559 MiB

@@ -11,7 +11,6 @@ from components.errors import InputError
 from pipelines import registry
 
 # The steps that fetch from the network: the only ones KFP retries.
-NETWORK_STEPS = {"download-prices", "download-digits", "download-data"}
 
 
 def compile_variant(tmp_path, entry, gpu) -> tuple[dict, dict]:
@@ -60,7 +59,7 @@ VARIANTS = registry.variants()
 
 
 @pytest.mark.parametrize("entry, gpu", VARIANTS, ids=[registry.compiled_name(*v) for v in VARIANTS])
-def test_every_step_has_requests_limits_and_only_network_steps_retry(tmp_path, monkeypatch, entry, gpu):
+def test_every_step_has_requests_limits_and_none_is_retried_by_kfp(tmp_path, monkeypatch, entry, gpu):
     monkeypatch.setenv("IMAGE_PULL_SECRET", "regcred")
     spec, platform = compile_variant(tmp_path, entry, gpu)
     executors = spec["deploymentSpec"]["executors"]
@@ -75,12 +74,8 @@ def test_every_step_has_requests_limits_and_only_network_steps_retry(tmp_path, m
     assert set(kubernetes) == set(executors), "every step's pod gets the pull secret"
     for name in executors:
         assert [secret["secretName"] for secret in kubernetes[name]["imagePullSecret"]] == ["regcred"], name
-    retried = {name for name, task in all_tasks(spec).items() if "retryPolicy" in task}
-    assert retried == {name for name in all_tasks(spec) if name in NETWORK_STEPS} != set()
-    for name in retried:
-        policy = all_tasks(spec)[name]["retryPolicy"]
-        assert policy["maxRetryCount"] == resources.NETWORK_RETRIES
-        assert policy["backoffDuration"] == resources.FIRST_BACKOFF and policy["backoffFactor"] > 1
+    # A KFP retry would repeat a permanent error: transient ones are retried inside the steps.
+    assert [name for name, task in all_tasks(spec).items() if "retryPolicy" in task] == []
 
 
 def test_without_a_pull_secret_none_is_asked_for(tmp_path, monkeypatch):

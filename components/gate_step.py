@@ -55,12 +55,11 @@ def gate_model(
 
     scores = {k: v for k, v in metrics.metadata.items() if isinstance(v, (int, float))}
     test_set = str(metrics.metadata.get("test_set", ""))
-    model_dir = Path(model_base_path) / model_name
     labels = ((kube_serving.labels_in_cluster(model_name, serving_namespace) if kube_serving.in_cluster()
-               else None) or model_store.current_labels(model_dir))
+               else None) or model_store.labels_at(model_base_path, model_name))
     champion = None
     if labels.stable is not None:
-        record = model_store.read_evaluation(model_dir, labels.stable) or {}
+        record = model_store.evaluation_at(model_base_path, model_name, labels.stable) or {}
         champion = Champion(labels.stable, record.get("metrics", {}).get(gate_metric), record.get("test_set", ""))
     result = decide(gate_metric, scores[gate_metric], threshold, baseline_metric, scores.get(baseline_metric),
                     champion, tolerance, require_beat_baseline, test_set)

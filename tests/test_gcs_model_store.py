@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from components import gcs_model_store
+from components import gcs_model_store, model_store
 from components.errors import InputError
 from components.gcs_model_store import publish_gcs_version
 from components.model_store import publish_version
@@ -195,9 +195,11 @@ def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
                                                     model_store_uri="gs://models/serving")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert "--model_base_path=gs://models/serving/sp500" in container["args"]
     assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
-    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["serving-config", "tmp"]
+    config = kube_serving.serving_config_map("sp500", "team-a", model_store.ServingLabels(stable=3),
+                                             model_store_uri="gs://models/serving")
+    assert 'base_path: "gs://models/serving/sp500"' in config["data"]["models.config"]
     import kubernetes_validate
 
     kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
@@ -207,18 +209,30 @@ def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
 
 
 def test_the_deploy_step_in_a_cluster_publishes_to_the_bucket_and_serves_from_it(gcs, saved_model, monkeypatch):
-    from kfp.dsl import Model
+    import json
+
+    from kfp.dsl import Markdown, Model
 
     from components import kube_serving
     from components.deploy import deploy_model
 
     bucket, _ = gcs
     monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
+    monkeypatch.setattr(kube_serving, "labels_in_cluster", lambda *args: None)
     served = []
     monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs) or "ok")
-    version = deploy_model.python_func(model=Model(name="model", uri=str(saved_model)), model_name="sp500",
-                                       model_base_path="gs://models/serving", model_store_pvc="model-store")
+    verdict = Markdown(name="verdict", uri="/unused")
+    verdict.metadata.update(decision="deploy", reason="first deploy", comparisons=[],
+                            evaluation={"metrics": {"accuracy": 0.6}, "test_set": "2018"})
+    version = deploy_model.python_func(model=Model(name="model", uri=str(saved_model)), verdict=verdict,
+                                       model_name="sp500", model_base_path="gs://models/serving",
+                                       model_store_pvc="model-store")
     assert version == "gs://models/serving/sp500/1"
     assert "saved_model.pb" in names(bucket, "serving/sp500/1/")
+    record = json.loads(bucket.blob("serving/sp500/1/evaluation.json").download_as_bytes())
+    assert record["metrics"] == {"accuracy": 0.6} and record["gate"]["decision"] == "deploy"
+    assert model_store.evaluation_at("gs://models/serving", "sp500", 1) == record
+    labels = model_store.labels_at("gs://models/serving", "sp500")
+    assert labels == model_store.ServingLabels(stable=1, known_versions=(1,))
     (call,) = served
     assert (call["model_store_uri"], call["model_version"]) == ("gs://models/serving", 1)

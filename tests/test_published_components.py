@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "compiled" / "components"
 # What each test below runs, in order; test_every_published_component_is_run checks nothing is left out.
 SP500_CHAIN = ("sp500-download-prices", "sp500-preprocess", "sp500-train-model-cpu", "sp500-evaluate",
-               "deploy-model")
+               "gate-model", "deploy-model")
 CRYPTO_CHAIN = ("crypto-download-data", "crypto-load-data", "crypto-build-features", "crypto-train-model",
                 "crypto-evaluate")
 MNIST_CHAIN = ("mnist-download-digits", "mnist-preprocess-digits", "mnist-train-trial-cpu",
@@ -50,26 +50,32 @@ def written(root: Path, task: str, output: str) -> Path:
 
 
 def deployed_versions(model_store: Path, model_name: str) -> list[str]:
-    return sorted(p.name for p in (model_store / model_name).iterdir())
+    return sorted(p.name for p in (model_store / model_name).iterdir() if p.is_dir())
 
 
 @pytest.mark.e2e
 def test_sp500_steps_and_deploy_from_yaml(kfp_local):
-    download, preprocess, train, evaluate, deploy = load(SP500_CHAIN)
+    download, preprocess, train, evaluate, gate, deploy = load(SP500_CHAIN)
 
     @dsl.pipeline(name="my-sp500")
-    def my_pipeline(workspace: str, model_store: str) -> float:
+    def my_pipeline(workspace: str, model_store: str) -> str:
         prices = download(workspace=workspace, tickers="sp500,nasdaq", source="")
-        split = preprocess(prices_path=prices.output, target="sp500", num_lags=2, same_day_tickers="",
+        split = preprocess(prices_path=prices.outputs["Output"], target="sp500", num_lags=2, same_day_tickers="",
                            start_date="2018-01-01", end_date="2018-12-31", test_fraction=0.25)
         model = train(train_data=split.outputs["train_data"], model_type="flat", epochs=1,
                       learning_rate=0.01, seed=1, version_tag="tiny").outputs["model"]
         scored = evaluate(model=model, test_data=split.outputs["test_data"], threshold=0.0)
-        deploy(model=model, model_name="sp500-tiny", model_base_path=model_store, model_store_pvc="unused")
-        return scored.outputs["Output"]
+        verdict = gate(metrics=scored.outputs["metrics"], gate_metric="accuracy",
+                       baseline_metric="always_up_accuracy", threshold=0.0, tolerance=0.0,
+                       require_beat_baseline=False, model_name="sp500-tiny", model_base_path=model_store,
+                       serving_namespace="", run_name="tiny")
+        with dsl.If(verdict.outputs["Output"] == "deploy"):
+            deploy(model=model, verdict=verdict.outputs["verdict"], model_name="sp500-tiny",
+                   model_base_path=model_store, model_store_pvc="unused")
+        return verdict.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"), model_store=str(kfp_local / "store"))
-    assert 0.0 <= run.output <= 1.0
+    assert run.output == "deploy", "a first deploy at threshold 0 passes"
     assert "always_up_accuracy" in written(kfp_local, "evaluate", "report").read_text()
     assert deployed_versions(kfp_local / "store", "sp500-tiny") == ["1"]
     assert (kfp_local / "store" / "sp500-tiny" / "1" / "saved_model.pb").is_file()

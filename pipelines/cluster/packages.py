@@ -49,8 +49,6 @@ def convert_parameters(package: Path, params: dict[str, object]) -> dict[str, ob
     return parameters.resolve(package.stem, declared_parameters(package), params)
 
 
-
-
 def package_images(package: Path) -> set[str]:
     """The container images the package's steps run in."""
     executors = pipeline_spec(package).get("deploymentSpec", {}).get("executors", {})

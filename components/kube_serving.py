@@ -142,7 +142,11 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
         "args": [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
                  f"--model_config_file={CONFIG_DIR}/models.config",
                  f"--model_config_file_poll_wait_seconds={MODEL_CONFIG_POLL_S}",
-                 # A new canary is labelled before TF-Serving has loaded it.
+                 # A new canary is labelled before TF-Serving has loaded it. This flag covers
+                 # only labels not yet in use: moving `stable` to a version not loaded yet
+                 # (a full deploy, a rollback to an unloaded version) is refused by TF-Serving's
+                 # config reload until that version is loaded (server_core.cc); not verified
+                 # here against a real TF-Serving.
                  "--allow_version_labels_for_unavailable_models=true",
                  f"--monitoring_config_file={CONFIG_DIR}/monitoring.config"],
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},

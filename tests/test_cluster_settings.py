@@ -1,5 +1,5 @@
 """Compile-time cluster settings: the workspace claim's patch, the image pull
-secret, and every step's resources and retries from the one table."""
+secret, and every step's resources from the one table (and no KFP-level retry)."""
 
 import pytest
 import yaml
@@ -9,8 +9,6 @@ from components import cluster_settings, resources
 from components.cluster_settings import ClusterSettings, apply_cluster_settings, pipeline_config
 from components.errors import InputError
 from pipelines import registry
-
-# The steps that fetch from the network: the only ones KFP retries.
 
 
 def compile_variant(tmp_path, entry, gpu) -> tuple[dict, dict]:

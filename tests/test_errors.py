@@ -92,3 +92,14 @@ def test_predict_against_no_server_is_one_line_without_tensorflow_start_up_noise
     assert result.stderr.startswith(f"error: cannot reach http://127.0.0.1:{closed_port}/v1/models/sp500/")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "cuda" not in result.stdout.lower() + result.stderr.lower()
+
+
+def test_no_compiled_pipeline_asks_kfp_to_retry_a_step():
+    """KFP cannot tell a permanent error from a transient one: steps retry their own transient errors."""
+    import yaml
+
+    packages = sorted((REPO / "compiled").glob("*.yaml"))
+    assert packages
+    for package in packages:
+        for document in yaml.safe_load_all(package.read_text()):
+            assert "retryPolicy" not in str(document), f"{package.name} retries a step"

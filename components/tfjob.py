@@ -27,6 +27,7 @@ INSTALL_HINT = ("the TFJob resource (kubeflow.org/v1) is not installed in this c
                 "training-operator v1.9 (kubectl apply --server-side -k "
                 "\"github.com/kubeflow/training-operator.git/manifests/overlays/standalone?ref=v1.9.0\")")
 LOG_LINES = 40
+ORPHAN_TTL_S = 3600
 
 
 class TFJobError(RuntimeError):
@@ -57,7 +58,10 @@ def tfjob_manifest(name: str, namespace: str, image: str, command: list[str], wo
         "kind": "TFJob",
         "metadata": {"name": name, "namespace": namespace, "labels": labels(name, "tfjob")},
         "spec": {
-            "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": 0, "activeDeadlineSeconds": timeout_s},
+            # Bounded even if the step that waits for it is killed: the operator stops
+            # it at the deadline and removes it an hour after it finished.
+            "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": 0, "activeDeadlineSeconds": timeout_s,
+                          "ttlSecondsAfterFinished": ORPHAN_TTL_S},
             "tfReplicaSpecs": {"Worker": {"replicas": workers, "restartPolicy": "Never",
                                           "template": {"metadata": {"labels": labels(name, "tfjob")},
                                                        "spec": pod_spec}}},

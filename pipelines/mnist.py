@@ -5,7 +5,8 @@ The sweep grid is the `sweep_grid` pipeline parameter, a list of
 `{"learning_rate": ..., "hidden_layers": ...}` objects, changed in the
 Pipelines UI or with `PARAMS='sweep_grid=[...]'` without recompiling. A
 `dsl.ParallelFor` runs one train task per item, at most `SWEEP_PARALLELISM` at
-a time (kfp.local too: on a small machine the trials share its cores). Each trial hands
+a time (kfp.local 2.17 caps a loop at 2 at a time; they share the machine's
+cores). Each trial hands
 its SavedModel on as an artifact and the select step gathers them with
 `dsl.Collected`. Every step hands its data on as artifacts; only the download
 step, which runs alone, uses the run's workspace claim (for the raw files), so

@@ -59,7 +59,8 @@ def test_workers_only_never_restarted_kept_for_their_logs_and_bounded_in_time():
     assert list(job["spec"]["tfReplicaSpecs"]) == ["Worker"], "worker 0 is the chief"
     worker = job["spec"]["tfReplicaSpecs"]["Worker"]
     assert worker["replicas"] == 3 and worker["restartPolicy"] == "Never"
-    assert job["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 0, "activeDeadlineSeconds": 600}
+    assert job["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 0, "activeDeadlineSeconds": 600,
+                                        "ttlSecondsAfterFinished": tfjob.ORPHAN_TTL_S}
     (container,) = worker["template"]["spec"]["containers"]
     assert container["name"] == "tensorflow" and container["command"] == COMMAND
     assert "nvidia.com/gpu" not in container["resources"]["limits"]

@@ -119,7 +119,8 @@ def train_trial(
     config = TrainConfig(learning_rate, hidden_layers, hidden_units, epochs, batch_size, seed)
     config.check()
     check_workers(workers)
-    emit = lambda line: print(line, flush=True)  # noqa: E731
+    # Trials can run at the same time (also in kfp.local): name the trial on every line.
+    emit = lambda line: print(f"{trial.name}: {line}", flush=True)  # noqa: E731
     print(f"trial {trial.name} on {workers} worker(s): {config}", flush=True)
     started = time.monotonic()
     with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs, \

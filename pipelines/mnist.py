@@ -2,8 +2,9 @@
 each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving.
 
 The sweep grid is the `sweep_grid` pipeline parameter, a list of
-`{"learning_rate": ..., "hidden_layers": ...}` objects, changed in the
-Pipelines UI or with `PARAMS='sweep_grid=[...]'` without recompiling. A
+`[learning_rate, hidden_layers]` pairs (see components.mnist.sweep for why
+pairs), changed in the Pipelines UI or with `PARAMS='sweep_grid=[[0.01, 1]]'`
+without recompiling. A
 `dsl.ParallelFor` runs one train task per item, at most `SWEEP_PARALLELISM` at
 a time (kfp.local 2.17 caps a loop at 2 at a time; they share the machine's
 cores). Each trial hands
@@ -82,8 +83,9 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             validation_fraction: Share of the training images held out for validation (0..1).
             test_fraction: Share of the images kept for testing when the data has no official
                 test set (0..1).
-            sweep_grid: The trials, a list of {"learning_rate": float in (0, 1),
-                "hidden_layers": int >= 0}; one train task each.
+            sweep_grid: The trials, a list of [learning_rate, hidden_layers] pairs, e.g.
+                [[0.001, 1], [0.003, 2]]: learning rate in (0, 1), hidden layers >= 0; one
+                train task each.
             hidden_units: Units in each hidden dense layer.
             epochs: Passes over the training split in every trial.
             batch_size: Global batch size, split among the workers.
@@ -109,16 +111,14 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             test_fraction=test_fraction, seed=seed)
         preprocess.set_caching_options(False)
 
-        # Loop-item keys are never `name`: `item.name` is the loop channel's own name.
-        with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as trial:
+        with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as grid_point:
             train = train_step(
-                splits=preprocess.outputs["splits"], learning_rate=trial.learning_rate,
-                hidden_layers=trial.hidden_layers, hidden_units=hidden_units, epochs=epochs,
-                batch_size=batch_size, seed=seed, workers=workers,
+                splits=preprocess.outputs["splits"], grid_point=grid_point, hidden_units=hidden_units,
+                epochs=epochs, batch_size=batch_size, seed=seed, workers=workers,
                 version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
                 worker_pod=worker_pod)
             train.set_display_name("train trial").set_caching_options(False)
-            mount_deployer_credentials(train)  # the TFJob path creates, watches and deletes its job
+            mount_deployer_credentials(train)  # the TFJob path creates, reads and deletes its job
             if settings:
                 settings.apply(train)
 

@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-SMALL_SWEEP = 'sweep_grid=[{"learning_rate": 0.003, "hidden_layers": 0}, {"learning_rate": 0.003, "hidden_layers": 1}]'
+SMALL_SWEEP = "sweep_grid=[[0.003, 0], [0.003, 1]]"
 
 
 def test_sweep_on_two_workers_selects_evaluates_and_deploys(cli, tmp_path):

@@ -10,11 +10,11 @@ def result(name: str, accuracy: float, loss: float, rate: float = 0.001, layers:
     return sweep.TrialResult(name, rate, layers, 128, 6, accuracy, loss, 10.0)
 
 
-def test_grid_items_become_trials_in_order():
-    trials = sweep.parse_grid([{"learning_rate": 0.01, "hidden_layers": 2},
-                               {"learning_rate": 0.001, "hidden_layers": 0}])
+def test_grid_pairs_become_trials_in_order():
+    trials = sweep.parse_grid([[0.01, 2], [0.001, 0.0]])
     assert [(t.learning_rate, t.hidden_layers, t.name) for t in trials] == [
         (0.01, 2, "lr0.01-layers2"), (0.001, 0, "lr0.001-layers0")]
+    assert isinstance(trials[1].hidden_layers, int), "KFP hands numbers over as floats"
 
 
 def test_default_grid_is_two_rates_by_two_depths():
@@ -24,17 +24,16 @@ def test_default_grid_is_two_rates_by_two_depths():
 
 
 @pytest.mark.parametrize("grid, message", [
-    ([], "sweep_grid must be a non-empty list"),
+    ([], "sweep_grid must be a non-empty list of \\[learning_rate, hidden_layers\\] pairs"),
     ({"learning_rate": 0.01, "hidden_layers": 1}, "sweep_grid must be a non-empty list"),
-    ([{"learning_rate": 0.01}], "sweep_grid item 0 must have exactly the keys learning_rate, hidden_layers"),
-    ([{"name": "a", "learning_rate": 0.01, "hidden_layers": 1}], "item 0 must have exactly the keys"),
-    ([{"learning_rate": 1.5, "hidden_layers": 1}], "item 0: learning_rate 1.5 is not in \\(0, 1\\)"),
-    ([{"learning_rate": "fast", "hidden_layers": 1}], "learning_rate 'fast' is not in"),
-    ([{"learning_rate": 0.01, "hidden_layers": 1.5}], "hidden_layers 1.5 is not a whole number"),
-    ([{"learning_rate": 0.01, "hidden_layers": -1}], "hidden_layers -1 is not a whole number"),
-    ([{"learning_rate": 0.01, "hidden_layers": True}], "hidden_layers True is not a whole number"),
-    ([{"learning_rate": 0.001, "hidden_layers": 1}, {"learning_rate": 0.0010000001, "hidden_layers": 1.0}],
-     "sweep_grid repeats a trial"),  # distinct numbers, one trial name
+    ([[0.01]], "sweep_grid item 0 must be a pair \\[learning_rate, hidden_layers\\], got \\[0.01\\]"),
+    ([[0.01, 1], {"learning_rate": 0.01, "hidden_layers": 1}], "sweep_grid item 1 must be a pair"),
+    ([[1.5, 1]], "sweep_grid item 0: learning_rate 1.5 is not in \\(0, 1\\)"),
+    ([["fast", 1]], "learning_rate 'fast' is not in"),
+    ([[0.01, 1.5]], "hidden_layers 1.5 is not a whole number"),
+    ([[0.01, -1]], "hidden_layers -1 is not a whole number"),
+    ([[0.01, True]], "hidden_layers True is not a whole number"),
+    ([[0.001, 1], [0.0010000001, 1.0]], "sweep_grid repeats a trial"),  # distinct numbers, one trial name
 ])
 def test_bad_grids_are_clear_errors(grid, message):
     with pytest.raises(InputError, match=message):

@@ -63,8 +63,7 @@ def preprocess_digits(digits: Input[Dataset], validation_fraction: float, test_f
 
 def train_trial(
     splits: Input[Dataset],
-    learning_rate: float,
-    hidden_layers: int,
+    grid_point: list,
     hidden_units: int,
     epochs: int,
     batch_size: int,
@@ -86,8 +85,9 @@ def train_trial(
 
     Args:
         splits: The preprocessed splits.
-        learning_rate: Adam's starting learning rate (cosine-decayed to 0), in (0, 1).
-        hidden_layers: Number of dense hidden layers after the convolutions (0 or more).
+        grid_point: This trial's [learning_rate, hidden_layers]: Adam's starting learning rate
+            (cosine-decayed to 0), in (0, 1), and the number of dense hidden layers after the
+            convolutions (0 or more).
         hidden_units: Units in each hidden layer.
         epochs: Passes over the training split.
         batch_size: Global batch size: the images of one step, split among the workers.
@@ -115,8 +115,8 @@ def train_trial(
     from components.mnist.models import TrainConfig
     from components.storage import atomic_path
 
-    trial = sweep.Trial(learning_rate, hidden_layers)
-    config = TrainConfig(learning_rate, hidden_layers, hidden_units, epochs, batch_size, seed)
+    trial = sweep.parse_grid_point(grid_point, "grid_point")
+    config = TrainConfig(trial.learning_rate, trial.hidden_layers, hidden_units, epochs, batch_size, seed)
     config.check()
     check_workers(workers)
     # Trials can run at the same time (also in kfp.local): name the trial on every line.
@@ -135,7 +135,7 @@ def train_trial(
             job = WorkerJob(config.__dict__, splits.path, str(export_dir), str(logs),
                             str(Path(scratch) / HISTORY_FILE), version_tag)
             history = train_locally(job, workers, Path(scratch), emit)
-    result = sweep.TrialResult(trial.name, learning_rate, hidden_layers, hidden_units, epochs,
+    result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
                                history["val_accuracy"][-1], history["val_loss"][-1],
                                time.monotonic() - started, workers)
     model.metadata.update(result.as_metadata())

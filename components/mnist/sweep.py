@@ -1,15 +1,18 @@
 """The hyperparameter sweep: a grid of (learning rate, hidden layers) trials.
 
-The grid is a pipeline parameter, a list of objects such as
-`[{"learning_rate": 0.001, "hidden_layers": 1}, ...]`, so a user changes it in
-the Pipelines UI without recompiling. The pipeline runs one train task per
-item (`dsl.ParallelFor`); each hands on its SavedModel as an artifact whose
-metadata holds the trial's result, and the select step gathers them
-(`dsl.Collected`), keeps the best by validation accuracy (ties: lower
+The grid is the `sweep_grid` pipeline parameter, a list of
+`[learning_rate, hidden_layers]` pairs such as `[[0.001, 1], [0.003, 2]]`, so a
+user changes it in the Pipelines UI without recompiling. The pipeline runs one
+train task per pair (`dsl.ParallelFor`); each hands on its SavedModel as an
+artifact whose metadata holds the trial's result, and the select step gathers
+them (`dsl.Collected`), keeps the best by validation accuracy (ties: lower
 validation loss, then grid order) and reports the table.
 
-The keys are not called `name`: in the KFP DSL `item.name` is the loop
-channel's own name, not the item's value.
+Pairs, not objects: KFP writes a parameter's default into the compiled file's
+header through a protobuf map whose key order changes from one process to the
+next, so a default made of objects would make every compile differ. (Objects
+would also invite the key `name`, which in the KFP DSL resolves to the loop's
+own name, not the item's value.)
 """
 
 import math
@@ -18,8 +21,8 @@ from typing import Sequence
 
 from components.errors import InputError
 
-GRID_KEYS = ("learning_rate", "hidden_layers")
-DEFAULT_GRID = [{"learning_rate": rate, "hidden_layers": layers} for rate in (0.001, 0.003) for layers in (1, 2)]
+DEFAULT_GRID = [[rate, layers] for rate in (0.001, 0.003) for layers in (1, 2)]
+EXAMPLE = "[[0.001, 1], [0.003, 2]]"
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,25 @@ class TrialResult:
                       for f in fields(cls) if f.name in metadata})
 
 
+def parse_grid_point(item: object, where: str) -> Trial:
+    """One `[learning_rate, hidden_layers]` pair as a Trial; one clear error for anything else."""
+    if not isinstance(item, (list, tuple)) or len(item) != 2:
+        raise InputError(f"{where} must be a pair [learning_rate, hidden_layers], got {item!r}")
+    rate, layers = item
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate < 1:
+        raise InputError(f"{where}: learning_rate {rate!r} is not in (0, 1)")
+    if isinstance(layers, bool) or not isinstance(layers, (int, float)) or not math.isfinite(layers) \
+            or int(layers) != layers or layers < 0:
+        raise InputError(f"{where}: hidden_layers {layers!r} is not a whole number >= 0")
+    return Trial(float(rate), int(layers))
+
+
 def parse_grid(grid: object) -> list[Trial]:
     """The trials of a sweep_grid parameter value; one clear error for anything else."""
-    example = '[{"learning_rate": 0.001, "hidden_layers": 1}]'
     if not isinstance(grid, list) or not grid:
-        raise InputError(f"sweep_grid must be a non-empty list like {example}, got {grid!r}")
-    trials = []
-    for position, item in enumerate(grid):
-        if not isinstance(item, dict) or set(item) != set(GRID_KEYS):
-            raise InputError(f"sweep_grid item {position} must have exactly the keys "
-                             f"{', '.join(GRID_KEYS)}, got {item!r}")
-        rate, layers = item["learning_rate"], item["hidden_layers"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
-                or not 0 < rate < 1:
-            raise InputError(f"sweep_grid item {position}: learning_rate {rate!r} is not in (0, 1)")
-        if isinstance(layers, bool) or not isinstance(layers, (int, float)) or int(layers) != layers \
-                or layers < 0:
-            raise InputError(f"sweep_grid item {position}: hidden_layers {layers!r} is not a whole number >= 0")
-        trials.append(Trial(float(rate), int(layers)))
+        raise InputError(f"sweep_grid must be a non-empty list of [learning_rate, hidden_layers] pairs like "
+                         f"{EXAMPLE}, got {grid!r}")
+    trials = [parse_grid_point(item, f"sweep_grid item {position}") for position, item in enumerate(grid)]
     # Names, not values, must be unique: the report and the chosen model are named after them.
     if len({trial.name for trial in trials}) != len(trials):
         raise InputError(f"sweep_grid repeats a trial (as trial names show it): {[t.name for t in trials]}")

@@ -1,7 +1,8 @@
 """Training the CNN on one process or many: the strategy, the training loop, a worker's job.
 
 Every mnist training, single-process or not, runs the same loop, so that the
-number of workers changes the speed and not the result:
+number of workers changes the speed, not what is learned (only the dropout
+masks differ: each replica draws its own):
 
 - the strategy comes from the process's surroundings: `TF_CONFIG` naming more
   than one worker -> `MultiWorkerMirroredStrategy` (each worker then also uses

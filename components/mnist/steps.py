@@ -91,8 +91,8 @@ def train_trial(
         hidden_units: Units in each hidden layer.
         epochs: Passes over the training split.
         batch_size: Global batch size: the images of one step, split among the workers.
-        seed: Seed of the weights and the shuffling: the same seed and global batch give the
-            same model whatever the number of workers, up to floating-point order.
+        seed: Seed of the weights and the shuffling: with the same seed and global batch,
+            any number of workers starts from the same weights and sees the same batches.
         workers: Worker processes (local) or TFJob replicas (cluster) that train together.
         version_tag: Tag the served model reports as `model_version` (the run's name).
         distributed_storage: gs:// folder the TFJob replicas share (cluster with workers > 1 only).

@@ -73,6 +73,11 @@ def make_pipeline(gpu: bool = False):
                 /models in the deploy step.
             serving_namespace: Namespace of the serving objects; empty means the pod's own.
             use_kserve: Serve through a KServe InferenceService instead of a TF-Serving Deployment.
+            tolerance: How much worse than the serving champion (the version labelled stable)
+                the model may score and still deploy; 0: at least as good.
+            require_beat_baseline: Also require the model to beat the naive baseline.
+            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
+                (TF-Serving label `canary`; KServe sends it this share of traffic).
         """
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)

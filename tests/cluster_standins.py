@@ -467,3 +467,139 @@ class KubeStandIn(StandIn):
 
 def _status(code: int, message: str) -> dict:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
+
+
+# --------------------------------------------------------------------------- TFJob (training-operator 1.9)
+
+TFJOB_PATH = re.compile(r"/apis/kubeflow\.org/v1/namespaces/(?P<namespace>[^/]+)/tfjobs(?:/(?P<name>[^/]+))?")
+POD_LOG_PATH = re.compile(r"/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<name>[^/]+)/log")
+# The TFJob fields of training-operator v1.9's API (kubeflow.org/v1); the
+# kubernetes client has no model for a custom resource, so its parts that are
+# core types (metadata, pod templates, delete options) are checked against theirs.
+TFJOB_SPEC_FIELDS = {"runPolicy", "successPolicy", "tfReplicaSpecs", "enableDynamicWorker"}
+RUN_POLICY_FIELDS = {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit",
+                     "schedulingPolicy", "suspend", "managedBy"}
+REPLICA_TYPES = {"Chief", "PS", "Worker", "Evaluator", "Master"}
+REPLICA_FIELDS = {"replicas", "template", "restartPolicy"}
+
+
+class TFJobStandIn(KubeStandIn):
+    """The Kubernetes API with training-operator 1.9's TFJob resource, and pod logs.
+
+    `crd=False`: the TFJob resource is not installed (404 on the group/version,
+    as the API server answers). After creation a job reads Pending, then
+    Created, then Running, then `outcome` ("Succeeded", "Failed", or "Never"
+    to stay Running). `on_create(manifest)` runs when a job is created (a test
+    plays the chief's part there). Pods `<job>-worker-<i>` exist while the job
+    does; their log is `log_text(pod)`. Deleted jobs are listed in `deleted`.
+    """
+
+    def __init__(self, tls, token, role_rules, crd: bool = True, outcome: str = "Succeeded",
+                 on_create=None):
+        super().__init__(tls, token, role_rules)
+        self.crd, self.outcome, self.on_create = crd, outcome, on_create
+        self.tfjobs: dict[tuple[str, str], dict] = {}
+        self.deleted: list[str] = []
+
+    def handle(self, method, path, query, headers, body):
+        if headers.get("Authorization", "").lower() != f"bearer {self.token}":
+            return 401, _status(401, "Unauthorized"), "application/json"
+        job_match = TFJOB_PATH.fullmatch(path)
+        if job_match:
+            if not self.crd:
+                return 404, _status(404, "the server could not find the requested resource"), "application/json"
+            verb = {"POST": "create", "GET": "get", "DELETE": "delete"}[method]
+            denied = self._denied("kubeflow.org", "tfjobs", verb)
+            if denied:
+                return denied
+            return getattr(self, f"_{verb}_tfjob")(job_match, query, body)
+        log_match = POD_LOG_PATH.fullmatch(path)
+        if log_match and method == "GET":
+            return self._denied("", "pods/log", "get") or self._pod_log(log_match, query)
+        return super().handle(method, path, query, headers, body)
+
+    def _denied(self, group: str, plural: str, verb: str):
+        if (group, plural, verb) not in self.allowed:
+            return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\""), \
+                "application/json"
+        self.used.add((group, plural, verb))
+        return None
+
+    def _create_tfjob(self, match, query, body):
+        assert match["name"] is None, "create goes to the collection"
+        assert query.get("fieldManager") == ["kfp-ml-pipelines"], query
+        job = json.loads(body)
+        check_tfjob(job, self.api_client, self.models)
+        key = (match["namespace"], job["metadata"]["name"])
+        assert job["metadata"]["namespace"] == match["namespace"], "namespace mismatch"
+        if key in self.tfjobs:
+            return 409, _status(409, f"tfjobs.kubeflow.org \"{key[1]}\" already exists"), "application/json"
+        job["metadata"].update(uid=f"uid-{next(self.versions)}", resourceVersion=str(next(self.versions)),
+                               generation=1)
+        self.tfjobs[key] = {"job": job, "polls": 0}
+        if self.on_create:
+            self.on_create(job)
+        return 201, job, "application/json"
+
+    def _get_tfjob(self, match, query, body):
+        entry = self.tfjobs.get((match["namespace"], match["name"]))
+        if entry is None:
+            return 404, _status(404, f"tfjobs.kubeflow.org \"{match['name']}\" not found"), "application/json"
+        entry["polls"] += 1
+        job = json.loads(json.dumps(entry["job"]))
+        workers = job["spec"]["tfReplicaSpecs"]["Worker"]["replicas"]
+        steps = [("Created", "TFJob is created.", {"active": 0})]
+        if entry["polls"] >= 3:
+            steps.append(("Running", "TFJob is running.", {"active": workers}))
+        if entry["polls"] >= 4 and self.outcome == "Succeeded":
+            steps.append(("Succeeded", "TFJob successfully completed.", {"succeeded": workers}))
+        if entry["polls"] >= 4 and self.outcome == "Failed":
+            steps.append(("Failed", f"TFJob {match['namespace']}/{match['name']} has failed because 1 Worker "
+                                    f"replica(s) failed.", {"failed": 1, "active": workers - 1}))
+        if entry["polls"] >= 2:  # the first read finds the job before the operator has seen it
+            job["status"] = {"conditions": [
+                {"type": kind, "status": "True" if i == len(steps) - 1 or kind == "Created" else "False",
+                 "reason": f"TFJob{kind}", "message": message} for i, (kind, message, _) in enumerate(steps)],
+                "replicaStatuses": {"Worker": steps[-1][2]}}
+        return 200, job, "application/json"
+
+    def _delete_tfjob(self, match, query, body):
+        options = json.loads(body) if body else {}
+        check_against_model(options, "V1DeleteOptions", self.api_client, self.models)
+        if self.tfjobs.pop((match["namespace"], match["name"]), None) is None:
+            return 404, _status(404, f"tfjobs.kubeflow.org \"{match['name']}\" not found"), "application/json"
+        self.deleted.append(match["name"])
+        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}, "application/json"
+
+    def _pod_log(self, match, query):
+        assert query.get("container") == ["tensorflow"], query
+        job_name, _, index = match["name"].rpartition("-worker-")
+        entry = self.tfjobs.get((match["namespace"], job_name))
+        if entry is None or not index.isdigit() or \
+                int(index) >= entry["job"]["spec"]["tfReplicaSpecs"]["Worker"]["replicas"]:
+            return 404, _status(404, f"pods \"{match['name']}\" not found"), "application/json"
+        return 200, self.log_text(match["name"]).encode(), "text/plain"
+
+    @staticmethod
+    def log_text(pod: str) -> str:
+        return f"epoch 1/1: loss 0.5000 accuracy 0.8500 ({pod})\n"
+
+
+def check_tfjob(job: dict, api_client, models) -> None:
+    """A TFJob as training-operator v1.9 accepts it, core parts checked against the client models."""
+    assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "TFJob", (job["apiVersion"], job["kind"])
+    assert set(job) <= {"apiVersion", "kind", "metadata", "spec"}, set(job)
+    check_against_model(job["metadata"], "V1ObjectMeta", api_client, models)
+    spec = job["spec"]
+    assert set(spec) <= TFJOB_SPEC_FIELDS, set(spec) - TFJOB_SPEC_FIELDS
+    run_policy = spec.get("runPolicy", {})
+    assert set(run_policy) <= RUN_POLICY_FIELDS, set(run_policy) - RUN_POLICY_FIELDS
+    assert run_policy.get("cleanPodPolicy", "None") in ("All", "Running", "None")
+    assert spec["tfReplicaSpecs"] and set(spec["tfReplicaSpecs"]) <= REPLICA_TYPES
+    for replica in spec["tfReplicaSpecs"].values():
+        assert set(replica) <= REPLICA_FIELDS, set(replica) - REPLICA_FIELDS
+        assert isinstance(replica["replicas"], int) and replica["replicas"] >= 1
+        assert replica.get("restartPolicy", "Never") in ("Always", "OnFailure", "Never", "ExitCode")
+        template = check_against_model(replica["template"], "V1PodTemplateSpec", api_client, models)
+        names = [container.name for container in template.spec.containers]
+        assert "tensorflow" in names, f"the operator sets TF_CONFIG in the container named tensorflow: {names}"

@@ -50,8 +50,8 @@ def shipped() -> list[dict]:
     return [doc for path in DEPLOY_FILES for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def role_rules() -> list[dict]:
-    (role,) = [doc for doc in shipped() if doc["kind"] == "Role"]
+def role_rules(name: str = "kfp-ml-deployer") -> list[dict]:
+    (role,) = [doc for doc in shipped() if doc["kind"] == "Role" and doc["metadata"]["name"] == name]
     return role["rules"]
 
 

@@ -1,25 +1,22 @@
 """The mnist pipeline end to end through kfp.local, run as a user runs it
 (`python -m pipelines run mnist ...`, what `make run PIPELINE=mnist` calls),
-with a small sweep (2 trials, 1 epoch) to keep it quick."""
+with a small sweep (2 trials, 1 epoch, each on 2 local workers) to keep it quick."""
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def small_sweep(monkeypatch):
-    monkeypatch.setenv("MNIST_LEARNING_RATES", "0.003")
-    monkeypatch.setenv("MNIST_HIDDEN_LAYERS", "0,1")
+SMALL_SWEEP = "sweep_grid=[[0.003, 0], [0.003, 1]]"
 
 
-def test_sweep_selects_evaluates_and_deploys(cli, tmp_path, small_sweep):
-    result = cli("run", "mnist", "epochs=1", "threshold=0.5")
+def test_sweep_on_two_workers_selects_evaluates_and_deploys(cli, tmp_path):
+    result = cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout[result.stdout.rindex("pipeline mnist:"):]
     assert "pipeline mnist: SUCCEEDED" in summary
-    for step in ("download-digits", "preprocess-digits", "train-trial", "train-trial-2", "select-best-trial",
-                 "evaluate", "deploy-model"):
+    for step in ("download-digits", "preprocess-digits", "train-trial", "select-best-trial", "evaluate",
+                 "deploy-model"):
         assert step in summary
     assert "baseline (majority_class_accuracy): 0.1000" in summary
     version_1 = tmp_path / "model_store" / "mnist" / "1"
@@ -29,18 +26,23 @@ def test_sweep_selects_evaluates_and_deploys(cli, tmp_path, small_sweep):
     # The trial table is in the log and in the sweep report, the best trial marked.
     assert "lr0.003-layers0" in result.stdout and "lr0.003-layers1" in result.stdout
     assert "best trial: lr0.003-layers" in result.stdout
+    # Both trials trained on two workers joined on loopback; the chiefs exported.
+    assert result.stdout.count("trial lr0.003-layers0 on 2 worker(s)") == 1
+    assert "worker 1 of 2: CollectiveAllReduceStrategy with 2 replica(s) in sync" in result.stdout
     run_dir = next((tmp_path / "runs" / "mnist").iterdir())
     sweep_report = next(run_dir.glob("artifacts/*/select-best-trial/sweep_report")).read_text()
     assert "lr0.003-layers0" in sweep_report and "lr0.003-layers1" in sweep_report
     assert "data:image/png;base64," in sweep_report
     report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
     assert "Misclassified digits" in report and "majority_class_accuracy" in report
-    assert list(run_dir.glob("artifacts/*/train-trial*/tensorboard_logs/train/events.out.tfevents.*"))
+    # One TensorBoard log per trial, written by its chief alone.
+    trial_logs = run_dir.glob("artifacts/*/for-loop-*/train-trial/tensorboard_logs/train/events.out.tfevents.*")
+    assert len(list(trial_logs)) == 2
 
 
-def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path, small_sweep):
+def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path):
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not the real file")
-    result = cli("run", "mnist", f"source={tmp_path / 'mnist.npz'}")
+    result = cli("run", "mnist", SMALL_SWEEP, f"source={tmp_path / 'mnist.npz'}")
     assert result.returncode == 1
     assert "step 'download-digits' failed" in result.stderr
     assert "mnist.npz: SHA-256" in result.stderr

@@ -1,10 +1,11 @@
-"""The CNN: seeded training, TensorBoard logs, and the served SavedModel signature."""
+"""The CNN: its depth, its optimizer, and the served SavedModel signature."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from components.errors import InputError
-from components.mnist import data, models, preprocess
+from components.mnist import data, distributed, models, preprocess
 from components.saved_model import load_predictor
 
 
@@ -26,17 +27,10 @@ CONFIG = models.TrainConfig(learning_rate=0.003, hidden_layers=1, hidden_units=3
 @pytest.fixture(scope="module")
 def exported(small_splits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    model, history = models.train_cnn(CONFIG, small_splits, folder / "logs", progress=lambda line: None)
+    model, history = distributed.train_with_strategy(CONFIG, small_splits, tf.distribute.get_strategy(),
+                                                     str(folder / "logs"), progress=lambda line: None)
     models.export_serving_model(model, folder / "saved_model", "run-123")
     return folder, model, history
-
-
-def test_training_writes_tensorboard_logs_and_history(exported):
-    folder, _, history = exported
-    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert len(history["val_accuracy"]) == CONFIG.epochs
-    assert list((folder / "logs" / "train").glob("events.out.tfevents.*"))
-    assert list((folder / "logs" / "validation").glob("events.out.tfevents.*"))
 
 
 def test_serving_signature_takes_28x28_float32_images(exported):
@@ -77,15 +71,6 @@ def test_wrong_image_shape_is_refused_by_the_signature(exported):
         predictor(images=np.zeros((2, 28, 29), np.float32))
 
 
-def test_same_seed_gives_the_same_weights(small_splits, tmp_path):
-    tiny = preprocess.Splits(preprocess.Split(small_splits.train.images[:200], small_splits.train.labels[:200]),
-                             small_splits.validation, small_splits.test)
-    first, _ = models.train_cnn(CONFIG, tiny, tmp_path / "a", progress=lambda line: None)
-    second, _ = models.train_cnn(CONFIG, tiny, tmp_path / "b", progress=lambda line: None)
-    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 @pytest.mark.parametrize("change, message", [
     ({"learning_rate": 0.0}, "learning_rate must be in"),
     ({"hidden_layers": -1}, "hidden_layers must be 0 or more"),
@@ -101,6 +86,7 @@ def test_bad_training_parameters_are_clear_errors(change, message):
 
 def test_hidden_layers_set_the_depth():
     for layers in (0, 3):
-        model = models.build_cnn(models.TrainConfig(hidden_layers=layers, hidden_units=16), steps_per_epoch=1)
+        model = models.build_cnn(models.TrainConfig(hidden_layers=layers, hidden_units=16))
         dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
         assert [layer.units for layer in dense] == [16] * layers + [10]
+

@@ -10,24 +10,34 @@ def result(name: str, accuracy: float, loss: float, rate: float = 0.001, layers:
     return sweep.TrialResult(name, rate, layers, 128, 6, accuracy, loss, 10.0)
 
 
-def test_grid_is_the_product_of_learning_rates_and_hidden_layers():
-    trials = sweep.sweep_grid([0.001, 0.01], [0, 1, 2])
-    assert [(t.learning_rate, t.hidden_layers) for t in trials] == [
-        (0.001, 0), (0.001, 1), (0.001, 2), (0.01, 0), (0.01, 1), (0.01, 2)]
-    assert len({t.name for t in trials}) == 6
+def test_grid_pairs_become_trials_in_order():
+    trials = sweep.parse_grid([[0.01, 2], [0.001, 0.0]])
+    assert [(t.learning_rate, t.hidden_layers, t.name) for t in trials] == [
+        (0.01, 2, "lr0.01-layers2"), (0.001, 0, "lr0.001-layers0")]
+    assert isinstance(trials[1].hidden_layers, int), "KFP hands numbers over as floats"
 
 
-@pytest.mark.parametrize("rates, layers, message", [
-    ([], [1, 2], "the sweep grid is empty"),
-    ([0.001], [], "the sweep grid is empty"),
-    ([1.5], [1], "learning rate 1.5 is not in \\(0, 1\\)"),
-    ([0.001], [-1], "hidden layer count -1"),
-    ([0.001, 0.001], [1], "repeats a value"),
-    ([0.001, 0.0010000001], [1], "repeats a value"),  # distinct numbers, one trial name
+def test_default_grid_is_two_rates_by_two_depths():
+    trials = sweep.parse_grid(sweep.DEFAULT_GRID)
+    assert sorted({t.learning_rate for t in trials}) == [0.001, 0.003]
+    assert sorted({t.hidden_layers for t in trials}) == [1, 2] and len(trials) == 4
+
+
+@pytest.mark.parametrize("grid, message", [
+    ([], "sweep_grid must be a non-empty list of \\[learning_rate, hidden_layers\\] pairs"),
+    ({"learning_rate": 0.01, "hidden_layers": 1}, "sweep_grid must be a non-empty list"),
+    ([[0.01]], "sweep_grid item 0 must be a pair \\[learning_rate, hidden_layers\\], got \\[0.01\\]"),
+    ([[0.01, 1], {"learning_rate": 0.01, "hidden_layers": 1}], "sweep_grid item 1 must be a pair"),
+    ([[1.5, 1]], "sweep_grid item 0: learning_rate 1.5 is not in \\(0, 1\\)"),
+    ([["fast", 1]], "learning_rate 'fast' is not in"),
+    ([[0.01, 1.5]], "hidden_layers 1.5 is not a whole number"),
+    ([[0.01, -1]], "hidden_layers -1 is not a whole number"),
+    ([[0.01, True]], "hidden_layers True is not a whole number"),
+    ([[0.001, 1], [0.0010000001, 1.0]], "sweep_grid repeats a trial"),  # distinct numbers, one trial name
 ])
-def test_bad_grids_are_clear_errors(rates, layers, message):
+def test_bad_grids_are_clear_errors(grid, message):
     with pytest.raises(InputError, match=message):
-        sweep.sweep_grid(rates, layers)
+        sweep.parse_grid(grid)
 
 
 def test_best_trial_has_the_highest_validation_accuracy():
@@ -46,15 +56,15 @@ def test_no_trials_is_a_clear_error():
         sweep.best_trial([])
 
 
-def test_results_are_read_back_from_the_workspace(tmp_path):
-    root = sweep.trials_root(tmp_path)
-    for item in (result("lr0.001-layers1", 0.95, 0.2), result("lr0.01-layers1", 0.97, 0.1, rate=0.01)):
-        sweep.write_result(root / item.name, item)
-    read = sweep.read_results(root, ["lr0.01-layers1", "lr0.001-layers1"])
-    assert [r.name for r in read] == ["lr0.01-layers1", "lr0.001-layers1"]
-    assert read[0].learning_rate == 0.01
-    with pytest.raises(InputError, match="trial 'lr0.1-layers1' left no result"):
-        sweep.read_results(root, ["lr0.1-layers1"])
+def test_results_travel_in_model_metadata_as_kfp_keeps_it():
+    item = result("lr0.01-layers2", 0.97, 0.1, rate=0.01, layers=2)
+    # KFP stores metadata numbers as floats (protobuf Struct): the types come back.
+    stored = {key: float(value) if isinstance(value, (int, float)) else value
+              for key, value in item.as_metadata().items()}
+    read = sweep.TrialResult.from_metadata(stored, "model")
+    assert read == item and isinstance(read.hidden_layers, int) and isinstance(read.workers, int)
+    with pytest.raises(InputError, match="trial model x carries no trial result \\(missing val_accuracy"):
+        sweep.TrialResult.from_metadata({k: v for k, v in stored.items() if k != "val_accuracy"}, "trial model x")
 
 
 def test_table_marks_the_best_trial():
@@ -63,10 +73,3 @@ def test_table_marks_the_best_trial():
     assert table[0].split()[0] == "trial"
     assert table[2].split()[0] == "b" and table[2].rstrip().endswith("*")
     assert not table[1].rstrip().endswith("*")
-
-
-def test_grid_values_from_text():
-    assert sweep.parse_grid_values("0.001, 0.01", float, "X") == [0.001, 0.01]
-    assert sweep.parse_grid_values("", int, "X") == []
-    with pytest.raises(InputError, match="MNIST_HIDDEN_LAYERS: 'one' is not a comma-separated list of int"):
-        sweep.parse_grid_values("one", int, "MNIST_HIDDEN_LAYERS")

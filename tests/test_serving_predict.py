@@ -34,7 +34,7 @@ def store(tmp_path_factory) -> Path:
     train = np.random.default_rng(3).normal(0, 0.01, size=(64, 6)).astype(np.float32)
     export_saved_model(build_model("flat", train, 0.01), root / "sp500-export", "tag-client")
     publish_version(root / "sp500-export", root / "store", "sp500")
-    export_serving_model(build_cnn(TrainConfig(), steps_per_epoch=1), root / "mnist-export", "tag-mnist")
+    export_serving_model(build_cnn(TrainConfig()), root / "mnist-export", "tag-mnist")
     publish_version(root / "mnist-export", root / "store", "mnist")
     publish_version(lightgbm_export(root / "crypto-export"), root / "store", "crypto")
     return root / "store"

@@ -1,4 +1,4 @@
-"""The Keras CNN, its seeded training, and the SavedModel that TF-Serving serves.
+"""The Keras CNN, its optimizer, and the SavedModel that TF-Serving serves (training: distributed.py).
 
 Architecture: two convolution blocks (32 and 64 filters, 3x3, max-pooling),
 dropout, then `hidden_layers` dense ReLU layers of `hidden_units` each (the
@@ -15,13 +15,11 @@ with pixels scaled to [0, 1] (what preprocess produces; divide 0..255 pixels by
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from components.errors import InputError
 from components.mnist.data import IMAGE_SHAPE, NUM_CLASSES
-from components.mnist.preprocess import Splits
 from components.saved_model import export_classifier
 
 CONV_FILTERS = (32, 64)
@@ -47,7 +45,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def build_cnn(config: TrainConfig, steps_per_epoch: int):
+def build_cnn(config: TrainConfig):
+    """The CNN for `config` (uncompiled: components.mnist.distributed trains it)."""
     import keras
     from keras import layers
 
@@ -57,41 +56,18 @@ def build_cnn(config: TrainConfig, steps_per_epoch: int):
     stack += [layers.Flatten(), layers.Dropout(DROPOUT)]
     stack += [layers.Dense(config.hidden_units, activation="relu") for _ in range(config.hidden_layers)]
     stack.append(layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"))
-    model = keras.Sequential(stack, name=f"cnn_{config.hidden_layers}x{config.hidden_units}")
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return keras.Sequential(stack, name=f"cnn_{config.hidden_layers}x{config.hidden_units}")
 
 
-def train_cnn(config: TrainConfig, splits: Splits, tensorboard_dir: Path,
-              progress: Callable[[str], None] = print):
-    """Train on `splits.train`, validating each epoch; same seed, same weights.
-
-    Returns (model, history) with history = {"loss": [...], "val_accuracy": [...], ...}.
-    """
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Adam, its learning rate cosine-decayed to 0 over the whole training."""
     import keras
-    import tensorflow as tf
 
-    config.check()
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    steps_per_epoch = -(-len(splits.train.labels) // config.batch_size)
-    model = build_cnn(config, steps_per_epoch)
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            progress(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f} "
-                     f"accuracy {logs['accuracy']:.4f} val_accuracy {logs['val_accuracy']:.4f}")
-
-    history = model.fit(
-        splits.train.images, splits.train.labels, epochs=config.epochs, batch_size=config.batch_size,
-        validation_data=(splits.validation.images, splits.validation.labels), shuffle=True, verbose=0,
-        callbacks=[Progress(), keras.callbacks.TensorBoard(str(tensorboard_dir), profile_batch=0)])
-    return model, {name: [float(v) for v in values] for name, values in history.history.items()}
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
+    return keras.optimizers.Adam(schedule)
 
 
-def export_serving_model(model, export_dir: Path, version_tag: str) -> None:
+def export_serving_model(model, export_dir: Path | str, version_tag: str) -> None:
     """SavedModel taking `images` [batch, 28, 28] float32 (see components.saved_model)."""
     export_classifier(model, export_dir, version_tag, "images", IMAGE_SHAPE)
 

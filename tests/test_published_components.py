@@ -110,17 +110,18 @@ def test_mnist_steps_from_yaml(kfp_local):
     @dsl.pipeline(name="my-mnist")
     def my_pipeline(workspace: str) -> float:
         digits = download(workspace=workspace, source="")
-        splits = preprocess(digits_path=digits.output, workspace=workspace, validation_fraction=0.2,
-                            test_fraction=0.6, seed=1)
-        trial = train(splits_path=splits.output, workspace=workspace, trial_name="tiny", learning_rate=0.01,
-                      hidden_layers=1, hidden_units=8, epochs=1, batch_size=256, seed=1, version_tag="tiny")
-        best = select(workspace=workspace, trial_names=["tiny"]).after(trial)
-        scored = evaluate(model=best.outputs["best_model"], splits_path=splits.output, threshold=0.0)
+        splits = preprocess(digits=digits.outputs["digits"], validation_fraction=0.2, test_fraction=0.6, seed=1)
+        with dsl.ParallelFor([[0.01, 1]], name="sweep") as grid_point:
+            trial = train(splits=splits.outputs["splits"], grid_point=grid_point, hidden_units=8, epochs=1,
+                          batch_size=256, seed=1, workers=1, version_tag="tiny", distributed_storage="",
+                          worker_pod={})
+        best = select(trial_models=dsl.Collected(trial.outputs["model"]))
+        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"], threshold=0.0)
         return scored.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"))
     assert 0.0 <= run.output <= 1.0
-    written(kfp_local, "train-trial", "tensorboard_logs")
+    written(kfp_local, "for-loop-*/train-trial", "tensorboard_logs")
     assert "majority" in written(kfp_local, "evaluate", "report").read_text()
 
 

@@ -61,6 +61,30 @@ def make_pipeline(gpu: bool = False):
         model_store_pvc: str = "model-store",
         serving_namespace: str = "",
     ):
+        """G-Research crypto forecasting: TA-Lib features and LightGBM, deployed when good enough.
+
+        Args:
+            source: "generated" (offline data in the Kaggle schema), "kaggle", or a path or file://,
+                gs:// or https:// URI of the competition zip or of a folder holding the two CSVs.
+            competition: The Kaggle competition to download when source is "kaggle".
+            kaggle_secret: Kubernetes Secret with keys username and key, for source "kaggle" (optional).
+            generated_start: First day (YYYY-MM-DD) of generated data.
+            generated_end: Day (YYYY-MM-DD) at whose 00:00 generated data ends.
+            start_date: First day (YYYY-MM-DD, UTC) of the rows used.
+            valid_start: First day (YYYY-MM-DD, UTC) of the validation period; everything before is training.
+            test_fraction: Share of the validation period's minutes, the latest, held out for the evaluation.
+            n_estimators: Most boosting rounds.
+            learning_rate: LightGBM's learning rate.
+            early_stopping_rounds: Stop after this many rounds without a better validation weighted correlation.
+            num_leaves: Most leaves per tree.
+            seed: LightGBM's seed.
+            data_seed: Seed of the generator for source "generated".
+            threshold: Held-out weighted correlation needed to deploy the model.
+            model_name: Name of the model in the model store and of its InferenceService.
+            model_base_path: Model store path inside the deploy step (where model_store_pvc is mounted).
+            model_store_pvc: PersistentVolumeClaim holding the model store.
+            serving_namespace: Namespace of the InferenceService; empty: the run's own.
+        """
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
             generated_start=generated_start, generated_end=generated_end, data_seed=data_seed)

@@ -24,7 +24,7 @@ VALID_START = "2021-05-01"
 REDEFINED = {"HL", "OC", "lower_shadow", "upper_shadow"}
 # The pipeline's training settings before issue 14 (the source's): every round on every row.
 PREVIOUS_SETTINGS = {"n_estimators": 1200, "learning_rate": 0.01, "early_stopping_rounds": 60, "num_leaves": 31,
-                     "seed": 2022, "test_fraction": 0.5}
+                     "seed": 2022, "test_fraction": 0.5, "max_bin": 255, "row_fraction": 1.0}
 
 
 # --- the source document's approach, re-implemented -------------------------------------------

@@ -99,9 +99,11 @@ def price_features(open_: np.ndarray, high: np.ndarray, low: np.ndarray,
         keep(f"ATR_{n}", talib.ATR(high, low, close, n))
         keep(f"DEMA_{n}", _dema(close, n))
     with np.errstate(divide="ignore", invalid="ignore"):
+        closes = pd.Series(close, copy=False)
         for n in WINDOWS:
-            # TA-Lib's running sum: pandas' rolling mean to 1e-14 relative, 7 times faster.
-            keep(f"sma_{n}", talib.SMA(close, n) / close - 1)
+            # pandas' compensated rolling sum, as the source: a running sum (TA-Lib's SMA, 7 times
+            # faster) is off by 1e-16, and where the mean equals the close, sma_n would read 1e-16, not 0.
+            keep(f"sma_{n}", closes.rolling(n).mean().to_numpy() / close - 1)
             keep(f"return_{n}", _ratio_to_lag(close, n) - 1)
     keep("HL", np.log(high / low))
     keep("OC", np.log(close / open_))

@@ -1,8 +1,16 @@
-"""LightGBM regression on the feature table, with the source's settings as defaults.
+"""LightGBM regression on the feature table.
 
-Source settings: 1200 rounds, learning rate 0.01, seed 2022, Asset_ID
-categorical, early stopping after 60 rounds without improvement of the
-weighted correlation on the validation rows (train_flg == 0, from 2021-05-01).
+From the source: seed 2022, Asset_ID categorical, early stopping on the
+weighted correlation of the validation rows (train_flg == 0, from 2021-05-01).
+The source trained up to 1200 rounds at learning rate 0.01 on every row with
+255 bins, stopping after 60 rounds without improvement; on 12.2M rows that
+took three quarters of the pipeline's time (185 s of 214 on 2 cores). The
+defaults here train at learning rate 0.02 on a fresh 30% of the training rows
+each round (bagging) with 63 bins, stopping after 30 rounds without
+improvement, up to 500: on the same data and seeds the held-out weighted
+correlation went from 0.0404 to 0.0414 (validation 0.0359 to 0.0374), with
+48 rounds instead of 262. The figures and each setting's cost are in the
+README; all of them are `train` arguments.
 
 One change for honesty: the source reported the score of the rounds it had
 picked on those same validation rows. Here the validation period is split in
@@ -37,11 +45,11 @@ from components.storage import atomic_path
 
 LOG_EVERY = 30
 # Defaults measured on 12.2M generated rows (bench/bench_crypto.py); see the module's notes.
-N_ESTIMATORS = 1200
-LEARNING_RATE = 0.01
-EARLY_STOPPING_ROUNDS = 60
-MAX_BIN = 255
-ROW_FRACTION = 1.0
+N_ESTIMATORS = 500
+LEARNING_RATE = 0.02
+EARLY_STOPPING_ROUNDS = 30
+MAX_BIN = 63
+ROW_FRACTION = 0.3
 PURGE_S = HORIZON_TO * MINUTE  # the Target looks this far ahead
 
 
@@ -105,13 +113,14 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
     scores = _ValidationScores(valid_target, fit_rows.column("Weight").to_numpy()[is_valid])
     del fit_rows  # LightGBM holds its own binned copies now
     built = time.perf_counter()
+    history: dict = {}
     booster = lgb.train(
         params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set],
         valid_names=["validation"], feval=[scores.correlation, scores.rmse],
         callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=True),
-                   lgb.log_evaluation(LOG_EVERY)])
+                   lgb.log_evaluation(LOG_EVERY), lgb.record_evaluation(history)])
     best = booster.best_iteration or booster.current_iteration()
-    print(f"datasets built in {built - started:.1f} s; {booster.current_iteration()} rounds in "
+    print(f"datasets built in {built - started:.1f} s; {len(history['validation']['rmse'])} rounds in "
           f"{time.perf_counter() - built:.1f} s", flush=True)
     with atomic_path(model_dir) as tmp:
         tmp.mkdir()

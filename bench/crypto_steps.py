@@ -241,9 +241,10 @@ def child(name: str, work: Path, args: list[str]) -> None:
     output, sys.stdout = sys.stdout, sys.stderr  # the steps' progress lines go to stderr
     result = STEPS[name](work, *args) or {}
     sys.stdout.flush()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kfp.local's step processes
-    output.write(json.dumps({**result, "peak_gb": peak / 1e9, "largest_child_peak_gb": children / 1e9}) + "\n")
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    output.write(json.dumps({**result, "peak_gb": own.ru_maxrss * 1024 / 1e9,
+                             "cpu_seconds": own.ru_utime + own.ru_stime,  # all of this process's threads
+                             "largest_child_peak_gb": children.ru_maxrss * 1024 / 1e9}) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,15 @@ Where the source is unsound, the name is kept and the definition changed:
   local time zone; here it is UTC.
 - pandas removed `dt.weekofyear`; `dt.isocalendar().week` is the same ISO week.
 
-How it stays fast and lean: only the needed columns are read, by Arrow on
-every core; the load step writes the rows grouped by asset in time order, so
-each asset is a contiguous slice of them, handed to numpy without a copy
-(other input is grouped here with one stable sort). The assets are computed on
-all CPUs at once (TA-Lib, scipy's filter and numpy release the GIL), each
-asset's features go out as float32 in one Parquet row group while the next
-ones are computed, and at most a few assets' results are held at a time — no
-per-asset DataFrame filtering, no concat, no copy of the whole table.
+How it stays fast and lean: the load step writes the rows grouped by asset in
+time order, a row group per asset, so each worker reads only its asset's
+needed columns and hands them to numpy without a copy (other input is read
+whole and grouped here with one stable sort). The assets are computed on all
+CPUs at once (TA-Lib, pandas' rolling windows, scipy's filter and numpy
+release the GIL), each asset's features go out as float32 in one Parquet row
+group while the next ones are computed, and only as many assets as CPUs are
+held at a time — no per-asset DataFrame filtering, no concat, no copy of the
+whole table.
 (bench/bench_crypto.py measures it against the source's approach.)
 """
 

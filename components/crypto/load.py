@@ -4,9 +4,11 @@ Arrow parses the CSV on every core into one table of typed columns (about 65
 bytes a row: 0.8 GB for 12.7M rows, 1.6 GB for the real file's 24M); the rows
 kept are then gathered column by column, grouped by asset in the file's time
 order, each Arrow column freed as soon as it is converted, and written with a
-row group per asset, so that the feature step reads each asset on its own. Types: prices float64 — a one-minute return is about 1e-3,
-and float32's 7 digits would leave only 3-4 of them in it — everything else
-float32, Asset_ID int8, timestamp int64.
+row group per asset, so that the feature step reads each asset on its own.
+
+Types: prices float64 — a one-minute return is about 1e-3, and float32's 7
+digits would leave only 3-4 of them in it — everything else float32,
+Asset_ID int8, timestamp int64.
 
 Dirty values, each counted in the returned summary:
 - VWAP ±inf (zero-volume bars in the real data) becomes missing;

@@ -126,10 +126,10 @@ def _convert_train(train_csv: Path, parquet: Path, start: int, known_ids: set[in
             raise InputError(f"{TRAIN_CSV} has rows without {key}")
     columns = {name: table.column(name) for name in TRAIN_COLUMNS}  # Arrow's columns, freed one by one below
     del table
+    unknown = set(pc.unique(columns["Asset_ID"]).to_pylist()) - known_ids  # hashed: numpy's unique sorts
     timestamps, asset_ids = columns.pop("timestamp").to_numpy(), columns.pop("Asset_ID").to_numpy()
     if len(timestamps):
         counts["last_timestamp"] = int(timestamps.max())
-    unknown = set(np.unique(asset_ids).tolist()) - known_ids
     if unknown:
         raise InputError(f"{TRAIN_CSV} has Asset_ID(s) {sorted(unknown)} that {ASSETS_CSV} does not list")
     after_start = timestamps >= start

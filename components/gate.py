@@ -9,7 +9,7 @@ that states every comparison and the reason. The `gate_model` step records it
 as an artifact (Markdown, with the comparisons in its metadata) and returns
 "deploy" or "refuse", the single value the pipeline's `dsl.If` tests. That step
 lives in `components.gate_step`: this module is imported inside running steps
-(the evaluate steps log their scores with `record_and_decide`), where kfp's
+(the evaluate steps log their scores with `log_scores`), where kfp's
 executor offers no `dsl.component`.
 
 Every gate metric here (accuracy, weighted correlation) is better when higher.
@@ -36,7 +36,7 @@ def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
         raise InputError(f"{name} must be between {low:g} and {high:g}, got {threshold:g}")
 
 
-def record_and_decide(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str,
+def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str,
                       threshold: float) -> str:
     """Log every score to the evaluate step's Metrics; return a line for its log and
     report saying where the decision is made (the gate step, not here)."""

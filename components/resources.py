@@ -71,8 +71,8 @@ STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
     "crypto": {
         # 1.9 GB generating 12.7M rows, 219 MiB on a month; a download streams
         "download-data": StepResources("1", "2", "4Gi", "8Gi"),
-        "load-data": StepResources("1", "2", "1Gi", "2Gi"),  # 0.9 GB (CSV streamed in 16 MB blocks), 260 MiB
-        "build-features": StepResources("2", "2", "2Gi", "6Gi"),  # 1.3 GB (one asset at a time), 214 MiB
+        "load-data": StepResources("2", "2", "2Gi", "4Gi"),  # 1.3 GB: the whole CSV's table (1.6 GB on 24M rows)
+        "build-features": StepResources("2", "2", "1Gi", "3Gi"),  # 0.6 GB: an asset per core from its row groups
         "train-model": StepResources("4", "4", "6Gi", "12Gi"),  # 3.6 GB (float32 matrices, LightGBM bins), 559 MiB
         "evaluate": StepResources("1", "2", "2Gi", "4Gi"),  # the test period only, 432 MiB
     },

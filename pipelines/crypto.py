@@ -29,7 +29,7 @@ def make_pipeline(gpu: bool = False):
     @dsl.pipeline(
         name="crypto",
         description="G-Research crypto forecasting: TA-Lib features and LightGBM, deployed "
-                    "(KServe LightGBM) when the weighted correlation >= threshold.",
+                    "(KServe LightGBM) when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="20Gi"),
     )
     def crypto(
@@ -41,9 +41,9 @@ def make_pipeline(gpu: bool = False):
         start_date: str = "2020-01-01",
         valid_start: str = "2021-05-01",
         test_fraction: float = 0.5,
-        n_estimators: int = 1200,
-        learning_rate: float = 0.01,
-        early_stopping_rounds: int = 60,
+        n_estimators: int = 500,
+        learning_rate: float = 0.02,
+        early_stopping_rounds: int = 30,
         num_leaves: int = 31,
         seed: int = 2022,
         data_seed: int = 2022,
@@ -57,6 +57,37 @@ def make_pipeline(gpu: bool = False):
         canary_percent: int = 100,
         kserve_deployment_mode: str = "Knative",
     ):
+        """G-Research crypto forecasting: TA-Lib features and LightGBM, deployed when good enough.
+
+        Args:
+            source: "generated" (offline data in the Kaggle schema), "kaggle", or a path or file://,
+                gs:// or https:// URI of the competition zip or of a folder holding the two CSVs.
+            competition: The Kaggle competition to download when source is "kaggle".
+            kaggle_secret: Kubernetes Secret with keys username and key, for source "kaggle" (optional).
+            generated_start: First day (YYYY-MM-DD) of generated data.
+            generated_end: Day (YYYY-MM-DD) at whose 00:00 generated data ends.
+            start_date: First day (YYYY-MM-DD, UTC) of the rows used.
+            valid_start: First day (YYYY-MM-DD, UTC) of the validation period; everything before is training.
+            test_fraction: Share of the validation period's minutes, the latest, held out for the evaluation.
+            n_estimators: Most boosting rounds.
+            learning_rate: LightGBM's learning rate.
+            early_stopping_rounds: Stop after this many rounds without a better validation weighted correlation.
+            num_leaves: Most leaves per tree.
+            seed: LightGBM's seed.
+            data_seed: Seed of the generator for source "generated".
+            threshold: Held-out weighted correlation needed to deploy the model.
+            model_name: Name of the model in the model store and of its InferenceService.
+            model_base_path: Model store path inside the deploy step (where model_store_pvc is mounted).
+            model_store_pvc: PersistentVolumeClaim holding the model store.
+            serving_namespace: Namespace of the InferenceService; empty: the run's own.
+            tolerance: How much worse than the serving champion (the version labelled stable)
+                the model may score and still deploy; 0: at least as good.
+            require_beat_baseline: Also require the model to beat the naive baselines.
+            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
+                with this share of KServe's traffic.
+            kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
+                possible) or "Standard" (no traffic split).
+        """
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
             generated_start=generated_start, generated_end=generated_end, data_seed=data_seed)

@@ -52,7 +52,19 @@ def test_start_date_filter_and_dirt_counts_match_the_csv(raw, tmp_path):
     assert len(table) == len(kept) and table["timestamp"].min() >= start
     assert not np.isinf(table["VWAP"]).any() and not (table["Volume"] < 0).any()
     assert table["VWAP"].isna().sum() == counts["vwap_inf"] + counts["vwap_missing"]
-    np.testing.assert_array_equal(table["Close"].to_numpy(), kept["Close"].to_numpy())
+    grouped = kept.sort_values("Asset_ID", kind="stable")  # by asset, each in the file's order
+    for column in ("timestamp", "Asset_ID", "Close", "Target"):
+        np.testing.assert_array_equal(table[column].to_numpy(), grouped[column].to_numpy(table[column].dtype),
+                                      err_msg=column)  # Target as the float32 it is stored in
+
+
+def test_rows_are_grouped_by_asset_in_time_order_a_row_group_each(raw, tmp_path):
+    load(raw, tmp_path / "loaded", "2020-01-01")
+    parquet = pq.ParquetFile(tmp_path / "loaded" / "train.parquet")
+    groups = [parquet.read_row_group(i, columns=["Asset_ID", "timestamp"]).to_pandas()
+              for i in range(parquet.num_row_groups)]
+    assert [g["Asset_ID"].unique().tolist() for g in groups] == [[i] for i in range(14)]
+    assert all(g["timestamp"].is_monotonic_increasing for g in groups)
 
 
 def test_rows_without_a_usable_price_are_dropped_and_counted(raw, tmp_path):

@@ -40,6 +40,18 @@ def test_weighted_correlation_matches_numpy():
     assert weighted_correlation(np.zeros(5000), target, weights) == 0.0
 
 
+def test_the_early_stopping_metric_is_the_weighted_correlation():
+    rng = np.random.default_rng(3)
+    target = rng.normal(0.0, 0.005, 20000)
+    prediction = 1e-4 + 0.1 * target + rng.normal(0.0, 0.001, 20000)
+    weights = rng.choice(np.log([880, 363, 82, 3]), size=20000).astype(np.float32)
+    scores = models._ValidationScores(target, weights)
+    name, value, higher_is_better = scores.correlation(prediction, None)
+    assert (name, higher_is_better) == ("weighted_correlation", True)
+    assert value == pytest.approx(weighted_correlation(prediction, target, weights), rel=1e-9)
+    assert scores.correlation(np.zeros(20000), None)[1] == 0.0
+
+
 @pytest.fixture(scope="module")
 def features_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
@@ -88,7 +100,8 @@ def test_labels_next_to_a_boundary_never_reach_training(trained, features_path, 
     assert (tmp_path / "model" / "model.bst").read_bytes() == (model_dir / "model.bst").read_bytes()
 
 
-def test_lightgbm_uses_the_cpus_the_container_may_run_on(features_path, tmp_path, monkeypatch):
+def test_lightgbm_uses_the_cpus_the_container_may_run_on_and_the_given_bins_and_rows(features_path, tmp_path,
+                                                                                     monkeypatch):
     seen = {}
 
     def record(params, *args, **kwargs):
@@ -98,8 +111,9 @@ def test_lightgbm_uses_the_cpus_the_container_may_run_on(features_path, tmp_path
     real_train = lgb.train
     monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: {0, 3, 5})
     monkeypatch.setattr(models.lgb, "train", record)
-    train(features_path, tmp_path / "model", n_estimators=2, early_stopping_rounds=1)
+    train(features_path, tmp_path / "model", n_estimators=2, early_stopping_rounds=1, max_bin=15, row_fraction=0.5)
     assert seen["num_threads"] == 3
+    assert (seen["max_bin"], seen["bagging_fraction"], seen["bagging_freq"]) == (15, 0.5, 1)
 
 
 def test_training_is_deterministic_for_a_seed(trained, features_path, tmp_path):

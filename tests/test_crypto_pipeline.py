@@ -87,12 +87,15 @@ def test_steps_are_uncached_sized_and_not_retried_by_kfp(compiled):
     assert "retryPolicy" not in tasks["train-model"]
 
 
-def test_the_source_defaults_are_the_pipeline_defaults(compiled):
+def test_the_pipeline_defaults_are_the_training_defaults_and_the_source_dates(compiled):
+    from components.crypto import models  # here: another test imports this module and counts what it loads
+
     _, spec, _ = compiled
     defaults = {k: v.get("defaultValue") for k, v in spec["root"]["inputDefinitions"]["parameters"].items()}
     assert {k: defaults[k] for k in ("n_estimators", "learning_rate", "early_stopping_rounds", "num_leaves",
                                      "seed", "start_date", "valid_start", "source")} == {
-        "n_estimators": 1200, "learning_rate": 0.01, "early_stopping_rounds": 60, "num_leaves": 31,
+        "n_estimators": models.N_ESTIMATORS, "learning_rate": models.LEARNING_RATE,
+        "early_stopping_rounds": models.EARLY_STOPPING_ROUNDS, "num_leaves": 31,
         "seed": 2022, "start_date": "2020-01-01", "valid_start": "2021-05-01", "source": "generated"}
 
 
@@ -145,3 +148,13 @@ def test_the_parameter_check_loads_no_data_libraries():
             "('numpy', 'pandas', 'pyarrow', 'components')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout == "['components.crypto.definitions']\n"
+
+
+def test_every_input_of_the_pipeline_and_its_steps_has_a_description(compiled):
+    _, spec, _ = compiled
+    definitions = {"pipeline": spec["root"]["inputDefinitions"]}
+    definitions.update({name: spec["components"][f"comp-{name}"]["inputDefinitions"] for name in STEPS})
+    for owner, inputs in definitions.items():
+        for kind in ("parameters", "artifacts"):
+            for name, declared in inputs.get(kind, {}).items():
+                assert declared.get("description", "").strip(), f"{owner}: input {name} has no description"

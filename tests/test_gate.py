@@ -8,7 +8,7 @@ from kfp.dsl import Markdown, Metrics
 
 from components import model_store
 from components.errors import InputError
-from components.gate import Champion, check_threshold, decide, record_and_decide
+from components.gate import Champion, check_threshold, decide, log_scores
 from components.gate_step import gate_model
 
 
@@ -23,7 +23,7 @@ class RecordedMetrics:
 def test_every_score_is_logged_and_the_evaluate_step_leaves_the_decision_to_the_gate():
     metrics = RecordedMetrics()
     scores = {"accuracy": 0.62, "always_up_accuracy": 0.55}
-    line = record_and_decide(metrics, scores, "accuracy", 0.6)
+    line = log_scores(metrics, scores, "accuracy", 0.6)
     assert metrics.logged == scores
     assert line.startswith("accuracy 0.6200 (threshold 0.6): the gate step decides")
     assert "PASS" not in line and "REFUSE" not in line

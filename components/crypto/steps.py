@@ -13,7 +13,21 @@ from components.images import cpu_component
 @cpu_component
 def download_data(workspace: str, source: str, competition: str, generated_start: str,
                   generated_end: str, data_seed: int) -> str:
-    """train.csv and asset_details.csv into the workspace; return their folder."""
+    """Put train.csv and asset_details.csv into the run's workspace.
+
+    Args:
+        workspace: The run's workspace folder; the files go to its crypto/raw folder.
+        source: "generated" (offline data in the Kaggle schema), "kaggle" (the competition through the
+            kaggle package), or a path or file://, gs:// or https:// URI of the competition zip or of a
+            folder holding the two CSVs.
+        competition: The Kaggle competition to download when source is "kaggle".
+        generated_start: First day (YYYY-MM-DD) of generated data; its first minute is 00:01.
+        generated_end: Day (YYYY-MM-DD) at whose 00:00 the generated data ends.
+        data_seed: Seed of the generator (LightGBM has its own).
+
+    Returns:
+        Output: The folder holding train.csv and asset_details.csv.
+    """
     from pathlib import Path
 
     from components.crypto.data import download
@@ -29,7 +43,17 @@ def download_data(workspace: str, source: str, competition: str, generated_start
 
 @cpu_component
 def load_data(raw_dir: str, start_date: str, summary: Output[Metrics]) -> str:
-    """CSV to typed Parquet from start_date on, dirty values counted; return the folder."""
+    """Convert train.csv to typed Parquet from start_date on, grouped by asset, dirty values counted.
+
+    Args:
+        raw_dir: The folder holding train.csv and asset_details.csv (download-data's output).
+        start_date: First day (YYYY-MM-DD, UTC) of the rows kept.
+
+    Returns:
+        Output: The folder holding train.parquet and assets.parquet.
+        summary: Rows kept and each kind of dirty value found (rows before start_date, without a
+            usable price, infinite or missing VWAP, negative Volume, missing Target).
+    """
     from pathlib import Path
 
     from components.crypto.load import load
@@ -42,7 +66,16 @@ def load_data(raw_dir: str, start_date: str, summary: Output[Metrics]) -> str:
 
 @cpu_component
 def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) -> str:
-    """The source's features per asset, weights joined; return the Parquet path."""
+    """Compute the source's features per asset in time order, with the asset weights joined.
+
+    Args:
+        loaded_dir: The folder holding train.parquet and assets.parquet (load-data's output).
+        valid_start: First day (YYYY-MM-DD, UTC) of the validation period: train_flg is 0 from it on.
+
+    Returns:
+        Output: The path of the feature table (Parquet).
+        summary: Row counts: all rows, training rows and validation rows.
+    """
     from pathlib import Path
 
     from components.crypto.features import FEATURES_PARQUET
@@ -58,7 +91,24 @@ def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) 
 def train_model(features_path: str, valid_start: str, n_estimators: int, learning_rate: float,
                 early_stopping_rounds: int, num_leaves: int, seed: int, test_fraction: float,
                 model: Output[Model], training: Output[Metrics], importance: Output[HTML]) -> int:
-    """LightGBM with early stopping on the validation period; return the test period's first timestamp."""
+    """Train LightGBM with early stopping on the first part of the validation period.
+
+    Args:
+        features_path: The feature table (build-features' output).
+        valid_start: First day (YYYY-MM-DD, UTC) of the validation period; the same as build-features'.
+        n_estimators: Most boosting rounds.
+        learning_rate: LightGBM's learning rate (shrinkage of each tree).
+        early_stopping_rounds: Stop after this many rounds without a better validation weighted correlation.
+        num_leaves: Most leaves per tree.
+        seed: LightGBM's seed (the generator has its own, data_seed).
+        test_fraction: Share of the validation period's minutes, the latest, held out for evaluate.
+
+    Returns:
+        Output: The first timestamp of the held-out test period.
+        model: The booster at its best iteration, as model.bst in LightGBM's text format.
+        training: Best iteration, validation correlation and RMSE, and row counts.
+        importance: Total gain per feature, as a plot and a table.
+    """
     from pathlib import Path
 
     from components.crypto.models import importance_figure, train
@@ -87,20 +137,30 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
              metrics: Output[Metrics], report: Output[HTML]) -> float:
     """Score the model on the held-out test period beside the naive baselines.
 
-    Returns the weighted correlation alone: the local runner resolves a gate
-    condition only on a task's single output; every other figure is in `metrics`.
+    Args:
+        features_path: The feature table (build-features' output).
+        loaded_dir: load-data's folder, for the asset names.
+        model: The trained booster (train-model's output).
+        test_start: The first timestamp of the held-out test period (train-model's output).
+        threshold: The weighted correlation the model must reach to be deployed.
+
+    Returns:
+        Output: The weighted correlation, which the gate step decides on; every other figure is in
+            `metrics`.
+        metrics: Weighted correlation and RMSE, with the zero and reversal baselines', overall and per asset.
+        report: The same as an HTML report, with the gate's decision.
     """
     from datetime import datetime, timezone
     from pathlib import Path
 
     from components.crypto.evaluation import evaluate as score
     from components.crypto.evaluation import read_asset_names, write_evaluation_report
-    from components.gate import check_threshold, record_and_decide
+    from components.gate import check_threshold, log_scores
 
     check_threshold(threshold)
     evaluation = score(Path(features_path), Path(model.path), test_start, read_asset_names(Path(loaded_dir)))
     correlation = evaluation.metrics["weighted_correlation"]
-    gate = record_and_decide(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
+    gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
     write_evaluation_report(evaluation, Path(report.path), gate)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.

@@ -219,13 +219,13 @@ def evaluate(
         threshold: Test accuracy the model must reach to be deployed (0..1).
 
     Returns:
-        Output: The test accuracy alone: the local runner resolves a gate condition only on a
-            task's single output; every other figure is in `metrics`.
+        Output: The test accuracy, which the gate step decides on; every other figure is in
+            `metrics`.
         metrics: Every score, the baseline and the gate's decision.
         confusion: The confusion matrix on the test split.
         report: An HTML report with the misclassified digits.
     """
-    from components.gate import check_threshold, record_and_decide
+    from components.gate import check_threshold, log_scores
     from components.mnist import evaluation as ev
     from components.mnist.models import predict_digits
     from components.mnist.preprocess import load_splits
@@ -237,7 +237,7 @@ def evaluate(
     predicted, probabilities = predict_digits(load_predictor(model.path), test.images)
     scores = ev.score(loaded.train.labels, test.labels, predicted)
     confusion.log_confusion_matrix(ev.CLASS_NAMES, ev.confusion_matrix(test.labels, predicted))
-    gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
+    gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities)

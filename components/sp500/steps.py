@@ -142,8 +142,8 @@ def evaluate(
 ) -> float:
     """Score the exported model on the test period beside the always-up baseline.
 
-    The step returns the accuracy alone: the local runner resolves a gate
-    condition only on a task's single output; every other figure is in `metrics`.
+    The step returns the accuracy, which the gate step decides on; every other figure
+    is in `metrics`.
 
     Args:
         model: SavedModel from train (a `features` input, `predicted_class` output).
@@ -161,7 +161,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
-    from components.gate import check_threshold, record_and_decide
+    from components.gate import check_threshold, log_scores
     from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
     from components.sp500.features import LABEL, feature_columns
@@ -172,7 +172,7 @@ def evaluate(
     predicted = predict(features=test[feature_columns(test)].to_numpy(np.float32))["predicted_class"].numpy()
     scores = ev.direction_metrics(test[LABEL].to_numpy(), predicted)
     confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(test[LABEL].to_numpy(), predicted))
-    gate = record_and_decide(metrics, scores.as_dict(), "accuracy", threshold)
+    gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
     ev.write_direction_report(report.path, test, predicted, scores, gate)

@@ -120,3 +120,25 @@ def add_deploy_task(model, verdict, model_name, model_base_path, model_store_pvc
     kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)
     return task
+
+
+def add_gated_deploy(metrics, model, gate_metric: str, baseline_metric: str, threshold, tolerance,
+                     require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace,
+                     **deploy_options) -> dsl.PipelineTask:
+    """What every pipeline does after its evaluate step: the gate step decides, and the
+    deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
+
+    `metrics` is the evaluate step's Metrics; `gate_metric` and `baseline_metric` name
+    the score the gate decides on and the naive baseline beside it; `deploy_options` go
+    to `add_deploy_task` (model_format, use_kserve, canary_percent, kserve_deployment_mode).
+    Returns the gate task.
+    """
+    from components.gate_step import add_gate_task
+
+    gate = add_gate_task(metrics, gate_metric, baseline_metric, threshold, tolerance, require_beat_baseline,
+                         model_name, model_base_path, model_store_pvc, serving_namespace)
+    # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
+    with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
+        add_deploy_task(model, gate.outputs["verdict"], model_name, model_base_path, model_store_pvc,
+                        serving_namespace, **deploy_options)
+    return gate

@@ -15,8 +15,7 @@ from kfp import dsl, kubernetes
 
 from components.cluster_settings import apply_cluster_settings, pipeline_config
 from components.crypto import steps
-from components.deploy import add_deploy_task
-from components.gate_step import add_gate_task
+from components.deploy import add_gated_deploy
 
 
 def make_pipeline(gpu: bool = False):
@@ -111,13 +110,10 @@ def make_pipeline(gpu: bool = False):
             # The workspace is per run, so a cached result would point at another run's files.
             task.set_caching_options(False)
 
-        gate = add_gate_task(evaluation.outputs["metrics"], "weighted_correlation",
-                             "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
-                             model_name, model_base_path, model_store_pvc, serving_namespace)
-        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
-            add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
-                            model_store_pvc, serving_namespace, model_format="lightgbm",
-                            canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
+        add_gated_deploy(evaluation.outputs["metrics"], training.outputs["model"], "weighted_correlation",
+                         "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
+                         model_name, model_base_path, model_store_pvc, serving_namespace, model_format="lightgbm",
+                         canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
         apply_cluster_settings("crypto")
 
     return crypto

@@ -30,9 +30,8 @@ parameters in every runner.
 from kfp import dsl
 
 from components.cluster_settings import apply_cluster_settings, pipeline_config
-from components.deploy import add_deploy_task
+from components.deploy import add_gated_deploy
 from components.errors import InputError
-from components.gate_step import add_gate_task
 from components.gpu import GpuSettings
 from components.images import cpu_image, gpu_image
 from components.kube_serving import mount_deployer_credentials
@@ -139,13 +138,10 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=threshold)
         evaluation.set_caching_options(False)
 
-        gate = add_gate_task(evaluation.outputs["metrics"], "accuracy", "majority_class_accuracy", threshold,
-                             tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
-                             serving_namespace)
-        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
-            add_deploy_task(select.outputs["best_model"], gate.outputs["verdict"], model_name, model_base_path,
-                            model_store_pvc, serving_namespace, use_kserve=use_kserve,
-                            canary_percent=canary_percent)
+        add_gated_deploy(evaluation.outputs["metrics"], select.outputs["best_model"], "accuracy",
+                         "majority_class_accuracy", threshold, tolerance, require_beat_baseline, model_name,
+                         model_base_path, model_store_pvc, serving_namespace, use_kserve=use_kserve,
+                         canary_percent=canary_percent)
         apply_cluster_settings("mnist")
 
     return mnist

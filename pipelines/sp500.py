@@ -7,8 +7,7 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 from kfp import dsl
 
 from components.cluster_settings import apply_cluster_settings, pipeline_config
-from components.deploy import add_deploy_task
-from components.gate_step import add_gate_task
+from components.deploy import add_gated_deploy
 from components.gpu import GpuSettings
 from components.sp500 import steps
 
@@ -100,13 +99,9 @@ def make_pipeline(gpu: bool = False):
         evaluation = steps.evaluate(
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
 
-        gate = add_gate_task(evaluation.outputs["metrics"], "accuracy", "always_up_accuracy", threshold, tolerance,
-                             require_beat_baseline, model_name, model_base_path, model_store_pvc,
-                             serving_namespace)
-        with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
-            add_deploy_task(training.outputs["model"], gate.outputs["verdict"], model_name, model_base_path,
-                            model_store_pvc, serving_namespace, use_kserve=use_kserve,
-                            canary_percent=canary_percent)
+        add_gated_deploy(evaluation.outputs["metrics"], training.outputs["model"], "accuracy", "always_up_accuracy",
+                         threshold, tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
+                         serving_namespace, use_kserve=use_kserve, canary_percent=canary_percent)
         apply_cluster_settings("sp500")
 
     return sp500

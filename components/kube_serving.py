@@ -328,6 +328,7 @@ def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
     """Promote/rollback on a cluster: rewrite the labels (TF-Serving re-reads its model
     config; a label moving to an unloaded version waits for it), and point an existing
     InferenceService at the labelled versions."""
+    # Only a TF-Serving behind its Service reads the model config (and can be asked for a version's state).
     tf_serving = request(api, "GET", resource_path(tf_serving_service(model_name, namespace))) is not None
     change = begin_label_change(api, model_name, namespace, labels, tf_serving=tf_serving)
     moved = finish_label_change(api, change, timeout_s)

@@ -18,15 +18,24 @@ from components.model_store import ServingLabels
 MONITORING_PATH = "/monitoring/prometheus/metrics"
 
 
-def model_config_text(model_name: str, base_path: str, labels: ServingLabels) -> str:
-    """The `ModelServerConfig` text proto for one model; no labels: serve the latest version."""
+def version_labels(labels: ServingLabels) -> dict[str, int]:
+    """TF-Serving's `version_labels` for `labels`: stable and, while one is out, canary."""
+    return {name: version for name, version in (("stable", labels.stable), ("canary", labels.canary))
+            if version is not None}
+
+
+def model_config_text(model_name: str, base_path: str, labels: ServingLabels,
+                      also_serve: tuple[int, ...] = ()) -> str:
+    """The `ModelServerConfig` text proto for one model; no labels: serve the latest version.
+
+    `also_serve`: versions to load beside the labelled ones (a version must be
+    loaded before TF-Serving lets an existing label move to it).
+    """
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add(name=model_name, base_path=base_path, model_platform="tensorflow")
     if labels.stable is not None:
-        model.model_version_policy.specific.versions.extend(labels.served())
-        model.version_labels["stable"] = labels.stable
-        if labels.canary is not None:
-            model.version_labels["canary"] = labels.canary
+        model.model_version_policy.specific.versions.extend(sorted({*labels.served(), *also_serve}))
+        model.version_labels.update(version_labels(labels))
     return text_format.MessageToString(config)
 
 

@@ -7,10 +7,11 @@
 Both rewrite the model's serving labels (`components.model_store.ServingLabels`):
 locally `<model_base_path>/<model>/labels.json`, which the local server re-reads
 on its next poll; on a cluster the `serving-<model>` ConfigMap, whose TF-Serving
-model config TF-Serving re-reads, and an existing KServe InferenceService is
-pointed at the labelled versions. Each command is idempotent (the same command
-twice changes nothing the second time and says so) and refuses a version that
-was never published with one line.
+model config TF-Serving re-reads (a label moving to a version TF-Serving does not
+serve yet waits until that version is loaded: `components.kube_labels`), and an
+existing KServe InferenceService is pointed at the labelled versions. Each
+command is idempotent (the same command twice changes nothing the second time
+and says so) and refuses a version that was never published with one line.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def run_local(action: str, model_name: str, version: int | None, model_base_path
 
 
 def run_cluster(action: str, model_name: str, version: int | None, namespace: str, api=None) -> str:
-    from components import kube_serving
+    from components import kube_labels, kube_serving
 
     if api is None:
         from kubernetes import config
@@ -58,10 +59,10 @@ def run_cluster(action: str, model_name: str, version: int | None, namespace: st
             api = config.new_client_from_config()
         except Exception as error:  # no kubeconfig, or a broken one: one line either way
             raise InputError(f"--cluster: cannot load a kubeconfig ({error})") from error
-    before = kube_serving.read_labels(api, model_name, namespace)
+    before = kube_labels.read_labels(api, model_name, namespace)
     if before is None:
         raise InputError(f"model '{model_name}' has no serving labels in namespace {namespace} "
-                         f"(ConfigMap {kube_serving.config_map_name(model_name)}): deploy it first")
+                         f"(ConfigMap {kube_labels.config_map_name(model_name)}): deploy it first")
     after = change_labels(action, before, list(before.known_versions), model_name, version)
     line = outcome_line(model_name, before, after)
     if after != before:

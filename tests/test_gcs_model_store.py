@@ -189,7 +189,7 @@ def test_a_copy_never_replaces_an_object_but_accepts_its_own_repeat(gcs, saved_m
 
 
 def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
-    from components import kube_serving
+    from components import kube_labels, kube_serving
 
     deployment = kube_serving.tf_serving_deployment("sp500", "model-store", "team-a", 3,
                                                     model_store_uri="gs://models/serving")
@@ -197,8 +197,8 @@ def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
     (container,) = pod["containers"]
     assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
     assert [m["name"] for m in container["volumeMounts"]] == ["serving-config", "tmp"]
-    config = kube_serving.serving_config_map("sp500", "team-a", model_store.ServingLabels(stable=3),
-                                             model_store_uri="gs://models/serving")
+    config = kube_labels.serving_config_map("sp500", "team-a", model_store.ServingLabels(stable=3),
+                                            model_store_uri="gs://models/serving")
     assert 'base_path: "gs://models/serving/sp500"' in config["data"]["models.config"]
     import kubernetes_validate
 

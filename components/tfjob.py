@@ -10,7 +10,7 @@ The step that runs a TFJob (see `run_tfjob`) creates it, polls its status
 until it succeeds, fails or runs past a time limit, prints every change of
 state, then prints the chief's last log lines (and those of a failed worker)
 and deletes the job, which deletes its pods, whatever happened. It talks to
-the API with the deployer's credentials (`components.kube_serving`), whose
+the API with the deployer's credentials (`components.kube_api`), whose
 Role in deploy/rbac.yaml allows exactly this: create, get and delete
 `tfjobs`, and get `pods/log`.
 """
@@ -18,8 +18,8 @@ Role in deploy/rbac.yaml allows exactly this: create, get and delete
 import time
 from typing import Callable
 
-from components import kube_serving
-from components.kube_serving import FIELD_MANAGER, labels_of
+from components import kube_api
+from components.kube_api import FIELD_MANAGER, labels_of
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 CONTAINER = "tensorflow"  # the container name the training-operator gives TF_CONFIG to
@@ -136,7 +136,7 @@ def wait(api, name: str, namespace: str, timeout_s: float, emit: Callable[[str],
         if time.monotonic() >= deadline:
             raise TFJobError(f"TFJob {name} did not finish in {timeout_s:.0f}s (last state {current}): see "
                              f"kubectl -n {namespace} describe tfjob {name}")
-        time.sleep(kube_serving.POLL_INTERVAL_S)  # read when called: tests shorten it
+        time.sleep(kube_api.POLL_INTERVAL_S)  # read when called: tests shorten it
 
 
 def worker_log(api, job_name: str, namespace: str, index: int, lines: int = LOG_LINES) -> str:

@@ -112,7 +112,7 @@ def train_trial(
     import time
     from pathlib import Path
 
-    from components import kube_serving
+    from components import kube_api, kube_serving
     from components.mnist import sweep
     from components.mnist.distributed import HISTORY_FILE, WorkerJob
     from components.mnist.launcher import check_workers, train_locally
@@ -132,7 +132,7 @@ def train_trial(
         if workers > 1 and kube_serving.in_cluster():
             from components.mnist.cluster_training import train_with_tfjob
 
-            history = train_with_tfjob(kube_serving.kube_api_client(), kube_serving.pod_namespace(), config,
+            history = train_with_tfjob(kube_api.kube_api_client(), kube_api.pod_namespace(), config,
                                        splits.path, str(export_dir), str(logs), version_tag, workers,
                                        distributed_storage, worker_pod, emit)
         else:

@@ -5,6 +5,8 @@
     │                        credentials); permanent: never retried
     ├── TransientError       a network failure that may pass (refused/reset connection,
     │                        timeout, HTTP 5xx or 429); retried with backoff
+    ├── TrainingError        training could not finish (a local worker died, a TFJob
+    │                        failed or ran out of time)
     └── ServingError         a model server refused or failed (a rollout that did not
                              become ready, a request the server rejected)
 
@@ -23,6 +25,10 @@ class InputError(PipelineError, ValueError):
 
 class TransientError(PipelineError):
     """A failure that may pass if the same call is tried again later."""
+
+
+class TrainingError(PipelineError):
+    """Training could not finish: a worker process died, or a TFJob failed or timed out."""
 
 
 class ServingError(PipelineError):

@@ -19,6 +19,7 @@ import time
 from typing import Callable
 
 from components import kube_api
+from components.errors import TrainingError
 from components.kube_api import FIELD_MANAGER, labels_of
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
@@ -30,7 +31,7 @@ LOG_LINES = 40
 ORPHAN_TTL_S = 3600
 
 
-class TFJobError(RuntimeError):
+class TFJobError(TrainingError):
     """The cluster refused the TFJob, or the job failed or did not finish in time."""
 
 

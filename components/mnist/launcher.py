@@ -30,14 +30,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
-from components.errors import InputError
+from components.errors import InputError, TrainingError
 from components.mnist.distributed import WorkerJob, run_job
 
 STOP_GRACE_S = 5.0
 POLL_S = 0.2
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailed(TrainingError):
     """A worker process exited with an error: the training cannot finish."""
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.errors import InputError
+from components.errors import InputError, ServingError
 
 DEFAULT_PORTS = {"grpc": 8500, "rest": 8501}
 NUMPY_DTYPES = {
@@ -18,7 +18,7 @@ NUMPY_DTYPES = {
 CLASS_NAMES = {"sp500": {0: "S&P 500 closes down (or flat)", 1: "S&P 500 closes up"}}
 
 
-class RequestFailed(Exception):
+class RequestFailed(ServingError):
     """The server answered with an error, or could not be reached."""
 
     def __init__(self, message: str, status: int | str | None = None):

@@ -1,5 +1,5 @@
 """The shared deploy step's own checks (its cluster path itself is covered with a
-stand-in Kubernetes API in test_cluster_kube.py)."""
+stand-in Kubernetes API in test_kube_serving.py)."""
 
 import pytest
 from kfp.dsl import Markdown, Model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cluster_standins import TFJobStandIn
-from test_cluster_kube import cluster_pod, shipped, validate_part  # noqa: F401  (cluster_pod: a fixture)
+from test_kube_serving import cluster_pod, shipped, validate_part  # noqa: F401  (cluster_pod: a fixture)
 
 from components import kube_serving, tfjob
 from components.errors import InputError

@@ -81,7 +81,7 @@ test: setup ## run the whole test suite (unit, component, compiled YAML, local e
 	$(PY) -m pytest
 
 bench: setup ## run the benchmarks (not part of make test)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench

@@ -36,8 +36,7 @@ def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
         raise InputError(f"{name} must be between {low:g} and {high:g}, got {threshold:g}")
 
 
-def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str,
-                      threshold: float) -> str:
+def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str, threshold: float) -> str:
     """Log every score to the evaluate step's Metrics; return a line for its log and
     report saying where the decision is made (the gate step, not here)."""
     for name, value in scores.items():

@@ -20,7 +20,7 @@ def make_pipeline(gpu: bool = False):
     @dsl.pipeline(
         name="sp500-gpu" if gpu else "sp500",
         description="S&P 500 daily direction with TensorFlow (FlatModel/DeepModel), "
-                    "deployed to TF-Serving when test accuracy >= threshold.",
+                    "deployed to TF-Serving when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="1Gi"),
     )
     def sp500(
@@ -46,7 +46,7 @@ def make_pipeline(gpu: bool = False):
         require_beat_baseline: bool = False,
         canary_percent: int = 100,
     ):
-        """S&P 500 daily direction, deployed when the test accuracy reaches threshold.
+        """S&P 500 daily direction, deployed when it passes the gate (threshold, champion, baseline).
 
         Args:
             tickers: Comma-separated tickers to download (add "vix" for the VIX: data from 2014).

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from components.errors import InputError
+from components.storage import atomic_path
 
 EVALUATION_FILE = "evaluation.json"
 LABELS_FILE = "labels.json"
@@ -54,15 +55,6 @@ def latest_version(model_dir: Path) -> int | None:
 def check_model_name(model_name: str) -> None:
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise InputError(f"model_name '{model_name}' is not a valid folder name")
-
-
-def write_json_atomically(path: Path, document: dict) -> None:
-    """Write under a temporary name and rename: a reader never sees half a file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", delete=False,
-                                     encoding="utf-8") as tmp:
-        json.dump(document, tmp, indent=2, sort_keys=True)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
 
 
 def _pid_running(pid: int) -> bool:
@@ -274,4 +266,7 @@ def current_labels(model_dir: Path) -> ServingLabels:
 
 
 def write_labels(model_dir: Path, labels: ServingLabels) -> None:
-    write_json_atomically(model_dir / LABELS_FILE, labels.to_json())
+    # Under a temporary name, then renamed: a server polling the store never reads half a record.
+    with atomic_path(model_dir / LABELS_FILE) as tmp:
+        tmp.write_text(json.dumps(labels.to_json(), indent=2, sort_keys=True), encoding="utf-8")
+        os.chmod(tmp, 0o644)

@@ -67,6 +67,7 @@ class TaskRun:
     seconds: float = 0.0
     output: Any = None  # the step's single return value, if any
     metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, dict] = field(default_factory=dict)  # output artifact name -> its metadata
 
 
 @dataclass
@@ -174,7 +175,7 @@ def default_run_dir(pipeline: str) -> Path:
 
 
 def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
-    """Fill each task's return value and metrics from its executor_output.json."""
+    """Fill each task's return value, artifact metadata and metrics from its executor_output.json."""
     for output_file in pipeline_root.glob("*/*/executor_output.json"):
         task = tasks.get(output_file.parent.name)
         if task is None:
@@ -184,10 +185,11 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
         task.output = values.get("Output")
         # executor_output.json does not name artifact types: take every number
         # in the output artifacts' metadata (a Metrics artifact holds only numbers).
-        for artifact_list in written.get("artifacts", {}).values():
+        for name, artifact_list in written.get("artifacts", {}).items():
             for artifact in artifact_list.get("artifacts", []):
-                task.metrics.update({k: v for k, v in artifact.get("metadata", {}).items()
-                                     if isinstance(v, (int, float))})
+                metadata = artifact.get("metadata", {})
+                task.artifacts[name] = metadata
+                task.metrics.update({k: v for k, v in metadata.items() if isinstance(v, (int, float))})
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
@@ -300,11 +302,8 @@ GATE_TASK = "gate-model"
 
 def _gate_verdict(result: LocalRunResult) -> dict | None:
     """The gate step's verdict (its artifact's metadata), as the step wrote it."""
-    for output_file in (result.run_dir / "artifacts").glob(f"*/{GATE_TASK}/executor_output.json"):
-        verdict = json.loads(output_file.read_text()).get("artifacts", {}).get("verdict", {})
-        for artifact in verdict.get("artifacts", []):
-            return artifact.get("metadata")
-    return None
+    gate = result.tasks.get(GATE_TASK)
+    return gate.artifacts.get("verdict") if gate else None
 
 
 def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: bool = True) -> str:

@@ -10,7 +10,15 @@ from components import model_store
 from components.errors import InputError
 from components.gate import Champion, Verdict, decide
 from pipelines import registry
-from pipelines.local_run import LocalRunResult, TaskRun, _LogCapture, link_reports, run_local, summary
+from pipelines.local_run import (
+    LocalRunResult,
+    TaskRun,
+    _LogCapture,
+    _read_task_outputs,
+    link_reports,
+    run_local,
+    summary,
+)
 
 
 def test_log_capture_times_tasks_and_keeps_the_last_error():
@@ -38,6 +46,7 @@ def result_with(run_dir: Path, accuracy: float, verdict, deployed: str | None = 
                                   "artifacts": {"verdict": {"artifacts": [{"metadata": metadata}]}}}))
     if deployed:
         tasks["deploy-model"] = TaskRun("deploy-model", "SUCCESS", 0.1, deployed)
+    _read_task_outputs(run_dir / "artifacts", tasks)  # as run_local reads what the steps wrote
     return LocalRunResult("sp500", run_dir, {"threshold": 0.5}, tasks, seconds=2.0)
 
 

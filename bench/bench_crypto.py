@@ -9,7 +9,7 @@
 2. Runs, `--pairs` times and alternating which side goes first, both sides
    from the CSV to the feature table with the asset weights joined, each step
    in its own process as in a pipeline:
-   - the project: the load step (CSV -> Parquet) and the feature step;
+   - the project: the load step (CSV -> Arrow) and the feature step;
    - the source's approach, re-implemented: its load step (pandas read_csv,
      date filter, pickle), its feature step (filter each asset out of the whole
      frame, sort, copy, TA-Lib and pandas per asset, `concat` in a loop,
@@ -61,7 +61,7 @@ MEMORY_LIMIT_GB = 24.0
 BEFORE_CORRELATION = 0.04038
 PROJECT_STEPS = ("project_load", "project_features")
 SOURCE_STEPS = ("source_load", "source_features", "source_merge")
-OUTPUTS = {PROJECT_STEPS: ("project/loaded", "project/features.parquet"),
+OUTPUTS = {PROJECT_STEPS: ("project/loaded", "project/features.arrow"),
            SOURCE_STEPS: ("source/df_train", "source/df_asset_details", "source/feature_df",
                           "source/merge_feature_df")}
 

@@ -121,27 +121,27 @@ def project_load(work: Path) -> dict:
 def project_features(work: Path) -> None:
     from components.crypto.features import build_features
 
-    build_features(work / "project" / "loaded", work / "project" / "features.parquet", VALID_START)
+    build_features(work / "project" / "loaded", work / "project" / "features.arrow", VALID_START)
 
 
 def compare(work: Path) -> dict:
     """Column by column, so that both tables are never held whole at once."""
     import numpy as np
-    import pyarrow.parquet as pq
+
+    from components.crypto.tables import open_table
 
     with open(work / "source" / "merge_feature_df", "rb") as f:
         theirs = pickle.load(f)
-    mine = pq.ParquetFile(work / "project" / "features.parquet")
+    mine = open_table(work / "project" / "features.arrow")  # memory-mapped: read column by column
     keys = ["Asset_ID", "timestamp"]
-    mine_keys = mine.read(columns=keys)
     for key in keys:
-        if not np.array_equal(mine_keys.column(key).to_numpy(), theirs[key].to_numpy()):
+        if not np.array_equal(mine.column(key).to_numpy(), theirs[key].to_numpy()):
             raise AssertionError(f"row keys differ in {key}")
     report = {}
-    for column in mine.schema_arrow.names:
+    for column in mine.column_names:
         if column in keys or column in REDEFINED:
             continue
-        a = mine.read(columns=[column]).column(0).to_numpy(zero_copy_only=False).astype(np.float64)
+        a = mine.column(column).to_numpy().astype(np.float64)
         b = theirs[column].to_numpy(np.float64)
         missing = np.isnan(a)
         scale = np.maximum(np.abs(a), np.abs(b))
@@ -172,7 +172,9 @@ def before_training(work: Path) -> dict:
     from components.crypto.evaluation import evaluate
     from components.crypto.models import train
 
-    features = work / "pipeline-run" / "workspace" / "crypto" / "features.parquet"
+    from components.crypto.definitions import FEATURES_TABLE
+
+    features = work / "pipeline-run" / "workspace" / "crypto" / FEATURES_TABLE
     started = time.perf_counter()
     result = train(features, work / "before-model", VALID_START, **PREVIOUS_SETTINGS)
     seconds = time.perf_counter() - started

@@ -12,7 +12,8 @@ import pytest
 
 from components import storage
 from components.crypto import data
-from components.crypto.assets import ASSETS, TRAIN_COLUMNS
+from components.crypto.assets import ASSETS
+from components.crypto.definitions import TRAIN_COLUMNS
 from components.crypto.target import compute_target
 from components.errors import InputError, TransientError
 from components.storage import display_uri

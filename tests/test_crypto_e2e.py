@@ -52,8 +52,8 @@ def csv_folder(tmp_path: Path, edit) -> str:
 
 
 @pytest.mark.parametrize("make_params, exit_code, message", [
-    (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.drop(columns='VWAP'))}"], 1,
-     "step 'load-data' failed: train.csv lacks column(s) VWAP"),
+    (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.drop(columns='Close'))}"], 1,
+     "step 'load-data' failed: train.csv lacks column(s) Close"),
     (lambda tmp: [f"source={csv_folder(tmp, lambda t: t.assign(Asset_ID=t['Asset_ID'] + 20))}"], 1,
      "step 'load-data' failed: train.csv has Asset_ID(s) [20,"),
     (lambda tmp: [f"source={csv_folder(tmp, lambda t: t)}", "start_date=2030-01-01", "valid_start=2030-02-01"], 1,

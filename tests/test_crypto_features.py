@@ -8,9 +8,16 @@ import pandas as pd
 import pytest
 
 from components.crypto import data
-from components.crypto.definitions import CALENDAR, MODEL_FEATURES, PRICE_FEATURES, WINDOWS
+from components.crypto.definitions import (
+    ASSETS_TABLE,
+    CALENDAR,
+    MODEL_FEATURES,
+    PRICE_FEATURES,
+    TRAIN_TABLE,
+    WINDOWS,
+)
 from components.crypto.features import build_features
-from components.crypto.load import ASSETS_PARQUET, TRAIN_PARQUET, load
+from components.crypto.load import load
 from components.errors import InputError
 
 
@@ -23,9 +30,9 @@ def loaded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features(loaded):
-    path = loaded.parent / "features.parquet"
+    path = loaded.parent / "features.arrow"
     build_features(loaded, path, "2021-05-01")
-    return pd.read_parquet(path)
+    return pd.read_feather(path)
 
 
 # --- plain, loop-by-loop definitions (Wilder's RSI and ATR as TA-Lib defines them) ---
@@ -87,7 +94,7 @@ def plain_features(rows: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def test_every_feature_matches_a_plain_per_asset_computation(loaded, features):
-    raw = pd.read_parquet(loaded / TRAIN_PARQUET)
+    raw = pd.read_feather(loaded / TRAIN_TABLE)
     assert set(MODEL_FEATURES) <= set(features.columns)
     for asset_id in (1, 4, 13):  # the heaviest weight, a late listing, a small coin
         rows = raw[raw["Asset_ID"] == asset_id].sort_values("timestamp")
@@ -99,11 +106,11 @@ def test_every_feature_matches_a_plain_per_asset_computation(loaded, features):
 
 
 def test_weights_split_and_target_are_joined_per_row(loaded, features):
-    weights = pd.read_parquet(loaded / ASSETS_PARQUET).set_index("Asset_ID")["Weight"]
+    weights = pd.read_feather(loaded / ASSETS_TABLE).set_index("Asset_ID")["Weight"]
     np.testing.assert_allclose(features["Weight"], features["Asset_ID"].map(weights), rtol=1e-7)
     valid_from = pd.Timestamp("2021-05-01", tz="UTC").timestamp()
     assert ((features["timestamp"] >= valid_from) == (features["train_flg"] == 0)).all()
-    raw = pd.read_parquet(loaded / TRAIN_PARQUET).set_index(["Asset_ID", "timestamp"])["Target"]
+    raw = pd.read_feather(loaded / TRAIN_TABLE).set_index(["Asset_ID", "timestamp"])["Target"]
     joined = features.set_index(["Asset_ID", "timestamp"])["Target"]
     np.testing.assert_array_equal(joined.to_numpy(), raw.loc[joined.index].to_numpy())
     assert features[CALENDAR].dtypes.unique().tolist() == [np.dtype("int16")]
@@ -111,19 +118,19 @@ def test_weights_split_and_target_are_joined_per_row(loaded, features):
 
 def write_loaded(folder, train, loaded):
     folder.mkdir()
-    train.to_parquet(folder / TRAIN_PARQUET, index=False)
-    (folder / ASSETS_PARQUET).write_bytes((loaded / ASSETS_PARQUET).read_bytes())
+    train.reset_index(drop=True).to_feather(folder / TRAIN_TABLE)
+    (folder / ASSETS_TABLE).write_bytes((loaded / ASSETS_TABLE).read_bytes())
     return folder
 
 
 def test_changing_a_later_price_leaves_every_earlier_feature_unchanged(loaded, features, tmp_path):
-    train = pd.read_parquet(loaded / TRAIN_PARQUET)
+    train = pd.read_feather(loaded / TRAIN_TABLE)
     bitcoin = train.index[train["Asset_ID"] == 1]
     changed_at = bitcoin[len(bitcoin) // 2]
     moment = train.loc[changed_at, "timestamp"]
     train.loc[changed_at, ["High", "Close"]] *= 1.05
-    build_features(write_loaded(tmp_path / "changed", train, loaded), tmp_path / "f.parquet", "2021-05-01")
-    after = pd.read_parquet(tmp_path / "f.parquet")
+    build_features(write_loaded(tmp_path / "changed", train, loaded), tmp_path / "f.arrow", "2021-05-01")
+    after = pd.read_feather(tmp_path / "f.arrow")
     earlier = (features["timestamp"] < moment) | (features["Asset_ID"] != 1)
     pd.testing.assert_frame_equal(after[earlier.to_numpy()], features[earlier])
     later = after.loc[~earlier.to_numpy(), PRICE_FEATURES].to_numpy()
@@ -131,15 +138,15 @@ def test_changing_a_later_price_leaves_every_earlier_feature_unchanged(loaded, f
 
 
 def test_row_order_of_the_input_does_not_matter(loaded, features, tmp_path):
-    shuffled = pd.read_parquet(loaded / TRAIN_PARQUET).sample(frac=1.0, random_state=0)
-    build_features(write_loaded(tmp_path / "shuffled", shuffled, loaded), tmp_path / "f.parquet", "2021-05-01")
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "f.parquet"), features)
+    shuffled = pd.read_feather(loaded / TRAIN_TABLE).sample(frac=1.0, random_state=0)
+    build_features(write_loaded(tmp_path / "shuffled", shuffled, loaded), tmp_path / "f.arrow", "2021-05-01")
+    pd.testing.assert_frame_equal(pd.read_feather(tmp_path / "f.arrow"), features)
 
 
 def test_a_repeated_minute_is_bad_input_and_writes_nothing(loaded, tmp_path):
-    train = pd.read_parquet(loaded / TRAIN_PARQUET)
+    train = pd.read_feather(loaded / TRAIN_TABLE)
     doubled = pd.concat([train, train[train["Asset_ID"] == 3].head(1)])
     with pytest.raises(InputError, match="Asset_ID 3 has two rows at timestamp"):
-        build_features(write_loaded(tmp_path / "doubled", doubled, loaded), tmp_path / "f.parquet")
-    assert not (tmp_path / "f.parquet").exists()
+        build_features(write_loaded(tmp_path / "doubled", doubled, loaded), tmp_path / "f.arrow")
+    assert not (tmp_path / "f.arrow").exists()
     assert not list(tmp_path.glob("*.partial"))

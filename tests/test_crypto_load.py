@@ -1,15 +1,16 @@
-"""crypto load: CSV to typed Parquet, the start-date filter, dirt counted, bad input refused."""
+"""crypto load: CSV to a typed Arrow table, the start-date filter, dirt counted, bad input refused."""
 
 import re
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from components.crypto import data
+from components.crypto.definitions import ASSETS_TABLE, TRAIN_TABLE
 from components.crypto.load import load
+from components.crypto.tables import open_table
 from components.errors import InputError
 
 
@@ -31,12 +32,14 @@ def copy_raw(raw, folder, edit=None):
 
 def test_types_are_explicit_and_prices_keep_double_precision(raw, tmp_path):
     load(raw, tmp_path / "loaded", "2020-01-01")
-    schema = pq.read_schema(tmp_path / "loaded" / "train.parquet")
+    schema = open_table(tmp_path / "loaded" / TRAIN_TABLE).schema
     assert {name: str(schema.field(name).type) for name in schema.names} == {
-        "timestamp": "int64", "Asset_ID": "int8", "Count": "float", "Open": "double", "High": "double",
-        "Low": "double", "Close": "double", "Volume": "float", "VWAP": "float", "Target": "float"}
-    assets = pd.read_parquet(tmp_path / "loaded" / "assets.parquet")
+        "timestamp": "int64", "Asset_ID": "int8", "Open": "double", "High": "double",
+        "Low": "double", "Close": "double", "Target": "float"}  # Count, Volume, VWAP: no step uses them
+    assets = pd.read_feather(tmp_path / "loaded" / ASSETS_TABLE)
     assert assets["Asset_ID"].tolist() == list(range(14))
+    assert assets["Weight"].round(4).tolist() == pd.read_csv(raw / "asset_details.csv").sort_values(
+        "Asset_ID")["Weight"].round(4).tolist()
 
 
 def test_start_date_filter_and_dirt_counts_match_the_csv(raw, tmp_path):
@@ -44,27 +47,13 @@ def test_start_date_filter_and_dirt_counts_match_the_csv(raw, tmp_path):
     start = pd.Timestamp("2021-04-30", tz="UTC").timestamp()
     kept = csv[csv["timestamp"] >= start]
     counts = load(raw, tmp_path / "loaded", "2021-04-30")
-    table = pd.read_parquet(tmp_path / "loaded" / "train.parquet")
-    assert counts == {
-        "rows": len(kept), "rows_before_start": len(csv) - len(kept), "rows_bad_price": 0,
-        "vwap_inf": int(np.isinf(kept["VWAP"]).sum()), "vwap_missing": int(kept["VWAP"].isna().sum()),
-        "volume_negative": int((kept["Volume"] < 0).sum()), "target_missing": int(kept["Target"].isna().sum())}
-    assert len(table) == len(kept) and table["timestamp"].min() >= start
-    assert not np.isinf(table["VWAP"]).any() and not (table["Volume"] < 0).any()
-    assert table["VWAP"].isna().sum() == counts["vwap_inf"] + counts["vwap_missing"]
-    grouped = kept.sort_values("Asset_ID", kind="stable")  # by asset, each in the file's order
-    for column in ("timestamp", "Asset_ID", "Close", "Target"):
-        np.testing.assert_array_equal(table[column].to_numpy(), grouped[column].to_numpy(table[column].dtype),
+    table = pd.read_feather(tmp_path / "loaded" / TRAIN_TABLE)
+    assert counts == {"rows": len(kept), "rows_before_start": len(csv) - len(kept), "rows_bad_price": 0,
+                      "target_missing": int(kept["Target"].isna().sum())}
+    assert counts["target_missing"] > 0 and len(table) == len(kept) and table["timestamp"].min() >= start
+    for column in ("timestamp", "Asset_ID", "Close", "Target"):  # in the file's order
+        np.testing.assert_array_equal(table[column].to_numpy(), kept[column].to_numpy(table[column].dtype),
                                       err_msg=column)  # Target as the float32 it is stored in
-
-
-def test_rows_are_grouped_by_asset_in_time_order_a_row_group_each(raw, tmp_path):
-    load(raw, tmp_path / "loaded", "2020-01-01")
-    parquet = pq.ParquetFile(tmp_path / "loaded" / "train.parquet")
-    groups = [parquet.read_row_group(i, columns=["Asset_ID", "timestamp"]).to_pandas()
-              for i in range(parquet.num_row_groups)]
-    assert [g["Asset_ID"].unique().tolist() for g in groups] == [[i] for i in range(14)]
-    assert all(g["timestamp"].is_monotonic_increasing for g in groups)
 
 
 def test_rows_without_a_usable_price_are_dropped_and_counted(raw, tmp_path):
@@ -79,12 +68,12 @@ def test_rows_without_a_usable_price_are_dropped_and_counted(raw, tmp_path):
 
 
 @pytest.mark.parametrize("edit, start_date, message", [
-    (lambda t: t.drop(columns="VWAP"), "2020-01-01", re.escape("train.csv lacks column(s) VWAP")),
+    (lambda t: t.drop(columns="Close"), "2020-01-01", re.escape("train.csv lacks column(s) Close")),
     (lambda t: t.assign(Asset_ID=t["Asset_ID"].replace(13, 14)), "2020-01-01",
      r"train.csv has Asset_ID\(s\) \[14\] that asset_details.csv does not list"),
     (None, "2030-01-01", "train.csv has no usable rows from start_date 2030-01-01 on"),
     (lambda t: t.astype({"Close": str}).assign(Close="abc"), "2020-01-01",
-     r"train.csv: .*invalid value 'abc' \(column Close\)"),
+     re.escape("train.csv: could not parse `abc` as dtype `f64` at column 'Close'")),
 ], ids=["missing-column", "unknown-asset", "empty-date-range", "not-a-number"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(raw, tmp_path, edit, start_date, message):
     folder = copy_raw(raw, tmp_path / "raw", edit)
@@ -115,7 +104,8 @@ def test_asset_details_values_are_checked_by_column(raw, tmp_path, column, value
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
-def test_parquet_schema_is_stable_for_an_all_missing_target(raw, tmp_path):
+def test_the_schema_is_stable_for_an_all_missing_target(raw, tmp_path):
     folder = copy_raw(raw, tmp_path / "raw", lambda t: t.assign(Target=np.nan))
     load(folder, tmp_path / "loaded", "2020-01-01")
-    assert pq.read_schema(tmp_path / "loaded" / "train.parquet").field("Target").type == pa.float32()
+    target = open_table(tmp_path / "loaded" / TRAIN_TABLE, ["Target"]).column("Target")
+    assert target.type == pa.float32() and target.null_count == 0 and np.isnan(target.to_numpy()).all()

@@ -57,8 +57,8 @@ def features_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     data.generate(root, "2021-04-24", "2021-05-04", seed=2)
     load(root, root / "loaded", "2020-01-01")
-    build_features(root / "loaded", root / "features.parquet", "2021-05-01")
-    return root / "features.parquet"
+    build_features(root / "loaded", root / "features.arrow", "2021-05-01")
+    return root / "features.arrow"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_training_writes_one_lightgbm_text_model_with_the_source_features(traine
     assert booster.feature_name() == MODEL_FEATURES
     assert booster.num_trees() == result.best_iteration <= 40
     assert sorted(result.importance.index) == sorted(MODEL_FEATURES)
-    table = pd.read_parquet(features_path, columns=["timestamp", "train_flg", "Target"]).dropna()
+    table = pd.read_feather(features_path, columns=["timestamp", "train_flg", "Target"]).dropna()
     validation = table[table["train_flg"] == 0]
     assert validation["timestamp"].min() < result.test_start < validation["timestamp"].max()
     # Purged: the 16 minutes before each boundary, whose Target holds the next period's prices.
@@ -90,13 +90,13 @@ def test_training_writes_one_lightgbm_text_model_with_the_source_features(traine
 
 def test_labels_next_to_a_boundary_never_reach_training(trained, features_path, tmp_path):
     model_dir, result = trained
-    features = pd.read_parquet(features_path)
+    features = pd.read_feather(features_path)
     valid_from = pd.Timestamp("2021-05-01", tz="UTC").timestamp()
     near = ((features["timestamp"].between(valid_from - 16 * 60, valid_from - 1))
             | features["timestamp"].between(result.test_start - 16 * 60, result.test_start - 1))
     features.loc[near & features["Target"].notna(), "Target"] = np.float32(1.0)  # a 100% return: absurd
-    features.to_parquet(tmp_path / "poisoned.parquet", index=False)
-    train(tmp_path / "poisoned.parquet", tmp_path / "model", n_estimators=40, early_stopping_rounds=10)
+    features.to_feather(tmp_path / "poisoned.arrow")
+    train(tmp_path / "poisoned.arrow", tmp_path / "model", n_estimators=40, early_stopping_rounds=10)
     assert (tmp_path / "model" / "model.bst").read_bytes() == (model_dir / "model.bst").read_bytes()
 
 
@@ -126,7 +126,7 @@ def test_evaluation_scores_the_held_out_rows_beside_the_baselines(trained, featu
     model_dir, result = trained
     evaluation = evaluate(features_path, model_dir, result.test_start,
                           read_asset_names(features_path.parent / "loaded"))
-    test = pd.read_parquet(features_path)
+    test = pd.read_feather(features_path)
     test = test[(test["timestamp"] >= result.test_start) & test["Target"].notna()]
     prediction = lgb.Booster(model_file=str(model_dir / "model.bst")).predict(test[MODEL_FEATURES])
     metrics = evaluation.metrics
@@ -162,10 +162,10 @@ def test_bad_training_options_are_refused(features_path, tmp_path, options, mess
 
 
 def test_no_validation_rows_is_a_clear_error(features_path, tmp_path):
-    features = pd.read_parquet(features_path).assign(train_flg=np.int8(1))
-    features.to_parquet(tmp_path / "all-train.parquet", index=False)
+    features = pd.read_feather(features_path).assign(train_flg=np.int8(1))
+    features.to_feather(tmp_path / "all-train.arrow")
     with pytest.raises(InputError, match="fewer than two validation minutes"):
-        train(tmp_path / "all-train.parquet", tmp_path / "model")
+        train(tmp_path / "all-train.arrow", tmp_path / "model")
     assert not (tmp_path / "model").exists()
 
 

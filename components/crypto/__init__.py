@@ -3,7 +3,8 @@
 Modules by concern: `definitions` (column names, dates and option checks; standard
 library only), `assets` (the 14 assets and their weights), `data` (the
 Kaggle download and the offline generator), `target` (the competition's Target
-recipe), `load` (CSV to Parquet), `features` (TA-Lib features), `models`
+recipe), `load` (CSV to Arrow), `tables` (the Arrow IPC files the steps hand each
+other), `features` (TA-Lib features), `models`
 (LightGBM), `evaluation` (the competition metric and the report) and `steps`
 (the thin KFP wrappers).
 """

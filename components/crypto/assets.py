@@ -11,10 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRAIN_COLUMNS = ("timestamp", "Asset_ID", "Count", "Open", "High", "Low", "Close", "Volume",
-                 "VWAP", "Target")
-ASSET_COLUMNS = ("Asset_ID", "Weight", "Asset_Name")
-
 
 @dataclass(frozen=True)
 class Asset:

@@ -36,14 +36,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from components.crypto.assets import ASSETS, TRAIN_COLUMNS, weight_vector
-from components.crypto.definitions import MINUTE, to_timestamp
+from components.crypto.assets import ASSETS, weight_vector
+from components.crypto.definitions import ASSETS_CSV, MINUTE, TRAIN_COLUMNS, TRAIN_CSV, to_timestamp
 from components.crypto.target import compute_target
 from components.errors import InputError, TransientError
 from components.storage import atomic_path, display_uri, fetch, with_retries
 
-TRAIN_CSV = "train.csv"
-ASSETS_CSV = "asset_details.csv"
 COMPETITION = "g-research-crypto-forecasting"
 
 

@@ -11,8 +11,14 @@ import datetime
 
 from components.errors import InputError
 
-TRAIN_PARQUET = "train.parquet"    # the load step's tables
-ASSETS_PARQUET = "assets.parquet"
+TRAIN_CSV = "train.csv"            # the competition's files
+ASSETS_CSV = "asset_details.csv"
+TRAIN_COLUMNS = ("timestamp", "Asset_ID", "Count", "Open", "High", "Low", "Close", "Volume",
+                 "VWAP", "Target")
+ASSET_COLUMNS = ("Asset_ID", "Weight", "Asset_Name")
+TRAIN_TABLE = "train.arrow"        # the load step's tables (Arrow IPC files: components.crypto.tables)
+ASSETS_TABLE = "assets.arrow"
+FEATURES_TABLE = "features.arrow"  # the feature step's
 MINUTE = 60
 DAY = 86400
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.compute as pc
 
-from components.crypto.definitions import ASSETS_PARQUET, MODEL_FEATURES
+from components.crypto.definitions import ASSETS_TABLE, MODEL_FEATURES
+from components.crypto.tables import open_table
 from components.errors import InputError
 from components.reports import figure_html, metrics_table_html, table_html, write_report
 
@@ -57,12 +58,13 @@ class Evaluation:
 def read_table(features_path: Path, columns: list[str], since: int | None = None,
                before: int | None = None) -> pa.Table:
     """Rows with a Target, optionally only those with since <= timestamp < before."""
-    condition = pads.field("Target").is_valid() & ~pads.field("Target").is_nan()
+    condition = pc.field("Target").is_valid() & ~pc.field("Target").is_nan()
     if since is not None:
-        condition &= pads.field("timestamp") >= since
+        condition &= pc.field("timestamp") >= since
     if before is not None:
-        condition &= pads.field("timestamp") < before
-    return pads.dataset(features_path, format="parquet").to_table(columns=columns, filter=condition)
+        condition &= pc.field("timestamp") < before
+    needed = list(dict.fromkeys(columns + ["Target", "timestamp"]))
+    return open_table(features_path, needed).filter(condition).select(columns)
 
 
 def read_rows(features_path: Path, columns: list[str], since: int | None = None,
@@ -72,8 +74,8 @@ def read_rows(features_path: Path, columns: list[str], since: int | None = None,
 
 def read_asset_names(loaded_dir: Path) -> dict[int, str]:
     """Asset names by Asset_ID as asset_details.csv gave them (the load step's assets table)."""
-    assets = pd.read_parquet(loaded_dir / ASSETS_PARQUET, columns=["Asset_ID", "Asset_Name"])
-    return dict(zip(assets["Asset_ID"].astype(int), assets["Asset_Name"].astype(str), strict=True))
+    assets = open_table(loaded_dir / ASSETS_TABLE, ["Asset_ID", "Asset_Name"]).to_pydict()
+    return dict(zip(assets["Asset_ID"], assets["Asset_Name"], strict=True))
 
 
 def evaluate(features_path: Path, model_dir: Path, test_start: int,

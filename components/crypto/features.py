@@ -26,55 +26,42 @@ Where the source is unsound, the name is kept and the definition changed:
   local time zone; here it is UTC.
 - pandas removed `dt.weekofyear`; `dt.isocalendar().week` is the same ISO week.
 
-How it stays fast and lean: the load step writes the rows grouped by asset in
-time order, a row group per asset, so each worker reads only its asset's
-needed columns and hands them to numpy without a copy (other input is read
-whole and grouped here with one stable sort). The assets are computed on all
-CPUs at once (TA-Lib, pandas' rolling windows, scipy's filter and numpy
-release the GIL), each asset's features go out as float32 in one Parquet row
-group while the next ones are computed, and only as many assets as CPUs are
-held at a time — no per-asset DataFrame filtering, no concat, no copy of the
-whole table.
+How it stays fast and lean: the load step's table is memory-mapped, and each
+worker gathers one asset's rows of the columns it needs straight from it, in
+the file's (time) order; no per-asset DataFrame filtering, no concat, no copy
+of the whole table. The assets are computed on all CPUs at once (TA-Lib,
+pandas' rolling windows and numpy release the GIL), each asset's features go
+out as float32 in one record batch while the next ones are computed, and only
+as many assets as CPUs are held at a time.
 (bench/bench_crypto.py measures it against the source's approach.)
 """
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import talib
-from scipy.signal import lfilter
 
 from components.crypto.definitions import (
-    ASSETS_PARQUET,
+    ASSETS_TABLE,
     CALENDAR,
     DAY,
     PRICE_FEATURES,
-    TRAIN_PARQUET,
+    TRAIN_TABLE,
     WINDOWS,
     to_timestamp,
 )
+from components.crypto.tables import open_table, write_table
 from components.errors import InputError
-from components.storage import atomic_path
 
-FEATURES_PARQUET = "features.parquet"
-# Dictionary encoding only where values repeat: on measured floats it costs most of the
-# write time and saves nothing. Statistics only where readers filter (by time).
-WRITE_OPTIONS = {"use_dictionary": ["Asset_ID", "Weight", "train_flg", "Day", "dayofyear", "weekofyear",
-                                    "season"],
-                 "write_statistics": ["timestamp", "Asset_ID", "Target"],
-                 "compression": "none"}  # float noise does not compress (snappy: -5% size, +30% time)
 INPUT_COLUMNS = ["timestamp", "Asset_ID", "Open", "High", "Low", "Close", "Target"]
-# Not nullable: a missing value is NaN, and without definition levels Parquet writes 40% faster.
+# Not nullable: a missing value is NaN.
 SCHEMA = pa.schema(
     [pa.field(name, kind, nullable=False) for name, kind in
      [("timestamp", pa.int64()), ("Asset_ID", pa.int8())]
@@ -106,10 +93,13 @@ def price_features(open_: np.ndarray, high: np.ndarray, low: np.ndarray,
             # faster) is off by 1e-16, and where the mean equals the close, sma_n would read 1e-16, not 0.
             keep(f"sma_{n}", closes.rolling(n).mean().to_numpy() / close - 1)
             keep(f"return_{n}", _ratio_to_lag(close, n) - 1)
-    keep("HL", np.log(high / low))
-    keep("OC", np.log(close / open_))
-    keep("lower_shadow", np.log(np.minimum(close, open_) / low))
-    keep("upper_shadow", np.log(high / np.maximum(close, open_)))
+    # Logs of ratios as differences of logs: four logarithms instead of four divisions and four
+    # logarithms (log is monotonic, so the min and max commute with it).
+    log_open, log_high, log_low, log_close = (np.log(p) for p in (open_, high, low, close))
+    keep("HL", log_high - log_low)
+    keep("OC", log_close - log_open)
+    keep("lower_shadow", np.minimum(log_close, log_open) - log_low)
+    keep("upper_shadow", log_high - np.maximum(log_close, log_open))
     return out
 
 
@@ -121,16 +111,19 @@ def _ratio_to_lag(close: np.ndarray, n: int) -> np.ndarray:
 
 
 def ema(values: np.ndarray, span: int) -> np.ndarray:
-    """pandas' ewm(span=span, adjust=False).mean() of a series without gaps, as a first-order filter.
+    """pandas' ewm(span=span, adjust=False).mean() of a series without gaps, computed by TA-Lib.
 
-    y[0] = x[0], y[t] = a x[t] + (1 - a) y[t-1] with a = 2 / (span + 1): scipy runs the recursion
-    in C, 7 times faster than pandas, equal to the last bit or one unit in it.
+    pandas starts the recursion y[t] = a x[t] + (1 - a) y[t-1], a = 2 / (span + 1), at y[0] = x[0];
+    TA-Lib's EMA starts it at index span - 1 from the mean of the first span values. With span - 1
+    copies of x[0] in front, that mean is x[0], and from there both run the same recursion in C:
+    equal to pandas within 1e-14, 10 times faster.
     """
-    alpha = 2.0 / (span + 1)
     if not len(values):
         return np.empty(0)
-    smoothed, _ = lfilter([alpha], [1.0, alpha - 1.0], values, zi=[(1.0 - alpha) * values[0]])
-    return smoothed
+    padded = np.empty(len(values) + span - 1)
+    padded[:span - 1] = values[0]
+    padded[span - 1:] = values
+    return talib.EMA(padded, span)[span - 1:]
 
 
 def _dema(close: np.ndarray, span: int) -> np.ndarray:
@@ -149,116 +142,98 @@ def calendar_table(first_day: int, last_day: int) -> dict[str, np.ndarray]:
 
 
 def build_features(loaded_dir: Path, destination: Path, valid_start: str = "2021-05-01") -> dict[str, int]:
-    """Write the feature table to `destination` (a row group per asset); return row counts."""
+    """Write the feature table to `destination` (a record batch per asset); return row counts."""
     valid_from = to_timestamp(valid_start, "valid_start")
-    weights = pd.read_parquet(loaded_dir / ASSETS_PARQUET).set_index("Asset_ID")["Weight"]
+    assets = open_table(loaded_dir / ASSETS_TABLE, ["Asset_ID", "Weight"]).to_pydict()
+    weights = dict(zip(assets["Asset_ID"], assets["Weight"], strict=True))
+    train = open_table(loaded_dir / TRAIN_TABLE, INPUT_COLUMNS)
+    present = sorted(pc.unique(train.column("Asset_ID")).to_pylist())
+    if not present:
+        raise InputError(f"{TRAIN_TABLE} in {loaded_dir} has no rows")
+    if unknown := set(present) - weights.keys():
+        raise InputError(f"{TRAIN_TABLE} has Asset_ID(s) {sorted(unknown)} that {ASSETS_TABLE} does not list")
+    asset_ids = train.column("Asset_ID").to_numpy()  # one byte a row
+    blocks = _Blocks(train)
 
-    def one_asset(read: Callable[[], pa.Table]) -> pa.Table:
-        asset = _time_ordered(read())
-        return _asset_features(asset, float(weights[asset.column("Asset_ID")[0].as_py()]), valid_from)
+    def one_asset(asset_id: int) -> pa.RecordBatch:
+        rows = _time_ordered(blocks.gather(np.flatnonzero(asset_ids == asset_id)), asset_id)
+        return _asset_features(rows, asset_id, weights[asset_id], valid_from)
 
     counts = {"rows": 0, "train_rows": 0, "valid_rows": 0}
     workers = len(os.sched_getaffinity(0))
-    with atomic_path(destination) as tmp, pq.ParquetWriter(tmp, SCHEMA, **WRITE_OPTIONS) as writer, \
-            ThreadPoolExecutor(max_workers=workers) as pool:
-        # Assets in order, the next ones computed while one is written: Arrow writes without the
-        # GIL, so the writing overlaps the computing, and only `workers` assets are held at a time.
-        pending: deque = deque()
-        for read in _asset_readers(loaded_dir / TRAIN_PARQUET):
-            pending.append(pool.submit(one_asset, read))
-            if len(pending) >= workers:
-                _write(writer, pending.popleft().result(), counts)
-        while pending:
-            _write(writer, pending.popleft().result(), counts)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # One more asset in flight than workers: both stay busy while the main thread writes.
+        computed = _in_order(pool, one_asset, present, ahead=workers + 1)
+        write_table(destination, SCHEMA, _counted(computed, counts))
     return counts
 
 
-def _asset_readers(path: Path) -> list[Callable[[], pa.Table]]:
-    """One reader per asset, in Asset_ID order, each returning that asset's input columns.
+class _Blocks:
+    """The columns of a memory-mapped table as numpy views of its record batches."""
 
-    The load step's layout (each row group holds one asset, the assets in order) is read an asset
-    at a time, as the workers reach it; any other input is read whole and grouped here.
-    """
-    parquet = pq.ParquetFile(path)
-    groups = _row_groups_by_asset(parquet.metadata)
-    if groups is not None:
-        def read_groups(indices: list[int]) -> pa.Table:  # one reader per thread: Arrow's is not shared
-            return pq.ParquetFile(path, metadata=parquet.metadata).read_row_groups(
-                indices, columns=INPUT_COLUMNS, use_threads=False)
-        return [partial(read_groups, indices) for indices in groups]
-    table = _grouped_by_asset(parquet.read(columns=INPUT_COLUMNS))
-    asset_ids = table.column("Asset_ID").to_numpy()
-    if not len(asset_ids):
-        raise InputError(f"{path.name} in {path.parent} has no rows")
-    bounds = [0, *(np.flatnonzero(np.diff(asset_ids)) + 1), len(asset_ids)]
-    return [partial(table.slice, begin, end - begin) for begin, end in pairwise(bounds)]
+    def __init__(self, table: pa.Table) -> None:
+        self.names = table.column_names
+        self.views = [[c.to_numpy(zero_copy_only=False) for c in batch.columns] for batch in table.to_batches()]
+        self.starts = np.cumsum([0] + [len(views[0]) for views in self.views])
+        self.dtypes = [kind.to_pandas_dtype() for kind in table.schema.types]
 
-
-def _row_groups_by_asset(metadata: pq.FileMetaData) -> list[list[int]] | None:
-    """Each asset's row groups when every row group holds one asset and the assets are in order, else None."""
-    column = metadata.schema.names.index("Asset_ID")
-    groups: list[tuple[int, list[int]]] = []
-    for index in range(metadata.num_row_groups):
-        statistics = metadata.row_group(index).column(column).statistics
-        if statistics is None or not statistics.has_min_max or statistics.min != statistics.max:
-            return None
-        if groups and groups[-1][0] == statistics.min:
-            groups[-1][1].append(index)
-        elif groups and groups[-1][0] > statistics.min:
-            return None
-        else:
-            groups.append((statistics.min, [index]))
-    return [indices for _, indices in groups] or None
+    def gather(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The rows at ascending positions `rows`, batch by batch, each column into one array."""
+        out = [np.empty(len(rows), dtype) for dtype in self.dtypes]
+        cuts = np.searchsorted(rows, self.starts)
+        for views, first, begin, end in zip(self.views, self.starts, cuts, cuts[1:], strict=False):
+            if end > begin:
+                local = rows[begin:end] - first
+                for target, view in zip(out, views, strict=True):
+                    target[begin:end] = view[local]
+        return dict(zip(self.names, out, strict=True))
 
 
-def _write(writer: pq.ParquetWriter, features: pa.Table, counts: dict[str, int]) -> None:
-    writer.write_table(features, row_group_size=max(len(features), 1))
-    train_rows = pc.sum(features.column("train_flg")).as_py() or 0
-    counts["rows"] += len(features)
-    counts["train_rows"] += train_rows
-    counts["valid_rows"] += len(features) - train_rows
-    print(f"features: asset {features.column('Asset_ID')[0].as_py()} {len(features):,} rows", flush=True)
+def _in_order(pool: ThreadPoolExecutor, compute: Callable[[int], pa.RecordBatch], asset_ids: list[int],
+              ahead: int) -> Iterator[pa.RecordBatch]:
+    """compute(asset_id) for each asset in order, `ahead` of them submitted at a time."""
+    pending: deque = deque()
+    for asset_id in asset_ids:
+        pending.append(pool.submit(compute, asset_id))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
-def _asset_features(asset: pa.Table, weight: float, valid_from: int) -> pa.Table:
-    """The feature table of one asset, its rows in time order."""
-    column = {name: _numpy(asset.column(name)) for name in INPUT_COLUMNS}
-    timestamps = column["timestamp"]
-    out = {"timestamp": timestamps, "Asset_ID": column["Asset_ID"]}
-    out.update(price_features(column["Open"], column["High"], column["Low"], column["Close"]))
+def _counted(batches: Iterator[pa.RecordBatch], counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        train_rows = int(np.count_nonzero(batch.column("train_flg").to_numpy()))
+        counts["rows"] += batch.num_rows
+        counts["train_rows"] += train_rows
+        counts["valid_rows"] += batch.num_rows - train_rows
+        print(f"features: asset {batch.column('Asset_ID')[0].as_py()} {batch.num_rows:,} rows", flush=True)
+        yield batch
+
+
+def _asset_features(rows: dict[str, np.ndarray], asset_id: int, weight: float,
+                    valid_from: int) -> pa.RecordBatch:
+    """The feature rows of one asset, its rows in time order."""
+    timestamps = rows["timestamp"]
+    out = {"timestamp": timestamps, "Asset_ID": rows["Asset_ID"]}
+    out.update(price_features(rows["Open"], rows["High"], rows["Low"], rows["Close"]))
     first_day = int(timestamps[0]) // DAY
     day_index = timestamps // DAY - first_day
     out.update({k: v[day_index] for k, v in calendar_table(first_day, int(timestamps[-1]) // DAY).items()})
-    out["Target"] = column["Target"]
-    out["Weight"] = np.full(len(asset), weight, dtype=np.float32)
+    out["Target"] = rows["Target"]
+    out["Weight"] = np.full(len(timestamps), weight, dtype=np.float32)
     out["train_flg"] = (timestamps < valid_from).astype(np.int8)
-    return pa.table(out, schema=SCHEMA)
+    return pa.record_batch([out[name] for name in SCHEMA.names], schema=SCHEMA)
 
 
-def _numpy(values: pa.ChunkedArray) -> np.ndarray:
-    """A column as numpy: a view when it is one chunk without nulls (an asset within one row group)."""
-    return values.chunk(0).to_numpy(zero_copy_only=False) if values.num_chunks == 1 else values.to_numpy()
-
-
-def _grouped_by_asset(table: pa.Table) -> pa.Table:
-    """The rows grouped by Asset_ID, each asset's rows in their order."""
-    asset_ids = table.column("Asset_ID").to_numpy()
-    if len(asset_ids) and (np.diff(asset_ids) < 0).any():
-        # numpy sorts one-byte keys by radix: a single O(n) pass, stable, so time order is kept.
-        table = table.take(np.argsort(asset_ids, kind="stable"))
-    return table
-
-
-def _time_ordered(asset: pa.Table) -> pa.Table:
+def _time_ordered(rows: dict[str, np.ndarray], asset_id: int) -> dict[str, np.ndarray]:
     """One asset's rows in time order; a repeated minute is bad input."""
-    timestamps = _numpy(asset.column("timestamp"))
-    step = np.diff(timestamps)
+    step = np.diff(rows["timestamp"])
     if (step < 0).any():  # the input was not in time order: sort this asset
-        order = np.argsort(timestamps, kind="stable")
-        asset, timestamps = asset.take(order), timestamps[order]
-        step = np.diff(timestamps)
+        order = np.argsort(rows["timestamp"], kind="stable")
+        rows = {name: values[order] for name, values in rows.items()}
+        step = np.diff(rows["timestamp"])
     if (step == 0).any():
-        repeated = int(timestamps[1:][step == 0][0])
-        raise InputError(f"{TRAIN_PARQUET}: Asset_ID {asset.column('Asset_ID')[0].as_py()} has "
-                         f"two rows at timestamp {repeated}")
-    return asset
+        repeated = int(rows["timestamp"][1:][step == 0][0])
+        raise InputError(f"{TRAIN_TABLE}: Asset_ID {asset_id} has two rows at timestamp {repeated}")
+    return rows

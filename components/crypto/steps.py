@@ -1,6 +1,6 @@
 """KFP steps of the crypto pipeline: thin wrappers around the plain modules.
 
-Bulk tables (the raw CSV, the Parquet tables) live in the run's workspace under
+Bulk tables (the raw CSV, the Arrow tables) live in the run's workspace under
 `<workspace>/crypto/` and move between steps as path strings; the model,
 metrics and reports are typed artifacts.
 """
@@ -43,16 +43,16 @@ def download_data(workspace: str, source: str, competition: str, generated_start
 
 @cpu_component
 def load_data(raw_dir: str, start_date: str, summary: Output[Metrics]) -> str:
-    """Convert train.csv to typed Parquet from start_date on, grouped by asset, dirty values counted.
+    """Convert train.csv to a typed Arrow table from start_date on, dirty values counted.
 
     Args:
         raw_dir: The folder holding train.csv and asset_details.csv (download-data's output).
         start_date: First day (YYYY-MM-DD, UTC) of the rows kept.
 
     Returns:
-        Output: The folder holding train.parquet and assets.parquet.
-        summary: Rows kept and each kind of dirty value found (rows before start_date, without a
-            usable price, infinite or missing VWAP, negative Volume, missing Target).
+        Output: The folder holding train.arrow and assets.arrow (Arrow IPC files).
+        summary: Rows kept and each kind of dirty value found (rows before start_date, rows without a
+            usable price, rows with a missing Target).
     """
     from pathlib import Path
 
@@ -69,19 +69,19 @@ def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) 
     """Compute the source's features per asset in time order, with the asset weights joined.
 
     Args:
-        loaded_dir: The folder holding train.parquet and assets.parquet (load-data's output).
+        loaded_dir: The folder holding train.arrow and assets.arrow (load-data's output).
         valid_start: First day (YYYY-MM-DD, UTC) of the validation period: train_flg is 0 from it on.
 
     Returns:
-        Output: The path of the feature table (Parquet).
+        Output: The path of the feature table (an Arrow IPC file).
         summary: Row counts: all rows, training rows and validation rows.
     """
     from pathlib import Path
 
-    from components.crypto.features import FEATURES_PARQUET
+    from components.crypto.definitions import FEATURES_TABLE
     from components.crypto.features import build_features as build
 
-    features_path = Path(loaded_dir).parent / FEATURES_PARQUET
+    features_path = Path(loaded_dir).parent / FEATURES_TABLE
     for name, count in build(Path(loaded_dir), features_path, valid_start).items():
         summary.log_metric(name, count)
     return str(features_path)

@@ -169,10 +169,9 @@ def pipeline(work: Path) -> dict:
 
 def before_training(work: Path) -> dict:
     """The previous training settings on the pipeline run's feature table, scored on the same test rows."""
+    from components.crypto.definitions import FEATURES_TABLE
     from components.crypto.evaluation import evaluate
     from components.crypto.models import train
-
-    from components.crypto.definitions import FEATURES_TABLE
 
     features = work / "pipeline-run" / "workspace" / "crypto" / FEATURES_TABLE
     started = time.perf_counter()

@@ -71,10 +71,12 @@ STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
     "crypto": {
         # 1.9 GB generating 12.7M rows, 219 MiB on a month; a download streams
         "download-data": StepResources("1", "2", "4Gi", "8Gi"),
-        "load-data": StepResources("2", "2", "2Gi", "4Gi"),  # 1.3 GB: the whole CSV's table (1.6 GB on 24M rows)
-        "build-features": StepResources("2", "2", "1Gi", "3Gi"),  # 0.6 GB: an asset per core from its row groups
-        "train-model": StepResources("4", "4", "6Gi", "12Gi"),  # 3.6 GB (float32 matrices, LightGBM bins), 559 MiB
-        "evaluate": StepResources("1", "2", "2Gi", "4Gi"),  # the test period only, 432 MiB
+        # 0.43 GB: the CSV streams through, a few blocks at a time, whatever its size (210 MiB on a month)
+        "load-data": StepResources("2", "2", "1Gi", "2Gi"),
+        # 1.1 GB: the input memory-mapped (0.55 GB of it) and three assets at a time (202 MiB on a month)
+        "build-features": StepResources("2", "2", "2Gi", "4Gi"),
+        "train-model": StepResources("4", "4", "6Gi", "12Gi"),  # 2.7 GB (float32 matrices, LightGBM bins), 422 MiB
+        "evaluate": StepResources("1", "2", "2Gi", "4Gi"),  # the test period only: 0.87 GB, 284 MiB
     },
 }
 

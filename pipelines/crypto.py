@@ -1,6 +1,6 @@
 """G-Research crypto forecasting: download -> load -> features -> train -> evaluate -> gated deploy.
 
-The raw CSV and the Parquet tables stay in the run's workspace (tens of GB on
+The raw CSV and the Arrow tables stay in the run's workspace (tens of GB on
 the real data); the model, metrics and reports are typed artifacts. Kaggle
 credentials reach the download step only as environment variables from a
 Kubernetes Secret (keys `username` and `key`), named by `kaggle_secret`; the

@@ -30,6 +30,12 @@ def copy_raw(raw, folder, edit=None):
     return folder
 
 
+def last_row_set(train, column, text):
+    train = train.astype({column: str})
+    train.loc[train.index[-1], column] = text
+    return train
+
+
 def test_types_are_explicit_and_prices_keep_double_precision(raw, tmp_path):
     load(raw, tmp_path / "loaded", "2020-01-01")
     schema = open_table(tmp_path / "loaded" / TRAIN_TABLE).schema
@@ -74,7 +80,12 @@ def test_rows_without_a_usable_price_are_dropped_and_counted(raw, tmp_path):
     (None, "2030-01-01", "train.csv has no usable rows from start_date 2030-01-01 on"),
     (lambda t: t.astype({"Close": str}).assign(Close="abc"), "2020-01-01",
      re.escape("train.csv: could not parse `abc` as dtype `f64` at column 'Close'")),
-], ids=["missing-column", "unknown-asset", "empty-date-range", "not-a-number"])
+    (lambda t: last_row_set(t, "Close", "abc"), "2020-01-01",  # after earlier blocks were written
+     re.escape("train.csv: could not parse `abc` as dtype `f64` at column 'Close'")),
+    (lambda t: last_row_set(t, "Asset_ID", "200"), "2020-01-01",
+     re.escape("train.csv: could not parse `200` as dtype `i8` at column 'Asset_ID'")),
+], ids=["missing-column", "unknown-asset", "empty-date-range", "not-a-number", "last-row-not-a-number",
+        "asset-id-out-of-range"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(raw, tmp_path, edit, start_date, message):
     folder = copy_raw(raw, tmp_path / "raw", edit)
     with pytest.raises(InputError, match=message):

@@ -1,7 +1,7 @@
 """train.csv and asset_details.csv to typed Arrow tables, with the dirt counted.
 
 polars' streaming engine parses the CSV on every core and hands it over in
-blocks of a few ten thousand rows, each cleaned, counted and written while the
+blocks of tens of thousands of rows, each cleaned, counted and written while the
 next ones are parsed; the step holds a few blocks at a time, never the table.
 It converts only the columns a later step uses: timestamp, Asset_ID, the four
 prices and Target. Count, Volume and VWAP are not converted, because no

@@ -17,6 +17,7 @@ from components.crypto.definitions import (
     WINDOWS,
 )
 from components.crypto.features import build_features
+from components.crypto.features import ema as fast_ema
 from components.crypto.load import load
 from components.errors import InputError
 
@@ -91,6 +92,14 @@ def plain_features(rows: pd.DataFrame) -> dict[str, list[float]]:
     out["weekofyear"] = [d.isocalendar()[1] for d in days]
     out["season"] = [{12: 1, 1: 1, 2: 1, 3: 2, 4: 2, 5: 2, 6: 3, 7: 3, 8: 3}.get(d.month, 4) for d in days]
     return out
+
+
+@pytest.mark.parametrize("length, span", [(0, 30), (1, 240), (100, 240), (5000, 30)])
+def test_the_ema_is_pandas_ewm_without_adjustment(length, span):
+    values = 100 * np.exp(np.cumsum(np.random.default_rng(length).normal(0, 1e-3, length)))
+    expected = pd.Series(values).ewm(span=span, adjust=False).mean().to_numpy()
+    np.testing.assert_allclose(fast_ema(values, span), expected, rtol=1e-13)
+    assert len(fast_ema(values, span)) == length
 
 
 def test_every_feature_matches_a_plain_per_asset_computation(loaded, features):

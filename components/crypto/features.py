@@ -74,8 +74,8 @@ def price_features(open_: np.ndarray, high: np.ndarray, low: np.ndarray,
                    close: np.ndarray) -> dict[str, np.ndarray]:
     """The price-derived features of one asset, its rows in time order (float64 arrays in).
 
-    Each is computed in float64 and kept as float32 at once, so that only one float64 result
-    is alive at a time.
+    Each is computed in float64 and kept as float32 at once, so that few float64 results are
+    alive at a time (the candle features share four logarithms).
     """
     out: dict[str, np.ndarray] = {}
 
@@ -115,8 +115,8 @@ def ema(values: np.ndarray, span: int) -> np.ndarray:
 
     pandas starts the recursion y[t] = a x[t] + (1 - a) y[t-1], a = 2 / (span + 1), at y[0] = x[0];
     TA-Lib's EMA starts it at index span - 1 from the mean of the first span values. With span - 1
-    copies of x[0] in front, that mean is x[0], and from there both run the same recursion in C:
-    equal to pandas within 1e-14, 10 times faster.
+    copies of x[0] in front, that mean is x[0], and from there both run the same recursion, in C:
+    equal to pandas within 1e-14, and many times faster than its ewm.
     """
     if not len(values):
         return np.empty(0)

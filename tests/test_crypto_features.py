@@ -98,7 +98,7 @@ def plain_features(rows: pd.DataFrame) -> dict[str, list[float]]:
 def test_the_ema_is_pandas_ewm_without_adjustment(length, span):
     values = 100 * np.exp(np.cumsum(np.random.default_rng(length).normal(0, 1e-3, length)))
     expected = pd.Series(values).ewm(span=span, adjust=False).mean().to_numpy()
-    np.testing.assert_allclose(fast_ema(values, span), expected, rtol=1e-13)
+    np.testing.assert_allclose(fast_ema(values, span), expected, rtol=1e-14)
     assert len(fast_ema(values, span)) == length
 
 

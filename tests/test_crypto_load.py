@@ -57,7 +57,8 @@ def test_start_date_filter_and_dirt_counts_match_the_csv(raw, tmp_path):
     assert counts == {"rows": len(kept), "rows_before_start": len(csv) - len(kept), "rows_bad_price": 0,
                       "target_missing": int(kept["Target"].isna().sum())}
     assert counts["target_missing"] > 0 and len(table) == len(kept) and table["timestamp"].min() >= start
-    for column in ("timestamp", "Asset_ID", "Close", "Target"):  # in the file's order
+    assert len(open_table(tmp_path / "loaded" / TRAIN_TABLE).to_batches()) > 1  # streamed in blocks
+    for column in ("timestamp", "Asset_ID", "Close", "Target"):  # in the file's order, across blocks
         np.testing.assert_array_equal(table[column].to_numpy(), kept[column].to_numpy(table[column].dtype),
                                       err_msg=column)  # Target as the float32 it is stored in
 
@@ -84,8 +85,10 @@ def test_rows_without_a_usable_price_are_dropped_and_counted(raw, tmp_path):
      re.escape("train.csv: could not parse `abc` as dtype `f64` at column 'Close'")),
     (lambda t: last_row_set(t, "Asset_ID", "200"), "2020-01-01",
      re.escape("train.csv: could not parse `200` as dtype `i8` at column 'Asset_ID'")),
+    (lambda t: last_row_set(t, "timestamp", ""), "2020-01-01", "train.csv has rows without timestamp"),
+    (lambda t: t.head(0), "2020-01-01", r"train.csv has no usable rows .*; it has no rows\)"),
 ], ids=["missing-column", "unknown-asset", "empty-date-range", "not-a-number", "last-row-not-a-number",
-        "asset-id-out-of-range"])
+        "asset-id-out-of-range", "missing-timestamp", "header-only"])
 def test_bad_input_is_a_clear_error_and_writes_nothing(raw, tmp_path, edit, start_date, message):
     folder = copy_raw(raw, tmp_path / "raw", edit)
     with pytest.raises(InputError, match=message):

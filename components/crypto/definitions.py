@@ -16,6 +16,8 @@ ASSETS_CSV = "asset_details.csv"
 TRAIN_COLUMNS = ("timestamp", "Asset_ID", "Count", "Open", "High", "Low", "Close", "Volume",
                  "VWAP", "Target")
 ASSET_COLUMNS = ("Asset_ID", "Weight", "Asset_Name")
+# The columns of train.csv that a later step uses: the load step keeps only these.
+LOADED_COLUMNS = ("timestamp", "Asset_ID", "Open", "High", "Low", "Close", "Target")
 TRAIN_TABLE = "train.arrow"        # the load step's tables (Arrow IPC files: components.crypto.tables)
 ASSETS_TABLE = "assets.arrow"
 FEATURES_TABLE = "features.arrow"  # the feature step's

@@ -32,7 +32,7 @@ the file's (time) order; no per-asset DataFrame filtering, no concat, no copy
 of the whole table. The assets are computed on all CPUs at once (TA-Lib,
 pandas' rolling windows and numpy release the GIL), each asset's features go
 out as float32 in one record batch while the next ones are computed, and only
-as many assets as CPUs are held at a time.
+one more asset than CPUs is held at a time.
 (bench/bench_crypto.py measures it against the source's approach.)
 """
 
@@ -52,6 +52,7 @@ from components.crypto.definitions import (
     ASSETS_TABLE,
     CALENDAR,
     DAY,
+    LOADED_COLUMNS,
     PRICE_FEATURES,
     TRAIN_TABLE,
     WINDOWS,
@@ -60,7 +61,7 @@ from components.crypto.definitions import (
 from components.crypto.tables import open_table, write_table
 from components.errors import InputError
 
-INPUT_COLUMNS = ["timestamp", "Asset_ID", "Open", "High", "Low", "Close", "Target"]
+INPUT_COLUMNS = list(LOADED_COLUMNS)
 # Not nullable: a missing value is NaN.
 SCHEMA = pa.schema(
     [pa.field(name, kind, nullable=False) for name, kind in

@@ -7,8 +7,9 @@ It converts only the columns a later step uses: timestamp, Asset_ID, the four
 prices and Target. Count, Volume and VWAP are not converted, because no
 feature uses them (the source's feature step dropped Volume unused too): their
 long decimals were 0.7 s of the 3.1 s that parsing all ten columns took on
-12.7M rows. To build a feature on one of them, add it to `LOADED_TYPES` and
-decide how to clean it in `_cleaned_blocks`.
+12.7M rows. To build a feature on one of them, add it to `LOADED_COLUMNS`
+(components/crypto/definitions.py) with its type in `TYPES`, and decide how to
+clean it in `_cleaned_blocks`.
 
 Measured on 12.7M rows, 2 cores: Arrow's multi-threaded reader parsed the same
 columns in 2.5 s, polars in 1.9 s, and streaming them to the file took 2.1 s,
@@ -44,6 +45,7 @@ from components.crypto.definitions import (
     ASSET_COLUMNS,
     ASSETS_CSV,
     ASSETS_TABLE,
+    LOADED_COLUMNS,
     TRAIN_CSV,
     TRAIN_TABLE,
     to_timestamp,
@@ -53,8 +55,9 @@ from components.errors import InputError
 from components.storage import atomic_path
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
-LOADED_TYPES = {"timestamp": pl.Int64, "Asset_ID": pl.Int8, "Open": pl.Float64, "High": pl.Float64,
-                "Low": pl.Float64, "Close": pl.Float64, "Target": pl.Float32}
+TYPES = {"timestamp": pl.Int64, "Asset_ID": pl.Int8, "Open": pl.Float64, "High": pl.Float64,
+         "Low": pl.Float64, "Close": pl.Float64, "Target": pl.Float32}
+LOADED_TYPES = {name: TYPES[name] for name in LOADED_COLUMNS}
 SCHEMA = pl.DataFrame(schema=LOADED_TYPES).to_arrow().schema  # what the blocks arrive as
 KEPT, BEFORE_START, BAD_PRICE = 0, 1, 2  # each row's fate
 
@@ -74,8 +77,10 @@ def load(raw_dir: Path, destination: Path, start_date: str = "2020-01-01") -> di
             raise InputError(f"{TRAIN_CSV} has no usable rows from start_date {start_date} on "
                              f"({tally.rows_before_start:,} rows before it, "
                              f"{tally.rows_bad_price:,} without a usable price; "
-                             f"its last row is at {_date(tally.last_timestamp)})")
-        assets.write_ipc(staging / ASSETS_TABLE, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
+                             f"{_last_row(tally.last_timestamp)})")
+        # The oldest Arrow types (strings as large_string, not polars' string_view): any reader opens them.
+        table = assets.to_arrow(compat_level=pl.CompatLevel.oldest())
+        write_table(staging / ASSETS_TABLE, table.schema, table.to_batches())
     counts = tally.counts()
     print(f"loaded {counts['rows']:,} rows from {start_date} on; dirt: "
           + ", ".join(f"{k}={v:,}" for k, v in counts.items() if k != "rows"),
@@ -158,7 +163,9 @@ def _cleaned_blocks(train_csv: Path, start: int, known_ids: set[int], tally: _Ta
     query = (pl.scan_csv(train_csv, schema_overrides=LOADED_TYPES)
              .select(*LOADED_TYPES, fate).with_columns(pl.col("Target").fill_null(math.nan)))
     try:
-        for block in query.collect_batches():  # parsed in polars' threads while this one writes
+        # Parsed in polars' threads while this one writes; in the file's order, which the feature
+        # step relies on to keep each asset's rows in time order without sorting them.
+        for block in query.collect_batches(maintain_order=True):
             for key in ("timestamp", "Asset_ID"):
                 if block[key].null_count():
                     raise InputError(f"{TRAIN_CSV} has rows without {key}")
@@ -176,7 +183,8 @@ def _cleaned_blocks(train_csv: Path, start: int, known_ids: set[int], tally: _Ta
         raise InputError(f"{TRAIN_CSV}: {_first_line(error)}") from error
 
 
-def _date(timestamp: int) -> str:
+def _last_row(timestamp: int) -> str:
     if not timestamp:
-        return "none"
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return "it has no rows"
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return f"its last row is at {moment:%Y-%m-%d %H:%M:%S}"

@@ -14,6 +14,7 @@ the model store and its `labels.json` are the result.
 from kfp import dsl, kubernetes
 from kfp.dsl import Input, Markdown, Model
 
+from components.gate import DEPLOY
 from components.gate_step import add_gate_task
 from components.images import cpu_component
 from components.kube_serving import MODEL_STORE_MOUNT, mount_deployer_credentials
@@ -137,7 +138,7 @@ def add_gated_deploy(metrics, model, gate_metric: str, baseline_metric: str, thr
     gate = add_gate_task(metrics, gate_metric, baseline_metric, threshold, tolerance, require_beat_baseline,
                          model_name, model_base_path, model_store_pvc, serving_namespace)
     # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
-    with dsl.If(gate.outputs["Output"] == "deploy", name="deploy-gate"):
+    with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
         add_deploy_task(model, gate.outputs["verdict"], model_name, model_base_path, model_store_pvc,
                         serving_namespace, **deploy_options)
     return gate

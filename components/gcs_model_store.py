@@ -29,7 +29,6 @@ checksum) counts as done; any other object in the way is an error.
 """
 
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from urllib.parse import urlparse
 
 from components.errors import InputError, TransientError
 from components.model_store import EVALUATION_FILE
+from components.storage import gcs_client
 
 GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")  # copied last: a server loads a version from these
 MAX_CLAIM_ATTEMPTS = 100
@@ -70,16 +70,6 @@ def parse_gcs_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, prefix
 
 
-def gcs_client():
-    """A storage client: anonymous against an emulator (STORAGE_EMULATOR_HOST), else the
-    pod's or the user's Google credentials (Workload Identity, GOOGLE_APPLICATION_CREDENTIALS)."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        return storage.Client.create_anonymous_client()
-    return storage.Client()
-
-
 def versions(bucket, model_prefix: str) -> list[int]:
     """Version numbers present or claimed under `<model_prefix>/`, ascending."""
     found = set()
@@ -109,8 +99,7 @@ def claim_version(bucket, model_prefix: str) -> int:
         except PreconditionFailed:
             number += 1  # another deploy claimed it first
             continue
-        if not any(True for _ in bucket.client.list_blobs(bucket, prefix=f"{model_prefix}/{number}/",
-                                                          max_results=1)):
+        if not _has_objects(bucket, f"{model_prefix}/{number}/"):
             return number
         number += 1  # published without a claim (another tool): never write into it
     raise TransientError(f"gs://{bucket.name}/{model_prefix}: no free version number after "
@@ -149,9 +138,8 @@ def publish_gcs_version(model: Path, model_base_path: str, model_name: str,
     if not model.exists():
         raise InputError(f"model to deploy not found: {model}")
     check_model_name(model_name)
-    bucket_name, base_prefix = parse_gcs_uri(model_base_path)
-    model_prefix = f"{base_prefix}/{model_name}" if base_prefix else model_name
-    bucket = gcs_client().bucket(bucket_name)
+    bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
+    bucket = gcs_client(model_base_path).bucket(bucket_name)
     files = model_files(model)
 
     number = claim_version(bucket, model_prefix)
@@ -183,15 +171,18 @@ def _model_prefix(model_base_path: str, model_name: str) -> tuple[str, str]:
 def gcs_versions(model_base_path: str, model_name: str) -> list[int]:
     """The versions published under `<model_base_path>/<model_name>/`, ascending."""
     bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
-    bucket = gcs_client().bucket(bucket_name)
-    return [number for number in versions(bucket, model_prefix)
-            if any(True for _ in bucket.client.list_blobs(bucket, prefix=f"{model_prefix}/{number}/", max_results=1))]
+    bucket = gcs_client(model_base_path).bucket(bucket_name)
+    return [number for number in versions(bucket, model_prefix) if _has_objects(bucket, f"{model_prefix}/{number}/")]
+
+
+def _has_objects(bucket, prefix: str) -> bool:
+    return any(True for _ in bucket.client.list_blobs(bucket, prefix=prefix, max_results=1))
 
 
 def read_gcs_evaluation(model_base_path: str, model_name: str, version: int) -> dict | None:
     """Version N's `evaluation.json`, or None when it has none."""
     bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
-    blob = gcs_client().bucket(bucket_name).get_blob(f"{model_prefix}/{version}/{EVALUATION_FILE}")
+    blob = gcs_client(model_base_path).bucket(bucket_name).get_blob(f"{model_prefix}/{version}/{EVALUATION_FILE}")
     if blob is None:
         return None
     try:

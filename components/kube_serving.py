@@ -334,12 +334,7 @@ def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
     moved = finish_label_change(api, change, timeout_s)
     isvc_path = resource_path({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                                "metadata": {"name": object_name(model_name), "namespace": namespace}})
-    try:
-        isvc = request(api, "GET", isvc_path)
-    except ServingError as error:  # no KServe in this cluster: TF-Serving alone serves
-        if "KServe is not installed" not in str(error):
-            raise
-        isvc = None
+    isvc = request(api, "GET", isvc_path)  # None without one, or without KServe in the cluster
     lines = [f"serving labels of {model_name} in {namespace}: {labels.describe()} (configmap {change.first})"]
     lines += [moved] if moved else []
     if isvc is not None:

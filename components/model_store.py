@@ -98,7 +98,7 @@ def publish_version(model: Path, model_base_path: Path | str, model_name: str,
     Returns the new version folder (a `gs://` base path publishes to object
     storage: `components.gcs_model_store`, which returns the version's URI).
     """
-    if str(model_base_path).startswith("gs://"):
+    if is_gcs(model_base_path):
         from components.gcs_model_store import publish_gcs_version
 
         return publish_gcs_version(model, str(model_base_path), model_name, evaluation)

@@ -138,7 +138,7 @@ def fetch(uri: str, destination: Path, budget_s: float | None = None) -> Path:
                          "(use a path, file://, gs:// or https://)")
     deadline = Deadline(retry_budget_s() if budget_s is None else budget_s)
     if parsed.scheme == "gs":
-        client = _gcs_client(uri)
+        client = gcs_client(uri)
         with_retries(lambda: _download_gcs(client, uri, destination, deadline), uri, deadline)
     else:
         with_retries(lambda: _download_http(uri, destination, deadline), display_uri(uri), deadline)
@@ -174,8 +174,10 @@ def _download_http(url: str, destination: Path, deadline: Deadline) -> None:
         raise TransientError(f"{type(error).__name__}: {error}") from error
 
 
-def _gcs_client(uri: str):
-    """A storage client, or an `InputError` naming `uri` and how to give credentials."""
+def gcs_client(uri: str):
+    """A storage client for `uri`: anonymous against an emulator (STORAGE_EMULATOR_HOST), else the
+    pod's or the user's Google credentials; without any, an `InputError` naming `uri` and how to
+    give them."""
     from google.auth import exceptions as auth_errors
     from google.cloud import storage
 

@@ -165,7 +165,7 @@ def test_bad_uris_name_the_parameter(saved_model, uri, message):
 
 
 def test_missing_model_and_bad_name_fail_before_any_request(tmp_path, monkeypatch):
-    monkeypatch.setattr(gcs_model_store, "gcs_client", lambda: pytest.fail("no request expected"))
+    monkeypatch.setattr(gcs_model_store, "gcs_client", lambda *_: pytest.fail("no request expected"))
     with pytest.raises(InputError, match="model to deploy not found"):
         publish_gcs_version(tmp_path / "nope", "gs://models/m", "sp500")
     (tmp_path / "m").mkdir()

@@ -59,17 +59,23 @@ class WorkerJob:
     threads: int = 0  # TensorFlow threads per worker (0: TensorFlow's default, all cores)
 
     def save(self, path: str) -> None:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "w") as file:
+        with _text_file(path, "w") as file:
             file.write(json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: str) -> "WorkerJob":
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path) as file:
+        with _text_file(path) as file:
             return cls(**json.loads(file.read()))
+
+
+def _text_file(path: str, mode: str = "r"):
+    """A local file, or a URI through TensorFlow's file system (gs://): the launcher that writes
+    the job file locally never imports TensorFlow, its workers do."""
+    if "://" not in path:
+        return open(path, mode, encoding="utf-8")
+    import tensorflow as tf
+
+    return tf.io.gfile.GFile(path, mode)
 
 
 def cluster_spec() -> tuple[int, int]:
@@ -226,7 +232,7 @@ def run_job(job: WorkerJob, progress: Callable[[str], None] = print) -> dict | N
         plain = build_cnn(config)
         plain.set_weights(model.get_weights())
         export_serving_model(plain, job.export_dir, job.version_tag)
-        with tf.io.gfile.GFile(job.history_path, "w") as file:
+        with _text_file(job.history_path, "w") as file:
             file.write(json.dumps(history))
     if workers > 1:
         # The others wait here for the chief's export: a worker that left early

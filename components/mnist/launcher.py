@@ -122,7 +122,8 @@ def run_local_workers(job: WorkerJob, job_file: Path, workers: int, emit: Callab
                                                                 tails[-1], emit), daemon=True))
             relays[-1].start()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while [p.poll() for p in processes].count(None):  # poll() every process: it sets returncode
+        while True:
+            running = [p.poll() for p in processes].count(None)  # poll() every process: it sets returncode
             failed = [(i, p.returncode) for i, p in enumerate(processes) if p.returncode not in (None, 0)]
             if failed:
                 index, code = failed[0]
@@ -130,14 +131,11 @@ def run_local_workers(job: WorkerJob, job_file: Path, workers: int, emit: Callab
                 relays[index].join(timeout=STOP_GRACE_S)
                 raise WorkerFailed(f"worker {index} of {workers} exited with code {code}: "
                                    f"{_last_line(tails[index])}")
+            if not running:
+                break
             if deadline is not None and time.monotonic() > deadline:
                 raise WorkerFailed(f"the {workers} workers did not finish in {timeout_s:.0f}s")
             time.sleep(POLL_S)
-        for index, process in enumerate(processes):
-            if process.returncode != 0:
-                relays[index].join(timeout=STOP_GRACE_S)
-                raise WorkerFailed(f"worker {index} of {workers} exited with code {process.returncode}: "
-                                   f"{_last_line(tails[index])}")
     finally:
         _stop(processes)
         for relay in relays:

@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m pipelines ...` as a user runs it, in `cwd` (where runs/ and model_store/ go)."""
+def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:
+    """`python -m pipelines ...` as a user runs it, in `cwd` (where runs/ and model_store/ go),
+    with `env` changes to the environment (None: unset)."""
+    environment = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=environment)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def stalled_port():
+    """A loopback port that accepts connections and never answers (the kernel completes the handshake)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
 
 
 @pytest.fixture
@@ -49,3 +68,26 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess, workdir: Path, pi
         assert "Traceback" in next(workdir.glob(f"runs/{pipeline}/*/run.log")).read_text()
         step_dirs = list(workdir.glob(f"runs/{pipeline}/*/artifacts/*/{failed_step}"))
         assert [child for step_dir in step_dirs for child in step_dir.rglob("*") if child.is_file()] == []
+
+
+@pytest.fixture
+def cluster_pod(tmp_path, monkeypatch):
+    """This process as a pod: API address in the environment, service-account and deployer folders."""
+    from cluster_standins import self_signed_tls
+
+    from components import kube_api
+
+    tls, ca = self_signed_tls(tmp_path)
+    folders = {}
+    for name, token in (("serviceaccount", "pod-token"), ("deployer", "deployer-token")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "token").write_text(token)
+        (folder / "ca.crt").write_bytes(ca.read_bytes())
+        (folder / "namespace").write_text("kubeflow\n")
+        folders[name] = folder
+    monkeypatch.setattr(kube_api, "SERVICE_ACCOUNT_DIR", folders["serviceaccount"])
+    monkeypatch.setattr(kube_api, "DEPLOYER_CREDENTIALS_DIR", folders["deployer"])
+    monkeypatch.setattr(kube_api, "POLL_INTERVAL_S", 0.01)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    return tls, folders, monkeypatch

@@ -6,13 +6,12 @@ against the kfp-server-api models. The code under test is the real
 `kfp.Client` path, configured only through the environment as a user does.
 """
 
-import socket
 import threading
 import time
 
 import pytest
 from cluster_standins import KfpStandIn
-from conftest import REPO
+from conftest import REPO, free_port
 from kfp import compiler, dsl
 
 from components.errors import InputError
@@ -74,9 +73,7 @@ def posts(standin) -> list[str]:
 # --------------------------------------------------------------------------- connect
 
 def test_wrong_host_is_one_line_that_says_unreachable(env):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env.setenv("KFP_HOST", f"http://127.0.0.1:{port}")
     with pytest.raises(InputError, match=rf"KFP_HOST http://127.0.0.1:{port} is unreachable"):
         connection.connect()

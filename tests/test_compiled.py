@@ -10,6 +10,7 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from manifests import validate
 
 from components.images import VERSION, cpu_image, gpu_image
 from pipelines import registry
@@ -185,9 +186,7 @@ def backend_workspace_claim(platform: dict, default_spec: dict | None = None) ->
 
 def check_claim(claim: dict) -> None:
     """What the API server checks beyond the schema: a claim needs an access mode."""
-    import kubernetes_validate
-
-    kubernetes_validate.validate(claim, kubernetes_validate.latest_version(), strict=True)
+    validate(claim)
     modes = claim["spec"].get("accessModes") or []
     if not modes or not set(modes) <= ACCESS_MODES:
         raise ValueError(f"spec.accessModes: Required value (got {modes})")

@@ -1,26 +1,15 @@
 """What a user sees when something fails, across modules: one `error:` line that names
 what the user gave, the documented exit code, no traceback, no retry of what cannot succeed."""
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, assert_failed_cleanly
+from conftest import REPO, assert_failed_cleanly, free_port, run_cli
 
 from components.crypto import data as crypto_data
 from components.errors import InputError
 from components.mnist import data as mnist_data
-
-
-def run_cli(*args: str, cwd, **env: str | None) -> subprocess.CompletedProcess:
-    """`python -m pipelines ...` in `cwd` with `env` changes (None: unset)."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={k: v for k, v in environment.items() if v is not None})
 
 
 def test_compile_into_a_file_is_one_line_and_exit_2(tmp_path):
@@ -49,15 +38,6 @@ def test_a_corrupt_zip_is_named_by_the_path_the_user_gave(tmp_path):
     assert str(error.value).startswith(f"{given} is not a valid zip file")
 
 
-@pytest.fixture
-def stalled_port():
-    """A server that accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
-
-
 @pytest.mark.e2e
 def test_a_stalled_source_fails_the_step_once_within_the_budget(tmp_path, stalled_port):
     started = time.monotonic()
@@ -82,9 +62,7 @@ def test_gs_without_credentials_is_one_line_naming_the_uri(tmp_path):
 
 
 def test_predict_against_no_server_is_one_line_without_tensorflow_start_up_noise(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     # Options right after the verb reach predict's own parser (they once stopped at kfp-ml's).
     result = run_cli("predict", "--model", "sp500", "--rest", "--host", "127.0.0.1", "--port", str(closed_port),
                      cwd=tmp_path, TF_CPP_MIN_LOG_LEVEL=None)

@@ -7,11 +7,11 @@ exists. Every write is recorded, so the tests can check the order a polling
 server would see the objects appear in.
 """
 
-import socket
 from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from components import gcs_model_store, model_store
 from components.errors import InputError
@@ -19,12 +19,6 @@ from components.gcs_model_store import publish_gcs_version
 from components.model_store import publish_version
 
 BUCKET = "models"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def with_create_only_precondition(handler, writes: list[str]):

@@ -10,49 +10,19 @@ unchanged: in-cluster configuration from a service-account folder, TLS with
 that folder's CA, the deployer's token.
 """
 
-from pathlib import Path
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from cluster_standins import KubeStandIn, self_signed_tls
-from referencing import Registry, Resource
+from cluster_standins import KubeStandIn
+from manifests import DEPLOY_FILES, REPO, role_rules, shipped, validate, validate_part
 
 from components import kube_api, kube_labels, kube_serving
 from components.errors import InputError
 from components.images import VERSION
 from components.model_store import ServingLabels
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY_FILES = sorted((REPO / "deploy").glob("*.yaml"))
 PROFILE_EXAMPLE = "kubeflow-user-example-com"  # deploy/profile-namespace.yaml's, the Kubeflow manifests' example
-K8S = kubernetes_validate.latest_version()
-
-
-def validate(manifest: dict) -> None:
-    """Strict schema validation: unknown or misspelled fields fail too."""
-    kubernetes_validate.validate(manifest, K8S, strict=True)
-
-
-def validate_part(value: dict, schema: str) -> None:
-    """Validate part of an object (e.g. a custom resource's metadata) against one bundled schema."""
-    from kubernetes_validate import utils
-
-    folder = f"kubernetes-json-schema/v{K8S}-local-strict"
-    contents = utils.schema_contents(f"{folder}/{schema}.json", K8S)
-    registry = Resource.from_contents(utils.schema_contents(f"{folder}/_definitions.json", K8S)) @ (
-        Resource.from_contents(contents) @ Registry())
-    jsonschema.validators.Draft202012Validator(contents, registry=registry).validate(value)
-
-
-def shipped() -> list[dict]:
-    return [doc for path in DEPLOY_FILES for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def role_rules(name: str = "kfp-ml-deployer") -> list[dict]:
-    (role,) = [doc for doc in shipped() if doc["kind"] == "Role" and doc["metadata"]["name"] == name]
-    return role["rules"]
 
 
 # --------------------------------------------------------------------------- manifests
@@ -258,25 +228,6 @@ def test_deploy_task_gets_the_deployer_token_as_an_optional_volume(tmp_path):
 
 
 # --------------------------------------------------------------------------- the API
-
-@pytest.fixture
-def cluster_pod(tmp_path, monkeypatch):
-    """This process as a pod: API address in the environment, service-account and deployer folders."""
-    tls, ca = self_signed_tls(tmp_path)
-    folders = {}
-    for name, token in (("serviceaccount", "pod-token"), ("deployer", "deployer-token")):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "token").write_text(token)
-        (folder / "ca.crt").write_bytes(ca.read_bytes())
-        (folder / "namespace").write_text("kubeflow\n")
-        folders[name] = folder
-    monkeypatch.setattr(kube_api, "SERVICE_ACCOUNT_DIR", folders["serviceaccount"])
-    monkeypatch.setattr(kube_api, "DEPLOYER_CREDENTIALS_DIR", folders["deployer"])
-    monkeypatch.setattr(kube_api, "POLL_INTERVAL_S", 0.01)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    return tls, folders, monkeypatch
-
 
 def api_server(cluster_pod, **options) -> KubeStandIn:
     tls, _, monkeypatch = cluster_pod

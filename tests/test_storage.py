@@ -4,21 +4,15 @@ server and gcp-storage-emulator for gs://."""
 import functools
 import http.server
 import os
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from components import storage
 from components.errors import InputError, TransientError
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -167,17 +161,8 @@ def test_retries_stop_when_the_budget_is_spent(scripted_server, tmp_path, monkey
     assert scripted_server.requests == 2
 
 
-@pytest.fixture
-def stalled_server():
-    """Accepts connections and never answers (the kernel completes the handshake)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
-
-
 @pytest.mark.parametrize("how", ["parameter", "environment"])
-def test_a_stalled_server_fails_within_the_budget(stalled_server, tmp_path, monkeypatch, how):
+def test_a_stalled_port_fails_within_the_budget(stalled_port, tmp_path, monkeypatch, how):
     monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.1)
     budget = None
     if how == "parameter":
@@ -186,7 +171,7 @@ def test_a_stalled_server_fails_within_the_budget(stalled_server, tmp_path, monk
         monkeypatch.setenv("FETCH_RETRY_BUDGET_S", "1")
     started = time.monotonic()
     with pytest.raises(TransientError, match=r"127.0.0.1:\d+/x.csv unreachable after \d attempts? in .*budget 1s"):
-        storage.fetch(f"http://127.0.0.1:{stalled_server}/x.csv", tmp_path / "x.csv", budget_s=budget)
+        storage.fetch(f"http://127.0.0.1:{stalled_port}/x.csv", tmp_path / "x.csv", budget_s=budget)
     assert time.monotonic() - started < 2.0
     assert list(tmp_path.iterdir()) == []
 

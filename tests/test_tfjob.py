@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cluster_standins import TFJobStandIn
-from test_kube_serving import cluster_pod, shipped, validate_part  # noqa: F401  (cluster_pod: a fixture)
+from manifests import role_rules, shipped, validate_part
 
 from components import kube_serving, tfjob
 from components.errors import InputError
@@ -24,14 +24,9 @@ def local(uri: str) -> Path:
 COMMAND = ["python3", "-m", "components.mnist.distributed", "gs://bucket/stage/job.json"]
 
 
-def trainer_rules() -> list[dict]:
-    (role,) = [doc for doc in shipped() if doc["kind"] == "Role" and doc["metadata"]["name"] == "kfp-ml-trainer"]
-    return role["rules"]
-
-
-def api_server(cluster_pod, **options) -> TFJobStandIn:  # noqa: F811
+def api_server(cluster_pod, **options) -> TFJobStandIn:
     tls, _, monkeypatch = cluster_pod
-    options.setdefault("role_rules", trainer_rules())
+    options.setdefault("role_rules", role_rules("kfp-ml-trainer"))
     server = TFJobStandIn(tls, "deployer-token", **options)
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
     return server
@@ -81,7 +76,7 @@ def test_gpu_workers_request_their_accelerators_on_gpu_nodes():
 
 # --------------------------------------------------------------------------- its life on the API
 
-def test_job_is_created_followed_to_success_its_chief_log_shown_and_deleted(cluster_pod):  # noqa: F811
+def test_job_is_created_followed_to_success_its_chief_log_shown_and_deleted(cluster_pod):
     lines = []
     with api_server(cluster_pod) as server:
         tfjob.run_tfjob(kube_serving.kube_api_client(), manifest(), 60, lines.append)
@@ -96,7 +91,7 @@ def test_job_is_created_followed_to_success_its_chief_log_shown_and_deleted(clus
     assert lines[-1] == "TFJob mnist-train-1 deleted"
 
 
-def test_a_failed_job_fails_with_the_operators_reason_shows_every_worker_and_is_deleted(cluster_pod):  # noqa: F811
+def test_a_failed_job_fails_with_the_operators_reason_shows_every_worker_and_is_deleted(cluster_pod):
     lines = []
     with api_server(cluster_pod, outcome="Failed") as server:
         with pytest.raises(tfjob.TFJobError) as failure:
@@ -107,7 +102,7 @@ def test_a_failed_job_fails_with_the_operators_reason_shows_every_worker_and_is_
     assert server.deleted == ["mnist-train-1"]
 
 
-def test_a_job_that_runs_too_long_is_deleted(cluster_pod):  # noqa: F811
+def test_a_job_that_runs_too_long_is_deleted(cluster_pod):
     with api_server(cluster_pod, outcome="Never") as server:
         with pytest.raises(tfjob.TFJobError, match=r"did not finish in 0s \(last state Running\): see kubectl -n "
                                                    r"kubeflow describe tfjob mnist-train-1"):
@@ -115,7 +110,7 @@ def test_a_job_that_runs_too_long_is_deleted(cluster_pod):  # noqa: F811
     assert server.deleted == ["mnist-train-1"]
 
 
-def test_without_the_tfjob_resource_the_step_says_what_to_install(cluster_pod):  # noqa: F811
+def test_without_the_tfjob_resource_the_step_says_what_to_install(cluster_pod):
     with api_server(cluster_pod, crd=False) as server:
         with pytest.raises(tfjob.TFJobError) as failure:
             tfjob.run_tfjob(kube_serving.kube_api_client(), manifest(), 60, lambda line: None)
@@ -125,7 +120,7 @@ def test_without_the_tfjob_resource_the_step_says_what_to_install(cluster_pod): 
     assert server.requests == [("POST", "/apis/kubeflow.org/v1/namespaces/kubeflow/tfjobs")]
 
 
-def test_missing_permission_points_at_the_rbac(cluster_pod):  # noqa: F811
+def test_missing_permission_points_at_the_rbac(cluster_pod):
     with api_server(cluster_pod, role_rules=[]) as server:
         with pytest.raises(tfjob.TFJobError, match=r"cannot create TFJob mnist-train-1 in kubeflow: HTTP 403 .*"
                                                    r"kubectl apply -f deploy/"):
@@ -133,7 +128,7 @@ def test_missing_permission_points_at_the_rbac(cluster_pod):  # noqa: F811
     assert server.tfjobs == {}
 
 
-def test_trainer_role_grants_exactly_what_the_tfjob_path_uses(cluster_pod):  # noqa: F811
+def test_trainer_role_grants_exactly_what_the_tfjob_path_uses(cluster_pod):
     with api_server(cluster_pod) as server:
         tfjob.run_tfjob(kube_serving.kube_api_client(), manifest(), 60, lambda line: None)
     assert server.used == server.allowed
@@ -143,7 +138,7 @@ def test_trainer_role_grants_exactly_what_the_tfjob_path_uses(cluster_pod):  # n
 
 # --------------------------------------------------------------------------- mnist on a TFJob
 
-def test_mnist_trains_through_shared_storage_and_cleans_up(cluster_pod, tmp_path):  # noqa: F811
+def test_mnist_trains_through_shared_storage_and_cleans_up(cluster_pod, tmp_path):
     """The chief's part is played by the stand-in: it reads the staged job and writes what
     the chief writes. The step copies the model and logs out and removes the staging folder."""
     storage = tmp_path / "bucket"
@@ -176,7 +171,7 @@ def test_mnist_trains_through_shared_storage_and_cleans_up(cluster_pod, tmp_path
     assert server.deleted and server.tfjobs == {}
 
 
-def test_staging_is_removed_when_the_job_fails(cluster_pod, tmp_path):  # noqa: F811
+def test_staging_is_removed_when_the_job_fails(cluster_pod, tmp_path):
     (tmp_path / "splits.npz").write_bytes(b"splits")
     with api_server(cluster_pod, outcome="Failed"):
         with pytest.raises(tfjob.TFJobError, match="failed"):

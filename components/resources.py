@@ -69,7 +69,7 @@ STEP_RESOURCES: dict[str, dict[str, StepResources]] = {
     # Sized for the real data: 24M rows in train.csv (3.65 GB), 12.7M from 2020 on; peaks on
     # 12.2M generated rows (bench/bench_crypto.py) first, then on the default generated month.
     "crypto": {
-        # 1.9 GB generating 12.7M rows, 219 MiB on a month; a download streams
+        # 1.9 GB generating 12.7M rows, 218 MiB on a month; a download streams
         "download-data": StepResources("1", "2", "4Gi", "8Gi"),
         # 0.43 GB: the CSV streams through, a few blocks at a time, whatever its size (210 MiB on a month)
         "load-data": StepResources("2", "2", "1Gi", "2Gi"),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from components.errors import PipelineError
 from components.storage import atomic_path, retry_budget_s
 from pipelines import parameters, registry
 
@@ -54,7 +55,7 @@ OUTPUTS_START = re.compile(r"Task '[^']+' outputs:")
 OUTPUT_ARTIFACT = re.compile(r"^\s{4}(\w+): (\w+)\( name=")
 OUTPUT_METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
 # Messages of this project's own errors are written for the user: shown without the class name.
-PROJECT_ERRORS = {"PipelineError", "InputError", "TransientError", "ServingError"}
+PROJECT_ERRORS = {PipelineError.__name__} | {kind.__name__ for kind in PipelineError.__subclasses__()}
 # kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run.
 LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner",
                          r"You may be attemping to run a task")

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from components.errors import InputError
+from components.model_store import check_model_name
 from components.serving_config import MONITORING_PATH
 from pipelines.serving.grpc_api import start_grpc
 from pipelines.serving.loaded_models import ModelRegistry
@@ -48,8 +49,11 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
 
     Port 0 picks a free port; the ports bound are in the result.
     """
-    if model_name is not None and (not model_name or "/" in model_name or model_name.startswith(".")):
-        raise InputError(f"--model-name '{model_name}' is not a model folder name")
+    if model_name is not None:
+        try:
+            check_model_name(model_name)  # the store's own rule for a model folder's name
+        except InputError:
+            raise InputError(f"--model-name '{model_name}' is not a model folder name") from None
     if poll_seconds <= 0:
         raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
     registry = ModelRegistry(Path(model_base_path), model_name)

@@ -75,10 +75,7 @@ def deploy_model(
                              f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
         if model_format == "lightgbm" or use_kserve:
             kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
-        current = (kube_serving.labels_in_cluster(model_name, serving_namespace)
-                   or model_store.labels_at(model_base_path, model_name))
-    else:
-        current = model_store.labels_at(model_base_path, model_name)
+    current = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
     gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
     version_dir = model_store.publish_version(Path(model.path), model_base_path, model_name,
                                               evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})

@@ -55,8 +55,7 @@ def gate_model(
 
     scores = {k: v for k, v in metrics.metadata.items() if isinstance(v, (int, float))}
     test_set = str(metrics.metadata.get("test_set", ""))
-    labels = ((kube_serving.labels_in_cluster(model_name, serving_namespace) if kube_serving.in_cluster()
-               else None) or model_store.labels_at(model_base_path, model_name))
+    labels = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
     champion = None
     if labels.stable is not None:
         record = model_store.evaluation_at(model_base_path, model_name, labels.stable) or {}

@@ -34,7 +34,7 @@ read TF-Serving's model status through the Service proxy.
 import os
 import time
 
-from components import kube_api
+from components import kube_api, model_store
 from components.errors import InputError, ServingError
 from components.images import VERSION
 from components.kube_api import (
@@ -321,6 +321,13 @@ def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
 def labels_in_cluster(model_name: str, namespace: str | None) -> ServingLabels | None:
     """Inside a pod (the gate and deploy steps): the serving labels, or None."""
     return read_labels(kube_api_client(), model_name, namespace or pod_namespace())
+
+
+def current_labels(model_name: str, namespace: str | None, model_base_path: str) -> ServingLabels:
+    """The labels serving now: the cluster's when the step runs in a pod and the cluster has them,
+    else the model store's labels.json (a local run, or a model never served on this cluster)."""
+    return ((labels_in_cluster(model_name, namespace) if in_cluster() else None)
+            or model_store.labels_at(model_base_path, model_name))
 
 
 def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,

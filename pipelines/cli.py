@@ -56,7 +56,12 @@ def _run(args: argparse.Namespace) -> int:
                             "a local run trains on this machine")
     from pipelines.local_run import run_local, summary
 
-    result = run_local(args.pipeline, params, verbose=args.verbose)
+    containers = None
+    if args.runner == "docker":
+        from pipelines.container_runner import ContainerSettings
+
+        containers = ContainerSettings(mode=args.container_user)
+    result = run_local(args.pipeline, params, verbose=args.verbose, containers=containers)
     print("\n" + summary(result, registry.get(args.pipeline), with_error=False), flush=True)
     if not result.succeeded:
         print(f"error: {result.error}", file=sys.stderr)
@@ -128,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("params", nargs="*", help="pipeline parameters as name=value")
     run_cmd.add_argument("--verbose", action="store_true", help="show kfp's full executor log")
     run_cmd.add_argument("--gpu", action="store_true", help="on KFP_HOST: run the -gpu variant")
+    run_cmd.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                         help="local run: each step in a subprocess of this environment (default), "
+                              "or in a container of its image")
+    run_cmd.add_argument("--container-user", choices=("root", "nonroot"), default="root",
+                         help="with --runner docker: uid 0 with no capabilities (default), or uid 1000 "
+                              "with an fsGroup (docs: containers)")
     add_compiled_dir_option(run_cmd)
     run_cmd.set_defaults(handler=_run)
     add_cluster_commands(commands)

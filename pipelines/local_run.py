@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from components import images
 from components.errors import PipelineError
 from components.storage import atomic_path, retry_budget_s
-from pipelines import parameters, registry
+from pipelines import container_runner, parameters, registry
+from pipelines.container_runner import ContainerSettings
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
@@ -102,6 +104,7 @@ class _LogCapture(io.TextIOBase):
         self.pending = ""
         self.in_traceback = False  # a failed step's traceback: run.log only
         self.in_outputs = False  # kfp's dump of a task's outputs: one short line per output
+        self.seconds = 0.0  # the whole run's wall time
 
     def write(self, text: str) -> int:
         self.pending += text
@@ -194,8 +197,10 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
-              verbose: bool = False) -> LocalRunResult:
-    """Run the pipeline through kfp.local's SubprocessRunner in this environment."""
+              verbose: bool = False, containers: ContainerSettings | None = None) -> LocalRunResult:
+    """Run the pipeline through kfp.local: each step in a subprocess of this
+    environment, or, with `containers`, each step in a container of its image
+    (pipelines/container_runner.py)."""
     from kfp import local
 
     entry = registry.get(pipeline_name)
@@ -207,37 +212,68 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
 
+    if containers is not None:
+        containers.check()
+        container_runner.check_image(images.cpu_image())
     run_dir = (run_dir or default_run_dir(pipeline_name)).resolve()
     workspace = run_dir / "workspace"
     workspace.mkdir(parents=True)
     pipeline_root = run_dir / "artifacts"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               workspace_root=str(workspace), raise_on_error=False)
-    started = time.monotonic()
-    # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
-    quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
-    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow, \
-            warnings.catch_warnings():
-        # Steps run in this environment, not in the image; cluster-only settings are
-        # ignored by design here.
-        for message in LOCAL_RUNNER_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
-        capture = _LogCapture(sys.stdout, log_file, verbose)
-        with contextlib.redirect_stdout(capture):
-            pipeline_func(**params)
-        capture.flush()
+    pipeline_root.mkdir()
+    with _step_runner(containers, run_dir, [pipeline_root, workspace], params) as runner:
+        local.init(runner=runner, pipeline_root=str(pipeline_root), workspace_root=str(workspace),
+                   raise_on_error=False)
+        capture = _run_pipeline(pipeline_func, params, run_dir, verbose)
     tasks = capture.tasks
     _read_task_outputs(pipeline_root, tasks)
     failed = [t.name for t in tasks.values() if t.status == "FAILURE"]
     error = None
     if failed:
         error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
-    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, time.monotonic() - started,
+    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, capture.seconds,
                             reports=link_reports(pipeline_root, run_dir / "reports"))
     text = summary(result, entry)
     (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
     write_index(result, text)
     return result
+
+
+def _step_runner(containers: ContainerSettings | None, run_dir: Path, folders: list[Path],
+                 params: dict[str, Any]) -> contextlib.AbstractContextManager:
+    """kfp's runner for the steps: a subprocess each, or a container each (with the
+    local model store and local data sources mounted, and its containers recorded
+    in the run folder)."""
+    from kfp import local
+
+    model_base_path = params.get("model_base_path")
+    if containers is None:
+        return contextlib.nullcontext(local.SubprocessRunner(use_venv=False))
+    if model_base_path and "://" not in model_base_path:
+        store = Path(model_base_path)
+        store.mkdir(parents=True, exist_ok=True)
+        containers.mounts.append(store)
+        folders = [*folders, store]
+    containers.read_only_mounts = container_runner.local_sources(params)
+    containers.record = run_dir / container_runner.RECORD_FILE
+    return container_runner.container_steps(containers, folders)
+
+
+def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose: bool) -> "_LogCapture":
+    """Call the pipeline under kfp.local with its output captured into run.log and the terminal."""
+    started = time.monotonic()
+    # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
+    quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
+    with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow, \
+            warnings.catch_warnings():
+        # Cluster-only settings are ignored by design in a local run.
+        for message in LOCAL_RUNNER_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        capture = _LogCapture(sys.stdout, log_file, verbose)
+        with contextlib.redirect_stdout(capture):
+            pipeline_func(**params)
+        capture.flush()
+    capture.seconds = time.monotonic() - started
+    return capture
 
 
 def link_reports(pipeline_root: Path, reports_dir: Path) -> list[Path]:

@@ -1,0 +1,45 @@
+"""Print the image's pip requirements: pyproject.toml's pinned dependencies, with
+TensorFlow swapped for the build the image needs, and its build requirements
+(the package itself is then installed offline, without build isolation).
+
+The `tensorflow` wheel carries CUDA kernels the CPU image never uses (1.9 GB of
+its 3.4 GB); `tensorflow-cpu` is the same release without them, and the GPU
+image asks for `tensorflow[and-cuda]`. `tensorflow-serving-api` declares a
+dependency on `tensorflow` by that name, which would pull the full wheel back
+in, so it is left out here and installed with `--no-deps` (its other needs,
+grpcio and protobuf, come with TensorFlow).
+
+    python3 images/requirements.py tensorflow-cpu > requirements.txt
+"""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+INSTALLED_WITHOUT_DEPS = "tensorflow-serving-api"
+
+
+def requirements(tensorflow: str, pyproject: Path) -> list[str]:
+    project = tomllib.loads(pyproject.read_text())
+    pins = project["project"]["dependencies"]
+    lines = list(project["build-system"]["requires"])
+    for pin in pins:
+        name = re.match(r"[A-Za-z0-9_.\-]+", pin)[0].lower()
+        if name == INSTALLED_WITHOUT_DEPS:
+            continue
+        lines.append(tensorflow + pin[len(name):] if name == "tensorflow" else pin)
+    return lines
+
+
+def without_deps(pyproject: Path) -> str:
+    pins = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return next(pin for pin in pins if pin.lower().startswith(INSTALLED_WITHOUT_DEPS + "=="))
+
+
+if __name__ == "__main__":
+    project = Path(sys.argv[2] if len(sys.argv) > 2 else "pyproject.toml")
+    if sys.argv[1] == "--without-deps":
+        print(without_deps(project))
+    else:
+        print("\n".join(requirements(sys.argv[1], project)))

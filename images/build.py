@@ -33,7 +33,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requirements  # images/requirements.py, beside this file
+
 REPO = Path(__file__).resolve().parents[1]
+REQUIREMENTS = REPO / "images" / ".requirements"  # written here, copied by the Dockerfile (git-ignored)
 DEFAULT_BASE = "python:3.11.14-slim-bookworm"
 BASE_FALLBACK = "kfp-ml-pipelines-base:bookworm-python3.11"
 PULL_TIMEOUT_S = 120
@@ -166,12 +169,15 @@ def build(tag: str, gpu: bool, base: str) -> None:
     engine = check_engine(docker)
     base = ensure_base(docker, base)
     pip_conf, ca = host_pip_settings()
+    variant = "gpu" if gpu else "cpu"
+    requirements.write("tensorflow[and-cuda]" if gpu else "tensorflow-cpu", REQUIREMENTS / variant,
+                       REPO / "pyproject.toml")
     with tempfile.TemporaryDirectory() as scratch:
         conf_file = Path(scratch) / "pip.conf"
         conf_file.write_text(pip_conf)
         command = [*docker.build, "--network", "host", "-f", str(REPO / "images" / "Dockerfile"),
                    "--build-arg", f"PYTHON_IMAGE={base}",
-                   "--build-arg", f"TENSORFLOW={'tensorflow[and-cuda]' if gpu else 'tensorflow-cpu'}",
+                   "--build-arg", f"REQUIREMENTS={REQUIREMENTS.relative_to(REPO) / variant}",
                    "--secret", f"id=pipconf,src={conf_file}", "-t", tag]
         if ca:
             command += ["--secret", f"id=pipca,src={ca}"]

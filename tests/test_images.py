@@ -83,14 +83,14 @@ def test_the_package_is_installed_from_the_repository(dockerfile):
     installs = [arg for kind, arg in build if kind == "RUN" and "pip install" in arg]
     assert any(re.search(r"pip install (\S+ )*\.( |$)", arg) for arg in installs)
     assert "-e " not in " ".join(installs), "a regular install: the sources are not in the final image"
-    assert "images/requirements.py" in " ".join(installs), "the dependencies are pyproject's pins"
+    assert "-r /tmp/requirements/requirements.txt" in " ".join(installs), "the dependencies are pyproject's pins"
     # pip installs pyproject's pinned dependencies; make sure they are pins.
     assert all("==" in requirement for requirement in PYPROJECT["project"]["dependencies"])
 
 
 def test_pip_settings_reach_the_build_as_secrets_only():
     build = stages(DOCKERFILES[0])[1]
-    dependency_install = next(arg for kind, arg in build if kind == "RUN" and "requirements.py" in arg)
+    dependency_install = next(arg for kind, arg in build if kind == "RUN" and "requirements.txt" in arg)
     assert "--mount=type=secret,id=pipconf" in dependency_install
     assert "--mount=type=secret,id=pipca" in dependency_install
     text = DOCKERFILES[0].read_text()
@@ -121,11 +121,25 @@ def test_cpu_image_takes_tensorflow_without_cuda_and_gpu_image_with_it():
     assert requirements.without_deps(REPO / "pyproject.toml").startswith("tensorflow-serving-api==")
 
 
+def test_the_dependency_layer_copies_the_pins_alone(tmp_path):
+    """A change to pyproject.toml that is not a pin (a test setting, the version) keeps the dependency layer."""
+    requirements = load_requirements()
+    requirements.write("tensorflow-cpu", tmp_path, REPO / "pyproject.toml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-deps.txt", "requirements.txt"]
+    build = stages(DOCKERFILES[0])[1]
+    kinds = [(kind, arg) for kind, arg in build if kind in ("COPY", "RUN")]
+    dependency_install = next(i for i, (kind, arg) in enumerate(kinds) if "requirements.txt" in arg)
+    copied_before = [arg for kind, arg in kinds[:dependency_install] if kind == "COPY"]
+    assert copied_before == ["${REQUIREMENTS}/ /tmp/requirements/"]
+    args = dict(arg.split("=", 1) for kind, arg in stages(DOCKERFILES[0])[0] if kind == "ARG")
+    assert args["REQUIREMENTS"] == "images/.requirements/cpu"
+
+
 def test_build_context_is_the_package_only():
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", "allow-list: everything is excluded unless named"
-    assert {"!pyproject.toml", "!README.md", "!components/", "!pipelines/"} <= set(patterns)
+    assert {"!pyproject.toml", "!README.md", "!components/", "!pipelines/", "!images/.requirements/"} <= set(patterns)
 
 
 def compiled_packages() -> list[Path]:

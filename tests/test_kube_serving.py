@@ -193,12 +193,13 @@ def test_make_model_store_renders_the_settings_into_valid_manifests():
         claim["metadata"]["name"]
 
 
-def test_the_ownership_job_hands_the_volume_to_the_images_user():
+def test_the_ownership_job_makes_the_volume_writable_for_both_step_users():
     (job,) = [doc for doc in shipped() if doc["kind"] == "Job"]
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     script = " ".join(container["command"])
-    assert "chown 1000:1000 /models" in script  # images/Dockerfile: USER 1000:1000
+    # STEP_USER=nonroot writes as the owner (uid 1000), STEP_USER=root (uid 0, no capabilities) through group 0.
+    assert "chown 1000:0 /models && chmod 2775 /models" in script
     assert pod["securityContext"]["fsGroup"] == 1000
     assert container["volumeMounts"][0]["mountPath"] == kube_serving.MODEL_STORE_MOUNT
     # root, but with no capability beyond changing ownership and modes

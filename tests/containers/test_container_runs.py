@@ -8,7 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from suite_fixtures import REPO, built_image, containers_record, make, published_image, registry  # noqa: F401
+
+from containers.helpers import REPO, containers_record, make
 
 pytestmark = pytest.mark.container
 

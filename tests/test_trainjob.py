@@ -78,7 +78,8 @@ def run_runtime_command(tmp_path, env: dict[str, str]) -> subprocess.CompletedPr
 
 def test_runtime_gives_every_node_the_tf_config_of_the_jobsets_host_names(tmp_path):
     container = node_container(runtime())
-    sources = {item["name"]: item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for item in container["env"]}
+    sources = {item["name"]: item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+               for item in container["env"]}
     assert sources["TRAIN_JOB_NAME"] == "metadata.labels['jobset.sigs.k8s.io/jobset-name']"
     assert sources["NODE_INDEX"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     assert container["ports"] == [{"name": "tf-worker", "containerPort": 2222}]

@@ -447,8 +447,15 @@ class KubeStandIn(StandIn):
             "name/namespace mismatch"
         if match["plural"] in K8S_MODELS:
             check_against_model(applied, K8S_MODELS[match["plural"]], self.api_client, self.models)
-        else:  # a custom resource: at least its metadata is an ObjectMeta
+        else:  # a custom resource: its metadata is an ObjectMeta, the rest must fit its CRD
+            from manifests import CRD_FILES, validate_custom
+
             check_against_model(applied["metadata"], "V1ObjectMeta", self.api_client, self.models)
+            for crd_file in CRD_FILES.get(applied["kind"], ()):
+                try:
+                    validate_custom(applied, crd_file)
+                except Exception as error:  # the API server's 422, in one line
+                    raise AssertionError(f"{crd_file} refuses it: {str(error).splitlines()[0]}") from error
         before = self.objects.get(path)
         stored = json.loads(json.dumps(applied))
         if before is None:

@@ -80,13 +80,13 @@ def validate_custom(manifest: dict, crd_file: str) -> None:
 
 
 # Each custom kind the project writes, with the CRDs it must fit: Trainer v2.1 (Kubeflow 26.03)
-# and v2.3 (the current release), KServe 0.20.
+# and v2.3 (the current release), KServe 0.16 (Kubeflow 26.03) and 0.20.
 CRD_FILES = {
     "TrainJob": ("trainer-v2.1.0-trainjobs.yaml.gz", "trainer-v2.3.0-trainjobs.yaml.gz"),
     "TrainingRuntime": ("trainer-v2.1.0-trainingruntimes.yaml.gz", "trainer-v2.3.0-trainingruntimes.yaml.gz"),
     "ClusterTrainingRuntime": ("trainer-v2.1.0-clustertrainingruntimes.yaml.gz",
                                "trainer-v2.3.0-clustertrainingruntimes.yaml.gz"),
-    "InferenceService": ("kserve-v0.20.0-inferenceservices.yaml.gz",),
+    "InferenceService": ("kserve-v0.16.0-inferenceservices.yaml.gz", "kserve-v0.20.0-inferenceservices.yaml.gz"),
 }
 
 

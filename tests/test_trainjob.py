@@ -14,6 +14,7 @@ from cluster_standins import TrainingStandIn
 from manifests import CRD_FILES, REPO, role_rules, shipped, validate_custom, validate_part
 
 from components import kube_serving, trainjob
+from components.mnist import cluster_training
 from components.mnist.launcher import tf_config
 
 RUNTIME_FILE = REPO / "deploy" / "trainer-tensorflow-runtime.yaml"
@@ -61,6 +62,7 @@ def test_runtime_is_the_plain_ml_policy_on_one_indexed_node_job_that_never_resta
     assert node["template"]["metadata"]["labels"] == {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
     job = node["template"]["spec"]
     assert job["completionMode"] == "Indexed" and job["backoffLimit"] == 0
+    assert job["activeDeadlineSeconds"] == cluster_training.JOB_TIMEOUT_S, "the step waits as long"
     validate_part(job["template"], "podtemplatespec-v1")
     assert job["template"]["spec"]["restartPolicy"] == "Never"
     assert node_container(shipped_runtime)["name"] == trainjob.CONTAINER
@@ -95,6 +97,16 @@ def test_runtime_gives_every_node_the_tf_config_of_the_jobsets_host_names(tmp_pa
         # The same shape as the local launcher's TF_CONFIG, which MultiWorkerMirroredStrategy runs with.
         local = json.loads(tf_config([1, 2, 3], index))
         assert set(config) == set(local) and config["task"] == local["task"]
+
+
+def test_tensorflow_reads_the_runtimes_tf_config_as_a_cluster_of_workers(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    done = run_runtime_command(tmp_path, {"TRAIN_JOB_NAME": "job", "NODE_INDEX": "1", "NUM_NODES": "2"})
+    monkeypatch.setenv("TF_CONFIG", done.stdout.strip())
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    assert resolver.cluster_spec().as_dict() == {"worker": ["job-node-0-0.job:2222", "job-node-0-1.job:2222"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
 
 
 def test_runtime_refuses_to_start_without_the_node_count(tmp_path):

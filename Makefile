@@ -49,7 +49,7 @@ MODEL_STORE_STORAGE_CLASS ?=
 MODEL_STORE_SIZE ?= 10Gi
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest clean
+	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -134,6 +134,15 @@ deployer-manifest: ## print the deploy step's ServiceAccount, token and Role for
 
 deployer: ## apply the deploy step's ServiceAccount, token and Role in NAMESPACE (PROFILE=1: + default-editor) (kubectl)
 	$(DEPLOYER_RENDER) | kubectl apply -f -
+
+# The TensorFlow TrainingRuntime for Kubeflow Trainer v2 (the mnist TrainJob path) in NAMESPACE.
+TRAINER_RUNTIME_RENDER = sed -e 's/namespace: kubeflow$$/namespace: $(NAMESPACE)/' deploy/trainer-tensorflow-runtime.yaml
+
+trainer-runtime-manifest: ## print the TensorFlow TrainingRuntime (Kubeflow Trainer v2) for NAMESPACE
+	@$(TRAINER_RUNTIME_RENDER)
+
+trainer-runtime: ## install the TensorFlow TrainingRuntime in NAMESPACE (needs Kubeflow Trainer v2) (kubectl)
+	$(TRAINER_RUNTIME_RENDER) | kubectl apply --server-side -f -
 
 model-store: ## create the model store claim in NAMESPACE and make it writable by the pipelines (kubectl)
 	$(MODEL_STORE_RENDER) | kubectl apply -f -

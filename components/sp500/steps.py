@@ -108,13 +108,13 @@ def train(
     Returns:
         model: SavedModel whose serving_default signature takes `features` (float32,
             [batch, n]) and returns predicted_class, probability, probabilities and
-            model_version.
+            model_version; its metadata holds the loss and accuracy per epoch (`history`).
     """
     import numpy as np
     import pandas as pd
 
     from components.sp500.features import LABEL, feature_columns
-    from components.sp500.models import export_saved_model, train_model
+    from components.sp500.models import export_saved_model, train_model, training_history
     from components.storage import atomic_path
 
     table = pd.read_parquet(train_data.path)
@@ -124,7 +124,8 @@ def train(
                          progress=lambda line: print(line, flush=True))
     with atomic_path(model.path) as tmp:
         export_saved_model(fitted, tmp, version_tag)
-    model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag})
+    model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag,
+                           "history": training_history(fitted)})
 
 
 train_model_cpu = cpu_component(train)
@@ -155,8 +156,9 @@ def evaluate(
         Output: Test accuracy, what the pipeline's gate compares with threshold.
         metrics: Accuracy, precision, recall, F1 and the always-up baseline's accuracy.
         confusion: Confusion matrix of the test days (down/up).
-        report: HTML report: the metrics, the gate decision and the signal's cumulative
-            return against buy-and-hold.
+        report: HTML report: the metrics beside the always-up baseline, the training curves
+            (loss and accuracy per epoch), the signal's cumulative return against buy-and-hold,
+            and a gate section the gate step fills in with its verdict.
     """
     import numpy as np
     import pandas as pd
@@ -175,7 +177,7 @@ def evaluate(
     gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
-    ev.write_direction_report(report.path, test, predicted, scores, gate)
+    ev.write_direction_report(report.path, test, predicted, scores, gate, model.metadata.get("history", {}))
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)
     return scores.accuracy

@@ -145,7 +145,7 @@ def train_trial(
                                time.monotonic() - started, workers)
     model.metadata.update({**result.as_metadata(), "history": sweep.epoch_history(history)})
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
-        metrics.log_metric(name, float(getattr(result, name)))
+        metrics.log_metric(name, getattr(result, name))
     metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
     print(f"trial {trial.name}: val_accuracy {result.val_accuracy:.4f} in {result.train_seconds:.1f}s "
           f"({history['examples_per_second'][-1]:,.0f} images/s in the last epoch)", flush=True)

@@ -119,20 +119,26 @@ def epoch_history(history: dict[str, list[float]]) -> dict[str, list[float]]:
     return {key: [float(value) for value in history[key]] for key in HISTORY_KEYS}
 
 
-def curves_section(histories: dict[str, dict[str, list[float]]], best: TrialResult) -> str:
-    """Validation accuracy and loss per epoch, one line per trial (the best one named)."""
-    from components.reports import curves_figure, figure_html
-
-    shown = {name: history for name, history in histories.items() if history}
-    if not shown:
-        return "<p>The trials carry no per-epoch history.</p>"
+def trial_curves_figure(histories: dict[str, dict[str, list[float]]], best: TrialResult):
+    """Validation accuracy and loss per epoch, one line per trial (the best one named so)."""
+    from components.reports import curves_figure
 
     def label(name: str) -> str:
         return f"{name} (best)" if name == best.name else name
 
-    return figure_html(curves_figure(
-        [("validation accuracy", {label(n): h["val_accuracy"] for n, h in shown.items()}),
-         ("validation loss", {label(n): h["val_loss"] for n, h in shown.items()})], "epoch"))
+    return curves_figure(
+        [("validation accuracy", {label(n): h["val_accuracy"] for n, h in histories.items()}),
+         ("validation loss", {label(n): h["val_loss"] for n, h in histories.items()})], "epoch")
+
+
+def curves_section(histories: dict[str, dict[str, list[float]]], best: TrialResult) -> str:
+    """The sweep report's per-epoch section, for the trials that carry a history."""
+    from components.reports import figure_html
+
+    shown = {name: history for name, history in histories.items() if history}
+    if not shown:
+        return "<p>The trials carry no per-epoch history.</p>"
+    return figure_html(trial_curves_figure(shown, best))
 
 
 def sweep_figure(results: Sequence[TrialResult], best: TrialResult):

@@ -122,16 +122,19 @@ def decide(metric_name: str, value: float, threshold: float, baseline_name: str,
                             f"({champion.metric:.4f}) by {-difference:.4f}, more than the tolerance {tolerance:.4g}")
 
     if content_hash and champion is not None:
-        same = [v for v in (champion, *served) if v.content_hash == content_hash]
+        serving = (champion, *served)
+        same = [v for v in serving if v.content_hash == content_hash]
         if same:
             comparisons.append(f"content: identical to serving version {same[0].version} "
                                f"(content hash {content_hash[:12]}) -> FAIL, not deployed again")
-            failures.append(f"the model is identical to serving version {same[0].version} (same weights "
-                            "and signature): deploying it again would change nothing")
-        elif any(not v.content_hash for v in (champion, *served)):
+            failures.append(f"the model is identical to serving version {same[0].version} (same content "
+                            "hash): deploying it again would change nothing")
+        elif any(not v.content_hash for v in serving):
             comparisons.append("content: a serving version has no recorded content hash -> not compared")
         else:
-            comparisons.append(f"content: differs from serving version {champion.version} -> pass")
+            listed = " and ".join(str(v.version) for v in serving)
+            comparisons.append(f"content: differs from serving version{'s' if len(serving) > 1 else ''} "
+                               f"{listed} -> pass")
 
     first = champion is None
     if failures:

@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display in a pod or in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from components.errors import InputError  # noqa: E402
 from components.readable import number  # noqa: E402
@@ -79,6 +80,7 @@ def curves_figure(panels: Sequence[tuple[str, Mapping[str, Sequence[float]]]], x
                       marker="o" if len(values) <= 30 else None, markersize=3)
         if mark is not None:
             axis.axvline(mark[0], color="red", linestyle="--", linewidth=1, label=mark[1])
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and rounds are whole
         axis.set_xlabel(x_label)
         axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)
@@ -101,6 +103,10 @@ class BaselineComparison:
     def model_loses(self) -> bool:
         return self.model < self.baseline_value if self.higher_is_better else self.model > self.baseline_value
 
+    def loss_sentence(self) -> str:
+        return (f"the model is worse than {self.baseline} on {self.metric}: {number(self.model)} "
+                f"against {number(self.baseline_value)}")
+
     def outcome(self) -> str:
         gap = number(abs(self.model - self.baseline_value))
         if self.model == self.baseline_value:
@@ -117,8 +123,8 @@ def baselines_html(comparisons: Sequence[BaselineComparison]) -> str:
         for c in comparisons)
     table = ("<table><tr><th>metric</th><th>model</th><th>naive baseline</th><th>baseline's score</th>"
              f"<th>model against baseline</th></tr>{rows}</table>")
-    losses = [f"<p class='worse'>The model is worse than {html.escape(c.baseline)} on {html.escape(c.metric)}: "
-              f"{number(c.model)} against {number(c.baseline_value)}.</p>" for c in comparisons if c.model_loses]
+    losses = [f"<p class='worse'>{html.escape(c.loss_sentence()[:1].upper() + c.loss_sentence()[1:])}.</p>"
+              for c in comparisons if c.model_loses]
     return table + "".join(losses)
 
 

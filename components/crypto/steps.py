@@ -179,6 +179,5 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
           f"on {number(evaluation.metrics['test_rows'])} test rows; {gate}", flush=True)
     for comparison in baseline_comparisons(evaluation.metrics):
         if comparison.model_loses:
-            print(f"the model is worse than {comparison.baseline} on {comparison.metric}: "
-                  f"{comparison.model:.6g} against {comparison.baseline_value:.6g}", flush=True)
+            print(comparison.loss_sentence(), flush=True)
     return correlation

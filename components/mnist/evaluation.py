@@ -91,6 +91,11 @@ def confusion_figure(matrix: list[list[int]]):
     return figure
 
 
+def baseline_comparisons(scores: Scores) -> list[BaselineComparison]:
+    return [BaselineComparison("accuracy", scores.accuracy, f"always answering {scores.majority_class} (the "
+                               "most frequent training digit)", scores.majority_class_accuracy)]
+
+
 def training_section(history: dict[str, list[float]]) -> str:
     """The chosen trial's loss and accuracy per epoch, training and validation splits."""
     if not history:
@@ -108,9 +113,7 @@ def write_evaluation_report(path: Path, scores: Scores, gate: str, images: np.nd
     shown = min(scores.misclassified, GALLERY_LIMIT)
     write_report(path, "MNIST test-set evaluation", [
         ("Deploy gate", pending_gate_html(gate)),
-        ("Model against the naive baseline", baselines_html([BaselineComparison(
-            "accuracy", scores.accuracy, f"always answering {scores.majority_class} (the most frequent "
-            "training digit)", scores.majority_class_accuracy)])),
+        ("Model against the naive baseline", baselines_html(baseline_comparisons(scores))),
         ("Scores", metrics_table_html(scores.as_dict())),
         ("Training of the chosen trial (per epoch)", training_section(history)),
         ("Accuracy per digit", table_html(["digit", "accuracy"], zip(CLASS_NAMES, per_digit, strict=True))),

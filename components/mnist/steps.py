@@ -252,4 +252,7 @@ def evaluate(
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "
           f"{scores.misclassified} misclassified; {gate}", flush=True)
+    for comparison in ev.baseline_comparisons(scores):
+        if comparison.model_loses:
+            print(comparison.loss_sentence(), flush=True)
     return scores.accuracy

@@ -57,6 +57,10 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
     return [[int(np.sum((labels == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
 
 
+def baseline_comparisons(metrics: DirectionMetrics) -> list[BaselineComparison]:
+    return [BaselineComparison("accuracy", metrics.accuracy, "always up", metrics.always_up_accuracy)]
+
+
 def training_section(history: dict[str, list[float]]) -> str:
     """Loss and accuracy per epoch on the training days (what the train step recorded)."""
     if not history:
@@ -81,8 +85,7 @@ def write_direction_report(path: str, test: pd.DataFrame, predicted: np.ndarray,
     matrix = confusion_matrix(test["label"].to_numpy(), predicted)
     write_report(path, "S&P 500 direction: evaluation on the test period", [
         ("Deploy gate", pending_gate_html(gate)),
-        ("Model against the naive baseline", baselines_html([
-            BaselineComparison("accuracy", metrics.accuracy, "always up", metrics.always_up_accuracy)])),
+        ("Model against the naive baseline", baselines_html(baseline_comparisons(metrics))),
         ("Metrics", metrics_table_html(metrics.as_dict())),
         ("Training (loss and accuracy per epoch)", training_section(history)),
         ("Confusion matrix", table_html(["true \\ predicted", "down", "up"],

@@ -180,4 +180,7 @@ def evaluate(
     ev.write_direction_report(report.path, test, predicted, scores, gate, model.metadata.get("history", {}))
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)
+    for comparison in ev.baseline_comparisons(scores):
+        if comparison.model_loses:
+            print(comparison.loss_sentence(), flush=True)
     return scores.accuracy

@@ -39,8 +39,8 @@ def gate_model(
 
     Args:
         metrics: The evaluate step's Metrics (every score, the baseline, `test_set`).
-        model: The model the evaluate step scored: a model identical to a serving version
-            (same content hash) is not deployed again.
+        model: The model the evaluate step scored (its `content_hash` metadata, else hashed here):
+            a model identical to a serving version is not deployed again.
         evaluation_report: The evaluate step's HTML report, whose gate section this step fills in.
         gate_metric: The metric the gate decides on (higher is better).
         baseline_metric: The naive baseline's score in `metrics`.
@@ -72,7 +72,8 @@ def gate_model(
 
     scores = {k: v for k, v in metrics.metadata.items() if isinstance(v, (int, float))}
     test_set = str(metrics.metadata.get("test_set", ""))
-    content_hash = model_store.content_hash(Path(model.path))
+    # The train steps record it (they have TensorFlow loaded already); a model from elsewhere is hashed here.
+    content_hash = model.metadata.get("content_hash") or model_store.content_hash(Path(model.path))
     labels = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
     champion = served_version(labels.stable) if labels.stable is not None else None
     canary = (served_version(labels.canary),) if labels.canary is not None else ()

@@ -97,7 +97,7 @@ def test_tolerance_outside_zero_to_one_is_refused():
 
 # --------------------------------------------------------------------------- the step
 
-def run_gate_step(tmp_path, accuracy, store, model_bytes=None, **options):
+def run_gate_step(tmp_path, accuracy, store, model_bytes=None, model_metadata=None, **options):
     metrics = Metrics(name="metrics", uri=str(tmp_path / "metrics"))
     metrics.log_metric("accuracy", accuracy)
     metrics.log_metric("always_up_accuracy", 0.54)
@@ -110,7 +110,8 @@ def run_gate_step(tmp_path, accuracy, store, model_bytes=None, **options):
                       + "<h2>Metrics</h2></body></html>")
     verdict = Markdown(name="verdict", uri=str(tmp_path / f"verdict-{accuracy}.md"))
     decided = HTML(name="report", uri=str(tmp_path / f"report-{accuracy}.html"))
-    arguments = dict(metrics=metrics, model=Model(name="model", uri=str(model)),
+    model = Model(name="model", uri=str(model), metadata=dict(model_metadata or {}))
+    arguments = dict(metrics=metrics, model=model,
                      evaluation_report=HTML(name="report", uri=str(report)), gate_metric="accuracy",
                      baseline_metric="always_up_accuracy", threshold=0.5, tolerance=0.0, require_beat_baseline=False,
                      model_name="sp500", model_base_path=str(store), serving_namespace="", run_name="run-7",
@@ -220,3 +221,9 @@ def test_the_step_refuses_to_deploy_the_serving_model_again_and_fills_in_the_rep
     assert "Not decided yet" not in decided and "<h2>Metrics</h2>" in decided  # the rest of the page is kept
     for line in verdict.metadata["comparisons"]:
         assert line.partition(": ")[2].partition(" -> ")[0].replace(">", "&gt;").replace("<", "&lt;") in decided
+
+
+def test_the_step_takes_the_content_hash_the_train_step_recorded(tmp_path):
+    store = tmp_path / "store"
+    _, verdict = run_gate_step(tmp_path, 0.56, store, model_metadata={"content_hash": "f" * 64})
+    assert verdict.metadata["evaluation"]["content_hash"] == "f" * 64  # not the hash of the file's bytes

@@ -101,7 +101,8 @@ def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_
         folder.mkdir()
         (folder / "saved_model.pb").write_text(name)
         trial = Model(name="model", uri=str(folder))
-        trial.metadata.update({**result(name, accuracy, 0.2).as_metadata(), "history": history(start)})
+        trial.metadata.update({**result(name, accuracy, 0.2).as_metadata(), "history": history(start),
+                               "content_hash": f"hash of {name}"})
         trials.append(trial)
     best_model = Model(name="best_model", uri=str(tmp_path / "best"))
     report = HTML(name="sweep_report", uri=str(tmp_path / "sweep.html"))
@@ -109,5 +110,6 @@ def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_
                                            metrics=Metrics(name="metrics", uri=str(tmp_path / "metrics")))
     assert chosen == "lr0.003-layers1"
     assert best_model.metadata["history"] == history(0.95)
+    assert best_model.metadata["content_hash"] == "hash of lr0.003-layers1"  # what the gate compares
     text = (tmp_path / "sweep.html").read_text()
     assert "Every trial per epoch" in text and text.count("data:image/png;base64,") == 2

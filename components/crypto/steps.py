@@ -106,13 +106,15 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     Returns:
         Output: The first minute of the held-out test period, `YYYY-MM-DD HH:MM UTC`.
         model: The booster at its best iteration, as model.bst in LightGBM's text format; its
-            metadata holds the metrics per boosting round (`history`) for the evaluation report.
+            metadata holds the metrics per boosting round (`history`) for the evaluation report
+            and the `content_hash` by which the gate recognises the serving model.
         training: Best iteration, rounds trained, validation correlation and RMSE, and row counts.
         importance: Total gain per feature, as a plot and a table.
     """
     from pathlib import Path
 
     from components.crypto.models import importance_figure, train
+    from components.model_store import content_hash
     from components.readable import timestamp
     from components.reports import figure_html, table_html, write_report
 
@@ -121,7 +123,8 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
                    progress=lambda line: print(line, flush=True))
     test_start = timestamp(result.test_start)
     model.metadata.update({"framework": "lightgbm", "file": "model.bst", "best_iteration": result.best_iteration,
-                           "test_start": test_start, "history": result.history})
+                           "test_start": test_start, "history": result.history,
+                           "content_hash": content_hash(Path(model.path))})
     for name in ("best_iteration", "rounds", "validation_correlation", "validation_rmse", "train_rows",
                  "validation_rows", "purged_rows"):
         training.log_metric(name, getattr(result, name))

@@ -104,8 +104,8 @@ def train_trial(
 
     Returns:
         Output: The validation accuracy after the last epoch.
-        model: The SavedModel; metadata: the trial's result and its loss and accuracy per
-            epoch on the training and validation splits (`history`).
+        model: The SavedModel; metadata: the trial's result, its loss and accuracy per epoch
+            on the training and validation splits (`history`) and its `content_hash`.
         tensorboard_logs: TensorBoard logs of training and validation, per epoch.
         metrics: Validation accuracy and loss, the grid point, the training time.
     """
@@ -118,6 +118,7 @@ def train_trial(
     from components.mnist.distributed import HISTORY_FILE, WorkerJob
     from components.mnist.launcher import check_workers, train_locally
     from components.mnist.models import TrainConfig
+    from components.saved_model import content_hash
     from components.storage import atomic_path
 
     trial = sweep.parse_grid_point(grid_point, "grid_point")
@@ -143,7 +144,8 @@ def train_trial(
     result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
                                history["val_accuracy"][-1], history["val_loss"][-1],
                                time.monotonic() - started, workers)
-    model.metadata.update({**result.as_metadata(), "history": sweep.epoch_history(history)})
+    model.metadata.update({**result.as_metadata(), "history": sweep.epoch_history(history),
+                           "content_hash": content_hash(model.path)})
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
         metrics.log_metric(name, getattr(result, name))
     metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
@@ -194,7 +196,8 @@ def select_best_trial(
     best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
                                 "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
                                 "val_accuracy": best.val_accuracy, "workers": best.workers,
-                                "history": histories[best.name]})
+                                "history": histories[best.name],
+                                "content_hash": chosen.metadata.get("content_hash", "")})
     for name in ("val_accuracy", "learning_rate", "hidden_layers"):
         metrics.log_metric(f"best_{name}", getattr(best, name))
     metrics.log_metric("trials", len(results))

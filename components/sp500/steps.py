@@ -108,11 +108,13 @@ def train(
     Returns:
         model: SavedModel whose serving_default signature takes `features` (float32,
             [batch, n]) and returns predicted_class, probability, probabilities and
-            model_version; its metadata holds the loss and accuracy per epoch (`history`).
+            model_version; its metadata holds the loss and accuracy per epoch (`history`) and
+            the `content_hash` by which the gate recognises the serving model.
     """
     import numpy as np
     import pandas as pd
 
+    from components.saved_model import content_hash
     from components.sp500.features import LABEL, feature_columns
     from components.sp500.models import export_saved_model, train_model, training_history
     from components.storage import atomic_path
@@ -125,7 +127,7 @@ def train(
     with atomic_path(model.path) as tmp:
         export_saved_model(fitted, tmp, version_tag)
     model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag,
-                           "history": training_history(fitted)})
+                           "history": training_history(fitted), "content_hash": content_hash(model.path)})
 
 
 train_model_cpu = cpu_component(train)

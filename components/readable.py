@@ -2,8 +2,9 @@
 
 KFP hands every number back as a float (a protobuf Struct has no integers), so
 a count logged as 594400 comes back as 594400.0: whole numbers are written as
-integers, with thousands separators; others with four significant digits;
-Unix timestamps as UTC dates.
+integers, with thousands separators; others with four significant digits,
+written out (0.00001048, not 1.048e-05) down to a millionth; Unix timestamps as
+UTC dates.
 """
 
 import math
@@ -23,7 +24,10 @@ def number(value: float | int) -> str:
         return str(value)
     if abs(value) >= 1000:
         return f"{value:,.1f}"
-    return f"{value:.4g}"
+    if abs(value) < 1e-6:
+        return f"{value:.4g}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))  # four significant digits
+    return f"{value:.{decimals}f}"
 
 
 def timestamp(seconds: float | int) -> str:

@@ -9,6 +9,7 @@ from components.readable import number, parse_timestamp, timestamp
 @pytest.mark.parametrize("value, text", [
     (594400.0, "594,400"), (20.0, "20"), (42, "42"), (96990.0, "96,990"), (0.0, "0"), (True, "True"),
     (0.53125, "0.5312"), (0.0060031, "0.006003"), (1234.56, "1,234.6"), (float("nan"), "nan"),
+    (1.048e-05, "0.00001048"), (0.92, "0.9200"), (12.345678, "12.35"), (-0.0268, "-0.02680"), (2e-9, "2e-09"),
 ])
 def test_whole_numbers_as_integers_and_others_with_a_few_significant_digits(value, text):
     assert number(value) == text

@@ -30,7 +30,7 @@ def test_a_model_worse_than_a_baseline_is_said_plainly():
         reports.BaselineComparison("RMSE", 0.006003, "predicting zero", 0.005993, higher_is_better=False),
         reports.BaselineComparison("weighted correlation", 0.0414, "reversal (-return_30)", 0.0123),
     ])
-    assert "WORSE by 1e-05" in html
+    assert "WORSE by 0.00001000" in html
     assert "The model is worse than predicting zero on RMSE: 0.006003 against 0.005993." in html
     assert "better by 0.0291" in html and "worse than reversal" not in html
 

@@ -172,8 +172,9 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     correlation = evaluation.metrics["weighted_correlation"]
     gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
+    best_iteration = model.metadata.get("best_iteration")  # KFP hands numbers back as floats
     write_evaluation_report(evaluation, Path(report.path), gate, model.metadata.get("history"),
-                            model.metadata.get("best_iteration"))
+                            None if best_iteration is None else int(best_iteration))
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"from {test_start} ({number(evaluation.metrics['test_rows'])} rows)"
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "

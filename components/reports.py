@@ -74,12 +74,14 @@ def curves_figure(panels: Sequence[tuple[str, Mapping[str, Sequence[float]]]], x
     """One plot per (y label, {series label: values per step}) panel, steps counted from 1;
     `mark` draws a dashed line at one step (e.g. the early-stopping point) with its label."""
     figure, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    steps = max((len(values) for _, series in panels for values in series.values()), default=1)
     for axis, (y_label, series) in zip(axes[0], panels, strict=True):
         for label, values in series.items():
             axis.plot(range(1, len(values) + 1), values, label=label,
                       marker="o" if len(values) <= 30 else None, markersize=3)
         if mark is not None:
             axis.axvline(mark[0], color="red", linestyle="--", linewidth=1, label=mark[1])
+        axis.set_xlim(0.5, steps + 0.5)  # a one-epoch training still reads "epoch 1"
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and rounds are whole
         axis.set_xlabel(x_label)
         axis.set_ylabel(y_label)

@@ -50,3 +50,5 @@ def test_curves_have_one_panel_per_metric_and_their_legends_above_the_plot():
     for axis in axes:  # anchored above the plotting area: it cannot cover a line
         assert axis.get_legend()._loc == 3 and axis.get_legend().get_bbox_to_anchor().y0 > axis.bbox.y1
     assert list(axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    single = reports.curves_figure([("loss", {"training": [0.7]})], "epoch").axes[0]
+    assert single.get_xlim() == (0.5, 1.5) and [t for t in single.get_xticks() if 0.5 <= t <= 1.5] == [1]

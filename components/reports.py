@@ -82,7 +82,7 @@ def curves_figure(panels: Sequence[tuple[str, Mapping[str, Sequence[float]]]], x
         if mark is not None:
             axis.axvline(mark[0], color="red", linestyle="--", linewidth=1, label=mark[1])
         axis.set_xlim(0.5, steps + 0.5)  # a one-epoch training still reads "epoch 1"
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and rounds are whole
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs and rounds are whole
         axis.set_xlabel(x_label)
         axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)

@@ -93,6 +93,7 @@ def test_every_trial_has_its_own_curve_per_epoch():
 def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_history(tmp_path):
     from kfp.dsl import HTML, Metrics, Model
 
+    from components import history as trained
     from components.mnist.steps import select_best_trial
 
     trials = []
@@ -101,7 +102,7 @@ def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_
         folder.mkdir()
         (folder / "saved_model.pb").write_text(name)
         trial = Model(name="model", uri=str(folder))
-        trial.metadata.update({**result(name, accuracy, 0.2).as_metadata(), "history": history(start),
+        trial.metadata.update({**result(name, accuracy, 0.2).as_metadata(), **trained.as_metadata(history(start)),
                                "content_hash": f"hash of {name}"})
         trials.append(trial)
     best_model = Model(name="best_model", uri=str(tmp_path / "best"))
@@ -109,7 +110,7 @@ def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_
     chosen = select_best_trial.python_func(trial_models=trials, best_model=best_model, sweep_report=report,
                                            metrics=Metrics(name="metrics", uri=str(tmp_path / "metrics")))
     assert chosen == "lr0.003-layers1"
-    assert best_model.metadata["history"] == history(0.95)
+    assert trained.from_metadata(best_model.metadata) == history(0.95)
     assert best_model.metadata["content_hash"] == "hash of lr0.003-layers1"  # what the gate compares
     text = (tmp_path / "sweep.html").read_text()
     assert "Every trial per epoch" in text and text.count("data:image/png;base64,") == 2

@@ -113,6 +113,7 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     """
     from pathlib import Path
 
+    from components import history
     from components.crypto.models import importance_figure, train
     from components.model_store import content_hash
     from components.readable import timestamp
@@ -123,7 +124,7 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
                    progress=lambda line: print(line, flush=True))
     test_start = timestamp(result.test_start)
     model.metadata.update({"framework": "lightgbm", "file": "model.bst", "best_iteration": result.best_iteration,
-                           "test_start": test_start, "history": result.history,
+                           "test_start": test_start, **history.as_metadata(result.history),
                            "content_hash": content_hash(Path(model.path))})
     for name in ("best_iteration", "rounds", "validation_correlation", "validation_rmse", "train_rows",
                  "validation_rows", "purged_rows"):
@@ -161,6 +162,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     """
     from pathlib import Path
 
+    from components import history
     from components.crypto.evaluation import baseline_comparisons, read_asset_names, write_evaluation_report
     from components.crypto.evaluation import evaluate as score
     from components.gate import check_threshold, log_scores
@@ -173,7 +175,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
     best_iteration = model.metadata.get("best_iteration")  # KFP hands numbers back as floats
-    write_evaluation_report(evaluation, Path(report.path), gate, model.metadata.get("history"),
+    write_evaluation_report(evaluation, Path(report.path), gate, history.from_metadata(model.metadata),
                             None if best_iteration is None else int(best_iteration))
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"from {test_start} ({number(evaluation.metrics['test_rows'])} rows)"

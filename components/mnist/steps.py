@@ -113,6 +113,7 @@ def train_trial(
     import time
     from pathlib import Path
 
+    from components import history as trained
     from components import kube_api, kube_serving
     from components.mnist import sweep
     from components.mnist.distributed import HISTORY_FILE, WorkerJob
@@ -144,7 +145,7 @@ def train_trial(
     result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
                                history["val_accuracy"][-1], history["val_loss"][-1],
                                time.monotonic() - started, workers)
-    model.metadata.update({**result.as_metadata(), "history": sweep.epoch_history(history),
+    model.metadata.update({**result.as_metadata(), **trained.as_metadata(sweep.epoch_history(history)),
                            "content_hash": content_hash(model.path)})
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
         metrics.log_metric(name, getattr(result, name))
@@ -181,6 +182,7 @@ def select_best_trial(
     import shutil
     from pathlib import Path
 
+    from components import history
     from components.mnist import sweep
     from components.reports import figure_html, table_html, write_report
     from components.storage import atomic_path
@@ -191,12 +193,12 @@ def select_best_trial(
     chosen = trial_models[results.index(best)]
     with atomic_path(Path(best_model.path)) as tmp:
         shutil.copytree(chosen.path, tmp)
-    histories = {result.name: trial.metadata.get("history", {})
+    histories = {result.name: history.from_metadata(trial.metadata)
                  for result, trial in zip(results, trial_models, strict=True)}
     best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
                                 "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
                                 "val_accuracy": best.val_accuracy, "workers": best.workers,
-                                "history": histories[best.name],
+                                **history.as_metadata(histories[best.name]),
                                 "content_hash": chosen.metadata.get("content_hash", "")})
     for name in ("val_accuracy", "learning_rate", "hidden_layers"):
         metrics.log_metric(f"best_{name}", getattr(best, name))
@@ -235,6 +237,7 @@ def evaluate(
         report: An HTML report: the model beside the majority-class baseline, the best trial's
             training curves, the misclassified digits, and a gate section the gate step fills in.
     """
+    from components import history
     from components.gate import check_threshold, log_scores
     from components.mnist import evaluation as ev
     from components.mnist.models import predict_digits
@@ -251,7 +254,7 @@ def evaluate(
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities,
-                               model.metadata.get("history", {}))
+                               history.from_metadata(model.metadata))
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "
           f"{scores.misclassified} misclassified; {gate}", flush=True)

@@ -114,6 +114,7 @@ def train(
     import numpy as np
     import pandas as pd
 
+    from components import history
     from components.saved_model import content_hash
     from components.sp500.features import LABEL, feature_columns
     from components.sp500.models import export_saved_model, train_model, training_history
@@ -127,7 +128,7 @@ def train(
     with atomic_path(model.path) as tmp:
         export_saved_model(fitted, tmp, version_tag)
     model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag,
-                           "history": training_history(fitted), "content_hash": content_hash(model.path)})
+                           **history.as_metadata(training_history(fitted)), "content_hash": content_hash(model.path)})
 
 
 train_model_cpu = cpu_component(train)
@@ -165,6 +166,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
+    from components import history
     from components.gate import check_threshold, log_scores
     from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
@@ -179,7 +181,7 @@ def evaluate(
     gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
-    ev.write_direction_report(report.path, test, predicted, scores, gate, model.metadata.get("history", {}))
+    ev.write_direction_report(report.path, test, predicted, scores, gate, history.from_metadata(model.metadata))
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)
     for comparison in ev.baseline_comparisons(scores):

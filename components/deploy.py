@@ -127,19 +127,20 @@ def add_deploy_task(model, verdict, model_name, model_base_path, model_store_pvc
     return task
 
 
-def add_gated_deploy(metrics, model, gate_metric: str, baseline_metric: str, threshold, tolerance,
-                     require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace,
+def add_gated_deploy(evaluation: dsl.PipelineTask, model, gate_metric: str, baseline_metric: str, threshold,
+                     tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace,
                      **deploy_options) -> dsl.PipelineTask:
     """What every pipeline does after its evaluate step: the gate step decides, and the
     deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
 
-    `metrics` is the evaluate step's Metrics; `gate_metric` and `baseline_metric` name
-    the score the gate decides on and the naive baseline beside it; `deploy_options` go
+    `evaluation` is the evaluate task (its `metrics` and `report` outputs); `gate_metric` and
+    `baseline_metric` name the score the gate decides on and the naive baseline beside it; `deploy_options` go
     to `add_deploy_task` (model_format, use_kserve, canary_percent, kserve_deployment_mode).
     Returns the gate task.
     """
-    gate = add_gate_task(metrics, gate_metric, baseline_metric, threshold, tolerance, require_beat_baseline,
-                         model_name, model_base_path, model_store_pvc, serving_namespace)
+    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"], gate_metric,
+                         baseline_metric, threshold, tolerance, require_beat_baseline, model_name, model_base_path,
+                         model_store_pvc, serving_namespace)
     # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
     with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
         add_deploy_task(model, gate.outputs["verdict"], model_name, model_base_path, model_store_pvc,

@@ -14,6 +14,10 @@ executor offers no `dsl.component`.
 
 Every gate metric here (accuracy, weighted correlation) is better when higher.
 The evaluate steps only score and log; they decide nothing.
+
+A model identical to a serving version (the same `content_hash`, recorded in
+each version's evaluation) is refused whatever its scores: deploying it again
+would add a version that changes nothing.
 """
 
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ class Champion:
     version: int
     metric: float | None  # its gate metric when it was deployed; None: no stored evaluation
     test_set: str = ""
+    content_hash: str = ""  # its recorded content hash; "": none recorded (an older version)
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,10 @@ class Verdict:
 
 def decide(metric_name: str, value: float, threshold: float, baseline_name: str, baseline: float | None,
            champion: Champion | None, tolerance: float, require_beat_baseline: bool,
-           test_set: str = "") -> Verdict:
+           test_set: str = "", content_hash: str = "", served: tuple[Champion, ...] = ()) -> Verdict:
     """Deploy only if `value` >= threshold, it is not worse than the champion by more
-    than `tolerance`, and (when required) it beats the naive baseline."""
+    than `tolerance`, (when required) it beats the naive baseline, and its `content_hash`
+    is not that of a serving version (the champion or `served`, e.g. a canary)."""
     check_threshold(tolerance, "tolerance")
     comparisons, failures = [], []
 
@@ -114,6 +120,21 @@ def decide(metric_name: str, value: float, threshold: float, baseline_name: str,
         if not within:
             failures.append(f"{metric_name} {value:.4f} is worse than serving version {champion.version} "
                             f"({champion.metric:.4f}) by {-difference:.4f}, more than the tolerance {tolerance:.4g}")
+
+    if content_hash and champion is not None:
+        serving = (champion, *served)
+        same = [v for v in serving if v.content_hash == content_hash]
+        if same:
+            comparisons.append(f"content: identical to serving version {same[0].version} "
+                               f"(content hash {content_hash[:12]}) -> FAIL, not deployed again")
+            failures.append(f"the model is identical to serving version {same[0].version} (same content "
+                            "hash): deploying it again would change nothing")
+        elif any(not v.content_hash for v in serving):
+            comparisons.append("content: a serving version has no recorded content hash -> not compared")
+        else:
+            listed = " and ".join(str(v.version) for v in serving)
+            comparisons.append(f"content: differs from serving version{'s' if len(serving) > 1 else ''} "
+                               f"{listed} -> pass")
 
     first = champion is None
     if failures:

@@ -11,6 +11,8 @@ Every version carries `evaluation.json` beside the model: its metrics on the
 pipeline's test set, that test set's description (the data window), the run
 and the gate's verdict. TF-Serving reads only the SavedModel's own files and
 KServe's LightGBM server only `*.bst` files, so the record disturbs neither.
+The record also holds the model's `content_hash` (`content_hash` below), by
+which the gate recognises a model identical to the one serving.
 
 Which versions serve, and under which label (`stable`, `canary`), is the
 `ServingLabels` record: `<model_name>/labels.json` in a local store; on a
@@ -18,6 +20,7 @@ cluster a ConfigMap (see `components.kube_serving`), because the promote and
 rollback commands run where the model store's claim is not mounted.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -135,6 +138,25 @@ def publish_version(model: Path, model_base_path: Path | str, model_name: str,
             return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def content_hash(model: Path) -> str:
+    """What identifies a model's content: a SavedModel's signature and variable values
+    (`components.saved_model.content_hash`: its files differ between identical trainings),
+    for any other model (a LightGBM model file) the bytes of its files."""
+    from components.saved_model import is_saved_model
+
+    if model.is_dir() and is_saved_model(model):
+        from components.saved_model import content_hash as saved_model_hash
+
+        return saved_model_hash(model)
+    if not model.exists():
+        raise InputError(f"model not found: {model}")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in (model.rglob("*") if model.is_dir() else [model]) if p.is_file()):
+        digest.update(f"{path.relative_to(model) if model.is_dir() else path.name}|".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def is_gcs(model_base_path: Path | str) -> bool:

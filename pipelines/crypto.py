@@ -110,7 +110,7 @@ def make_pipeline(gpu: bool = False):
             # The workspace is per run, so a cached result would point at another run's files.
             task.set_caching_options(False)
 
-        add_gated_deploy(evaluation.outputs["metrics"], training.outputs["model"], "weighted_correlation",
+        add_gated_deploy(evaluation, training.outputs["model"], "weighted_correlation",
                          "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
                          model_name, model_base_path, model_store_pvc, serving_namespace, model_format="lightgbm",
                          canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)

@@ -143,7 +143,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=threshold)
         evaluation.set_caching_options(False)
 
-        add_gated_deploy(evaluation.outputs["metrics"], select.outputs["best_model"], "accuracy",
+        add_gated_deploy(evaluation, select.outputs["best_model"], "accuracy",
                          "majority_class_accuracy", threshold, tolerance, require_beat_baseline, model_name,
                          model_base_path, model_store_pvc, serving_namespace, use_kserve=use_kserve,
                          canary_percent=canary_percent)

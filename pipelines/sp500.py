@@ -99,7 +99,7 @@ def make_pipeline(gpu: bool = False):
         evaluation = steps.evaluate(
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
 
-        add_gated_deploy(evaluation.outputs["metrics"], training.outputs["model"], "accuracy", "always_up_accuracy",
+        add_gated_deploy(evaluation, training.outputs["model"], "accuracy", "always_up_accuracy",
                          threshold, tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
                          serving_namespace, use_kserve=use_kserve, canary_percent=canary_percent)
         apply_cluster_settings("sp500")

@@ -32,6 +32,13 @@ def test_default_run_scores_beside_the_baseline_and_deploys_through_the_gate(cli
     report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
     assert "data:image/png;base64," in report and "weighted_correlation_reversal_baseline" in report
     assert "data:image/png;base64," in next(run_dir.glob("artifacts/*/train-model/importance")).read_text()
+    assert "Training (per boosting round)" in report and "no training history" not in report
+    decided = (run_dir / "reports" / "gate-model-report.html").read_text()
+    assert ">DEPLOY<" in decided and "Per asset" in decided
+    # Progress every 10 rounds, then where it stopped and its best iteration; the test start as a time.
+    assert "train-model" in result.stdout and "round 10/500: validation weighted correlation" in result.stdout
+    assert "stopped early at round" in result.stdout and ": best iteration " in result.stdout
+    assert "held-out test from 2021-" in result.stdout and " UTC" in result.stdout
     assert not (run_dir / "workspace").exists(), "the bulk data went away with the run's workspace"
 
 

@@ -45,11 +45,18 @@ def test_the_early_stopping_metric_is_the_weighted_correlation():
     target = rng.normal(0.0, 0.005, 20000)
     prediction = 1e-4 + 0.1 * target + rng.normal(0.0, 0.001, 20000)
     weights = rng.choice(np.log([880, 363, 82, 3]), size=20000).astype(np.float32)
-    scores = models._ValidationScores(target, weights)
-    name, value, higher_is_better = scores.correlation(prediction, None)
+    validation, sample = lgb.Dataset(np.zeros((1, 1))), lgb.Dataset(np.zeros((1, 1)))
+    scores = models._RoundScores({validation: models._Scores(target, weights),
+                                  sample: models._Scores(target[:1000], weights[:1000])})
+    name, value, higher_is_better = scores.correlation(prediction, validation)
     assert (name, higher_is_better) == ("weighted_correlation", True)
     assert value == pytest.approx(weighted_correlation(prediction, target, weights), rel=1e-9)
-    assert scores.correlation(np.zeros(20000), None)[1] == 0.0
+    assert scores.correlation(np.zeros(20000), validation)[1] == 0.0
+    # Each evaluation set is scored against its own rows.
+    assert scores.correlation(prediction[:1000], sample)[1] == pytest.approx(
+        weighted_correlation(prediction[:1000], target[:1000], weights[:1000]), rel=1e-9)
+    assert scores.rmse(prediction[:1000], sample) == ("rmse", pytest.approx(
+        np.sqrt(np.mean((prediction[:1000] - target[:1000]) ** 2))), False)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +68,42 @@ def features_path(tmp_path_factory):
     return root / "features.arrow"
 
 
+PROGRESS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def trained(features_path):
     model_dir = features_path.parent / "model"
-    return model_dir, train(features_path, model_dir, n_estimators=40, early_stopping_rounds=10)
+    return model_dir, train(features_path, model_dir, n_estimators=40, early_stopping_rounds=10,
+                            progress=PROGRESS.append)
+
+
+def test_training_says_its_progress_every_few_rounds_and_its_best_iteration(trained):
+    _, result = trained
+    rounds = [line for line in PROGRESS if line.startswith("round ")]
+    every = list(range(models.LOG_EVERY, result.rounds + 1, models.LOG_EVERY))
+    expected = every + ([40] if result.rounds == 40 and every[-1] != 40 else [])  # and the last round
+    assert [line.split()[1] for line in rounds] == [f"{n}/40:" for n in expected]
+    assert "validation weighted correlation" in rounds[0] and "(best " in rounds[0]
+    assert not any(line.startswith("[") for line in PROGRESS)  # LightGBM's own lines, which kfp's runner hides
+    stopped = "stopped early at round" if result.rounds < 40 else "trained all 40 rounds"
+    assert PROGRESS[-1].startswith(f"{stopped}{'' if result.rounds == 40 else f' {result.rounds}'}: "
+                                   f"best iteration {result.best_iteration} (validation weighted correlation "
+                                   f"{result.validation_correlation:.4f}")
+
+
+def test_training_records_every_rounds_metrics_on_validation_and_a_training_sample(trained):
+    _, result = trained
+    assert set(result.history) == {"validation", "training"}
+    for name in ("validation", "training"):
+        assert {metric: len(values) for metric, values in result.history[name].items()} == {
+            "weighted_correlation": result.rounds, "rmse": result.rounds}
+    best = result.best_iteration
+    assert result.history["validation"]["weighted_correlation"][best - 1] == pytest.approx(
+        result.validation_correlation)
+    assert max(result.history["validation"]["weighted_correlation"]) == pytest.approx(result.validation_correlation)
+    # The training sample fits better and better; the validation rows stop improving.
+    assert result.history["training"]["rmse"][-1] < result.history["training"]["rmse"][0]
 
 
 def test_training_writes_one_lightgbm_text_model_with_the_source_features(trained, features_path):
@@ -147,8 +186,17 @@ def test_evaluation_scores_the_held_out_rows_beside_the_baselines(trained, featu
     assert per_asset_metrics["reversal_correlation_asset_5_EOS_IO"] == per_asset.loc[5, "reversal_correlation"]
     assert len(per_asset_metrics) == 28
     report = tmp_path / "report.html"
-    write_evaluation_report(evaluation, report, "PASS: test")
-    assert "data:image/png;base64," in report.read_text() and "Bitcoin" in report.read_text()
+    write_evaluation_report(evaluation, report, "weighted_correlation 0.01", result.history, result.best_iteration)
+    text = report.read_text()
+    assert "data:image/png;base64," in text and "Bitcoin" in text
+    assert text.count("data:image/png;base64,") == 2  # the training curves and the per-asset bars
+    assert "Training (per boosting round)" in text and "no training history" not in text
+    for baseline in ("predicting zero", "reversal (-return_30)"):
+        assert baseline in text
+    rmse_row = text[text.index("<td>RMSE (lower is better)"):].split("</tr>")[0]
+    worse = metrics["rmse"] > metrics["rmse_zero_baseline"]
+    assert ("WORSE by" in rmse_row) == worse
+    assert ("The model is worse than predicting zero on RMSE" in text) == worse
 
 
 @pytest.mark.parametrize("options, message", [

@@ -4,9 +4,9 @@ and the gate step that reads the champion's stored evaluation and records its ve
 import json
 
 import pytest
-from kfp.dsl import Markdown, Metrics
+from kfp.dsl import HTML, Markdown, Metrics, Model
 
-from components import model_store
+from components import model_store, reports
 from components.errors import InputError
 from components.gate import Champion, check_threshold, decide, log_scores
 from components.gate_step import gate_model
@@ -34,9 +34,10 @@ def test_threshold_outside_zero_to_one_is_refused():
         check_threshold(1.5)
 
 
-def gate(value, champion=None, tolerance=0.01, baseline=0.5, require_beat_baseline=False, threshold=0.55):
+def gate(value, champion=None, tolerance=0.01, baseline=0.5, require_beat_baseline=False, threshold=0.55,
+         **content):
     return decide("accuracy", value, threshold, "always_up_accuracy", baseline, champion, tolerance,
-                  require_beat_baseline, test_set="2017..2018")
+                  require_beat_baseline, test_set="2017..2018", **content)
 
 
 def test_first_deploy_is_said_plainly():
@@ -96,15 +97,25 @@ def test_tolerance_outside_zero_to_one_is_refused():
 
 # --------------------------------------------------------------------------- the step
 
-def run_gate_step(tmp_path, accuracy, store, **options):
+def run_gate_step(tmp_path, accuracy, store, model_bytes=None, model_metadata=None, **options):
     metrics = Metrics(name="metrics", uri=str(tmp_path / "metrics"))
     metrics.log_metric("accuracy", accuracy)
     metrics.log_metric("always_up_accuracy", 0.54)
     metrics.metadata["test_set"] = "2017..2018"
+    model = tmp_path / f"model-{accuracy}-{len(list(tmp_path.glob('model-*')))}"
+    model.mkdir()
+    (model / "model.bst").write_bytes(model_bytes or f"tree {accuracy}".encode())
+    report = tmp_path / "evaluation.html"
+    report.write_text("<html><body><h1>Evaluation</h1>" + reports.pending_gate_html("accuracy 0.5")
+                      + "<h2>Metrics</h2></body></html>")
     verdict = Markdown(name="verdict", uri=str(tmp_path / f"verdict-{accuracy}.md"))
-    arguments = dict(metrics=metrics, gate_metric="accuracy", baseline_metric="always_up_accuracy",
-                     threshold=0.5, tolerance=0.0, require_beat_baseline=False, model_name="sp500",
-                     model_base_path=str(store), serving_namespace="", run_name="run-7", verdict=verdict)
+    decided = HTML(name="report", uri=str(tmp_path / f"report-{accuracy}.html"))
+    model = Model(name="model", uri=str(model), metadata=dict(model_metadata or {}))
+    arguments = dict(metrics=metrics, model=model,
+                     evaluation_report=HTML(name="report", uri=str(report)), gate_metric="accuracy",
+                     baseline_metric="always_up_accuracy", threshold=0.5, tolerance=0.0, require_beat_baseline=False,
+                     model_name="sp500", model_base_path=str(store), serving_namespace="", run_name="run-7",
+                     verdict=verdict, report=decided)
     decision = gate_model.python_func(**{**arguments, **options})
     return decision, verdict
 
@@ -169,3 +180,50 @@ def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, p
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-gate-model"]["pvcMount"][0]["mountPath"] == "/models"
     assert executors["exec-gate-model"]["secretAsVolume"][0]["optional"] is True
+
+
+# --------------------------------------------------------------------------- identical models
+
+def test_a_model_identical_to_the_serving_one_is_refused_whatever_its_scores():
+    champion = Champion(3, 0.58, content_hash="abc123")
+    verdict = gate(0.6, champion, content_hash="abc123")
+    assert not verdict.deploy
+    assert "content: identical to serving version 3 (content hash abc123) -> FAIL, not deployed again" \
+        in verdict.comparisons
+    assert "identical to serving version 3" in verdict.reason and "would change nothing" in verdict.reason
+    assert gate(0.6, champion, content_hash="def456").deploy
+    assert "content: differs from serving version 3 -> pass" in gate(0.6, champion, content_hash="def456").comparisons
+    canary = Champion(4, 0.59, content_hash="def456")
+    assert "identical to serving version 4" in gate(0.6, champion, content_hash="def456", served=(canary,)).reason
+    unrecorded = gate(0.6, Champion(3, 0.58), content_hash="abc123")
+    assert unrecorded.deploy and "content: a serving version has no recorded content hash -> not compared" \
+        in unrecorded.comparisons
+
+
+def test_the_step_refuses_to_deploy_the_serving_model_again_and_fills_in_the_report(tmp_path):
+    store = tmp_path / "store"
+    decision, verdict = run_gate_step(tmp_path, 0.56, store, model_bytes=b"same trees")
+    assert decision == "deploy"
+    recorded_hash = verdict.metadata["evaluation"]["content_hash"]
+    assert len(recorded_hash) == 64
+    model = tmp_path / "deployed"
+    model.mkdir()
+    (model / "model.bst").write_bytes(b"same trees")
+    model_store.publish_version(model, store, "sp500", verdict.metadata["evaluation"])
+    model_store.write_labels(store / "sp500", model_store.ServingLabels(stable=1))
+    assert model_store.read_evaluation(store / "sp500", 1)["content_hash"] == recorded_hash
+
+    again, verdict = run_gate_step(tmp_path, 0.57, store, model_bytes=b"same trees")
+    assert again == "refuse"
+    assert "identical to serving version 1" in verdict.metadata["reason"]
+    decided = (tmp_path / "report-0.57.html").read_text()
+    assert "REFUSED" in decided and "identical to serving version 1" in decided
+    assert "Not decided yet" not in decided and "<h2>Metrics</h2>" in decided  # the rest of the page is kept
+    for line in verdict.metadata["comparisons"]:
+        assert line.partition(": ")[2].partition(" -> ")[0].replace(">", "&gt;").replace("<", "&lt;") in decided
+
+
+def test_the_step_takes_the_content_hash_the_train_step_recorded(tmp_path):
+    store = tmp_path / "store"
+    _, verdict = run_gate_step(tmp_path, 0.56, store, model_metadata={"content_hash": "f" * 64})
+    assert verdict.metadata["evaluation"]["content_hash"] == "f" * 64  # not the hash of the file's bytes

@@ -32,9 +32,12 @@ def test_sweep_on_two_workers_selects_evaluates_and_deploys(cli, tmp_path):
     run_dir = next((tmp_path / "runs" / "mnist").iterdir())
     sweep_report = next(run_dir.glob("artifacts/*/select-best-trial/sweep_report")).read_text()
     assert "lr0.003-layers0" in sweep_report and "lr0.003-layers1" in sweep_report
-    assert "data:image/png;base64," in sweep_report
+    assert "data:image/png;base64," in sweep_report and "Every trial per epoch" in sweep_report
     report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
     assert "Misclassified digits" in report and "majority_class_accuracy" in report
+    assert "Training of the chosen trial" in report and "no training history" not in report
+    decided = (run_dir / "reports" / "gate-model-report.html").read_text()
+    assert ">DEPLOY<" in decided and "first deploy" in decided and "Misclassified digits" in decided
     # One TensorBoard log per trial, written by its chief alone.
     trial_logs = run_dir.glob("artifacts/*/for-loop-*/train-trial/tensorboard_logs/train/events.out.tfevents.*")
     assert len(list(trial_logs)) == 2

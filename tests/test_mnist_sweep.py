@@ -73,3 +73,44 @@ def test_table_marks_the_best_trial():
     assert table[0].split()[0] == "trial"
     assert table[2].split()[0] == "b" and table[2].rstrip().endswith("*")
     assert not table[1].rstrip().endswith("*")
+
+
+def history(start: float, epochs: int = 3) -> dict[str, list[float]]:
+    accuracy = [start + 0.01 * epoch for epoch in range(epochs)]
+    return {"loss": [1 - a for a in accuracy], "accuracy": accuracy,
+            "val_loss": [1.1 - a for a in accuracy], "val_accuracy": [a - 0.01 for a in accuracy]}
+
+
+def test_every_trial_has_its_own_curve_per_epoch():
+    histories = {"a": history(0.90), "b": history(0.95)}
+    figure = sweep.trial_curves_figure(histories, result("b", 0.96, 0.1))
+    for axis, key in zip(figure.axes, ("val_accuracy", "val_loss"), strict=True):
+        lines = {line.get_label(): list(line.get_ydata()) for line in axis.lines}
+        assert lines == {"a": histories["a"][key], "b (best)": histories["b"][key]}
+    assert sweep.epoch_history({**history(0.9), "examples_per_second": [1.0, 2.0, 3.0]}) == history(0.9)
+
+
+def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_history(tmp_path):
+    from kfp.dsl import HTML, Metrics, Model
+
+    from components import history as trained
+    from components.mnist.steps import select_best_trial
+
+    trials = []
+    for name, accuracy, start in (("lr0.001-layers1", 0.93, 0.90), ("lr0.003-layers1", 0.96, 0.95)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "saved_model.pb").write_text(name)
+        trial = Model(name="model", uri=str(folder))
+        trial.metadata.update({**result(name, accuracy, 0.2).as_metadata(), **trained.as_metadata(history(start)),
+                               "content_hash": f"hash of {name}"})
+        trials.append(trial)
+    best_model = Model(name="best_model", uri=str(tmp_path / "best"))
+    report = HTML(name="sweep_report", uri=str(tmp_path / "sweep.html"))
+    chosen = select_best_trial.python_func(trial_models=trials, best_model=best_model, sweep_report=report,
+                                           metrics=Metrics(name="metrics", uri=str(tmp_path / "metrics")))
+    assert chosen == "lr0.003-layers1"
+    assert trained.from_metadata(best_model.metadata) == history(0.95)
+    assert best_model.metadata["content_hash"] == "hash of lr0.003-layers1"  # what the gate compares
+    text = (tmp_path / "sweep.html").read_text()
+    assert "Every trial per epoch" in text and text.count("data:image/png;base64,") == 2

@@ -65,7 +65,8 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
         model = train(train_data=split.outputs["train_data"], model_type="flat", epochs=1,
                       learning_rate=0.01, seed=1, version_tag="tiny").outputs["model"]
         scored = evaluate(model=model, test_data=split.outputs["test_data"], threshold=0.0)
-        verdict = gate(metrics=scored.outputs["metrics"], gate_metric="accuracy",
+        verdict = gate(metrics=scored.outputs["metrics"], model=model, evaluation_report=scored.outputs["report"],
+                       gate_metric="accuracy",
                        baseline_metric="always_up_accuracy", threshold=0.0, tolerance=0.0,
                        require_beat_baseline=False, model_name="sp500-tiny", model_base_path=model_store,
                        serving_namespace="", run_name="tiny")

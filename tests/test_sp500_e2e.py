@@ -62,6 +62,17 @@ def test_passing_gate_deploys_new_versions_and_never_touches_old_ones(cli, tmp_p
     assert "is worse than serving version 2" in third.stdout and "nothing deployed" in third.stdout
     assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2", "labels.json"]
 
+    # The serving model trained again, same data and seed: the same model, not deployed a second time.
+    fourth = cli("run", "sp500", "threshold=0.5", "model_type=flat")
+    assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
+    assert "gate: content: identical to serving version 2" in fourth.stdout
+    assert "the model is identical to serving version 2" in fourth.stdout
+    assert sorted(p.name for p in version_1.parent.iterdir()) == ["1", "2", "labels.json"]
+    run_dir = sorted((tmp_path / "runs" / "sp500").iterdir())[-1]
+    decided = (run_dir / "reports" / "gate-model-report.html").read_text()
+    assert "REFUSED" in decided and "identical to serving version 2" in decided
+    assert "Training (loss and accuracy per epoch)" in decided and "Not decided yet" not in decided
+
 
 def write_csv_without_close(folder: Path) -> str:
     folder.mkdir()

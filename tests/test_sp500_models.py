@@ -31,6 +31,13 @@ def test_same_seed_same_weights_other_seed_other_weights(toy_data):
     assert any(not np.array_equal(a, b) for a, b in zip(weights(first), weights(other), strict=True))
 
 
+def test_training_keeps_the_loss_and_accuracy_of_every_epoch(toy_data):
+    model = models.train_model(*toy_data, "flat", 3, 0.01, seed=1, progress=lambda line: None)
+    history = models.training_history(model)
+    assert set(history) == {"loss", "accuracy"} and all(len(values) == 3 for values in history.values())
+    assert all(isinstance(value, float) for values in history.values() for value in values)  # JSON-ready
+
+
 def test_architectures_match_the_source(toy_data):
     features, _ = toy_data
     dense = lambda m: [layer.units for layer in m.layers if hasattr(layer, "units")]  # noqa: E731

@@ -19,7 +19,17 @@ import pyarrow.compute as pc
 from components.crypto.definitions import ASSETS_TABLE, MODEL_FEATURES
 from components.crypto.tables import open_table
 from components.errors import InputError
-from components.reports import figure_html, metrics_table_html, table_html, write_report
+from components.reports import (
+    BaselineComparison,
+    baselines_html,
+    curves_figure,
+    figure_html,
+    legend_above,
+    metrics_table_html,
+    pending_gate_html,
+    table_html,
+    write_report,
+)
 
 MODEL_FILE = "model.bst"  # LightGBM's text format, under the name KServe's LightGBM server loads
 
@@ -99,7 +109,7 @@ def evaluate(features_path: Path, model_dir: Path, test_start: int,
         "weighted_correlation_reversal_baseline": weighted_correlation(reversal, target, weights),
         "rmse": rmse(prediction, target),
         "rmse_zero_baseline": rmse(np.zeros_like(target), target),
-        "test_rows": float(len(rows)),
+        "test_rows": len(rows),
     }
     return Evaluation(metrics, per_asset_table(rows, prediction, reversal, asset_names or {}))
 
@@ -123,7 +133,34 @@ def _pearson(a: pd.Series, b: pd.Series) -> float:
     return float(np.corrcoef(a.to_numpy(np.float64), b.to_numpy(np.float64))[0, 1])
 
 
-def write_evaluation_report(evaluation: Evaluation, path: Path, gate: str) -> None:
+def baseline_comparisons(metrics: dict[str, float]) -> list[BaselineComparison]:
+    """The model beside both naive baselines, on the gated correlation and on the RMSE."""
+    return [
+        BaselineComparison("weighted correlation", metrics["weighted_correlation"], "predicting zero",
+                           metrics["weighted_correlation_zero_baseline"]),
+        BaselineComparison("weighted correlation", metrics["weighted_correlation"], "reversal (-return_30)",
+                           metrics["weighted_correlation_reversal_baseline"]),
+        BaselineComparison("RMSE", metrics["rmse"], "predicting zero", metrics["rmse_zero_baseline"],
+                           higher_is_better=False),
+    ]
+
+
+def training_section(history: dict, best_iteration: int | None) -> str:
+    """The train step's metrics per boosting round, on the validation rows and on a sample of the
+    training rows, with the early-stopping point marked."""
+    if not history or best_iteration is None:
+        return "<p>The model carries no training history.</p>"
+    sets = (("validation", "validation rows"), ("training", "training sample"))
+    return figure_html(curves_figure(
+        [(title, {label: history[name][metric] for name, label in sets if name in history})
+         for metric, title in (("weighted_correlation", "weighted correlation"), ("rmse", "RMSE"))],
+        "boosting round", mark=(best_iteration, f"best iteration {best_iteration} (kept)")))
+
+
+def write_evaluation_report(evaluation: Evaluation, path: Path, gate: str, history: dict | None = None,
+                            best_iteration: int | None = None) -> None:
+    """The gate section (filled in by the gate step), the model beside the baselines, the
+    metrics, the training curves and the per-asset correlations."""
     import matplotlib.pyplot as plt
 
     per_asset = evaluation.per_asset
@@ -135,12 +172,15 @@ def write_evaluation_report(evaluation: Evaluation, path: Path, gate: str) -> No
     axes.set_xticks(x, labels, rotation=45, ha="right")
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_ylabel("correlation with Target")
-    axes.legend()
+    legend_above(axes)
     rows = per_asset[["Asset_ID", "Asset_Name", "Weight", "rows", "correlation",
                       "reversal_correlation"]].itertuples(index=False)
     write_report(path, "crypto: evaluation on the held-out test period", [
-        ("Gate", f"<p>{gate}</p>"),
+        ("Deploy gate", pending_gate_html(gate)),
+        ("Model against the naive baselines (held-out test rows)",
+         baselines_html(baseline_comparisons(evaluation.metrics))),
         ("Metrics (held-out test rows)", metrics_table_html(evaluation.metrics)),
+        ("Training (per boosting round)", training_section(history or {}, best_iteration)),
         ("Correlation per asset", figure_html(figure)),
         ("Per asset", table_html(["Asset_ID", "asset", "weight", "rows", "correlation",
                                   "reversal baseline"], rows)),

@@ -31,6 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import lightgbm as lgb
 import numpy as np
@@ -43,7 +44,8 @@ from components.crypto.target import HORIZON_TO
 from components.errors import InputError
 from components.storage import atomic_path
 
-LOG_EVERY = 30
+LOG_EVERY = 10
+TRAINING_SAMPLE_ROWS = 100_000
 # Defaults measured on 12.2M generated rows (bench/bench_crypto.py); see the module's notes.
 N_ESTIMATORS = 500
 LEARNING_RATE = 0.02
@@ -63,6 +65,8 @@ class TrainingResult:
     purged_rows: int         # dropped before a boundary: their Target holds the next period's prices
     test_start: int          # first timestamp of the held-out test rows
     importance: pd.Series    # total gain per feature, descending
+    rounds: int              # rounds trained (early stopping ends after best_iteration + patience)
+    history: dict            # {"validation"|"training": {"weighted_correlation"|"rmse": [per round]}}
 
 
 def test_start_of(features_path: Path, test_fraction: float) -> int:
@@ -78,7 +82,8 @@ def test_start_of(features_path: Path, test_fraction: float) -> int:
 def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
           n_estimators: int = N_ESTIMATORS, learning_rate: float = LEARNING_RATE,
           early_stopping_rounds: int = EARLY_STOPPING_ROUNDS, seed: int = 2022, test_fraction: float = 0.5,
-          num_leaves: int = 31, max_bin: int = MAX_BIN, row_fraction: float = ROW_FRACTION) -> TrainingResult:
+          num_leaves: int = 31, max_bin: int = MAX_BIN, row_fraction: float = ROW_FRACTION,
+          progress: Callable[[str], None] = print) -> TrainingResult:
     """Train, save `model_dir`/model.bst (best iteration only), return what happened.
 
     `valid_start` must be the date the feature step split on (train_flg). The
@@ -86,6 +91,7 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
     both load the single model file they find in a version folder. `max_bin`
     and `row_fraction` (LightGBM's bagging_fraction, fresh rows every round;
     1 uses every row) trade a little fit for time; see the module's notes.
+    `progress` receives the progress lines.
     """
     check_training_options(n_estimators, learning_rate, early_stopping_rounds, num_leaves, test_fraction)
     valid_from = to_timestamp(valid_start, "valid_start")
@@ -109,27 +115,48 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
     started = time.perf_counter()
     train_set = _dataset(fit_rows, is_train, params).construct()
     valid_set = _dataset(fit_rows, is_valid, params, reference=train_set).construct()
-    valid_target = fit_rows.column("Target").to_numpy()[is_valid].astype(np.float64)
-    scores = _ValidationScores(valid_target, fit_rows.column("Weight").to_numpy()[is_valid])
+    sample = _sample(is_train, TRAINING_SAMPLE_ROWS, seed)
+    sample_set = _dataset(fit_rows, sample, params, reference=train_set).construct()
+    target, weights = fit_rows.column("Target").to_numpy(), fit_rows.column("Weight").to_numpy()
+    scores = _RoundScores({valid_set: _Scores(target[is_valid], weights[is_valid]),
+                           sample_set: _Scores(target[sample], weights[sample])})
     del fit_rows  # LightGBM holds its own binned copies now
     built = time.perf_counter()
     history: dict = {}
+    progress(f"training up to {n_estimators} rounds, stopping after {early_stopping_rounds} without a better "
+             f"validation weighted correlation; progress every {LOG_EVERY} rounds")
     booster = lgb.train(
-        params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set],
-        valid_names=["validation"], feval=[scores.correlation, scores.rmse],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=True),
-                   lgb.log_evaluation(LOG_EVERY), lgb.record_evaluation(history)])
+        params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set, sample_set],
+        valid_names=["validation", "training"], feval=[scores.correlation, scores.rmse],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False),
+                   _Progress(LOG_EVERY, n_estimators, progress), lgb.record_evaluation(history)])
     best = booster.best_iteration or booster.current_iteration()
-    print(f"datasets built in {built - started:.1f} s; {len(history['validation']['rmse'])} rounds in "
-          f"{time.perf_counter() - built:.1f} s", flush=True)
+    rounds = len(history["validation"]["rmse"])
+    best_scores = booster.best_score["validation"]
+    stopped = (f"stopped early at round {rounds}" if rounds < n_estimators
+               else f"trained all {rounds} rounds")
+    progress(f"{stopped}: best iteration {best} (validation weighted correlation "
+             f"{best_scores['weighted_correlation']:.4f}, RMSE {best_scores['rmse']:.6f}); datasets built in "
+             f"{built - started:.1f} s, rounds in {time.perf_counter() - built:.1f} s")
     with atomic_path(model_dir) as tmp:
         tmp.mkdir()
         booster.save_model(str(tmp / MODEL_FILE), num_iteration=best)
-    scores = booster.best_score["validation"]
     importance = pd.Series(booster.feature_importance("gain", iteration=best),
                            index=booster.feature_name()).sort_values(ascending=False)
-    return TrainingResult(best, float(scores["weighted_correlation"]), float(scores["rmse"]),
-                          int(is_train.sum()), int(is_valid.sum()), int(purged.sum()), test_start, importance)
+    return TrainingResult(best, float(best_scores["weighted_correlation"]), float(best_scores["rmse"]),
+                          int(is_train.sum()), int(is_valid.sum()), int(purged.sum()), test_start, importance,
+                          rounds, {name: {metric: [float(v) for v in values] for metric, values in metrics.items()}
+                                   for name, metrics in history.items()})
+
+
+def _sample(rows: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A fixed random choice of at most `count` of the selected rows (a boolean mask)."""
+    chosen = np.flatnonzero(rows)
+    if len(chosen) > count:
+        chosen = np.random.default_rng(seed).choice(chosen, count, replace=False)
+    mask = np.zeros_like(rows)
+    mask[chosen] = True
+    return mask
 
 
 def _dataset(table: pa.Table, rows: np.ndarray, params: dict,
@@ -146,27 +173,64 @@ def _dataset(table: pa.Table, rows: np.ndarray, params: dict,
                        params={k: params[k] for k in ("max_bin", "num_threads", "verbose", "seed")})
 
 
-class _ValidationScores:
-    """The early-stopping metrics, computed every round: weights normalised and the target centred once.
+class _Scores:
+    """One evaluation set's metrics, computed every round: weights normalised and the target centred once.
 
     The same weighted Pearson correlation as `weighted_correlation`, as three dot products.
     """
 
     def __init__(self, target: np.ndarray, weights: np.ndarray) -> None:
         self.weights = np.asarray(weights, dtype=np.float64) / np.sum(weights, dtype=np.float64)
-        self.target = target
-        self.centred = target - self.weights @ target
+        self.target = np.asarray(target, dtype=np.float64)
+        self.centred = self.target - self.weights @ self.target
         self.target_variance = self.weights @ (self.centred * self.centred)
 
-    def correlation(self, prediction: np.ndarray, _: lgb.Dataset) -> tuple[str, float, bool]:
+    def correlation(self, prediction: np.ndarray) -> float:
         mean = self.weights @ prediction
         variance = self.weights @ (prediction * prediction) - mean * mean
         covariance = self.weights @ (prediction * self.centred)
         denominator = np.sqrt(variance * self.target_variance)
-        return "weighted_correlation", float(covariance / denominator) if denominator > 0 else 0.0, True
+        return float(covariance / denominator) if denominator > 0 else 0.0
 
-    def rmse(self, prediction: np.ndarray, _: lgb.Dataset) -> tuple[str, float, bool]:
-        return "rmse", rmse(prediction, self.target), False
+
+class _RoundScores:
+    """LightGBM's custom metrics (`feval`), which it calls for every evaluation set: each set's own scores."""
+
+    def __init__(self, by_set: dict[lgb.Dataset, _Scores]) -> None:
+        self.by_set = {id(dataset): scores for dataset, scores in by_set.items()}
+
+    def correlation(self, prediction: np.ndarray, dataset: lgb.Dataset) -> tuple[str, float, bool]:
+        return "weighted_correlation", self.by_set[id(dataset)].correlation(prediction), True
+
+    def rmse(self, prediction: np.ndarray, dataset: lgb.Dataset) -> tuple[str, float, bool]:
+        return "rmse", rmse(prediction, self.by_set[id(dataset)].target), False
+
+
+class _Progress:
+    """A LightGBM callback: every `period` rounds (and at the last), one line with the validation metrics
+    and the best so far.
+
+    Not `lgb.log_evaluation`: its lines (`[30]\tvalidation's ...`) begin like the JSON that kfp's local
+    runner echoes and hides from the terminal, and they do not say which round is best so far.
+    """
+
+    order = 15  # after LightGBM's own log_evaluation (10), before early stopping (30) can end the training
+
+    def __init__(self, period: int, rounds: int, emit: Callable[[str], None]) -> None:
+        self.period, self.rounds, self.emit = period, rounds, emit
+        self.best = (float("-inf"), 0)
+
+    def __call__(self, env) -> None:
+        round_number = env.iteration + 1
+        found = {(result[0], result[1]): result[2] for result in env.evaluation_result_list}
+        correlation = found[("validation", "weighted_correlation")]
+        if correlation > self.best[0]:
+            self.best = (correlation, round_number)
+        if round_number % self.period == 0 or round_number == self.rounds:
+            self.emit(f"round {round_number}/{self.rounds}: validation weighted correlation {correlation:.4f} "
+                      f"(best {self.best[0]:.4f} at round {self.best[1]}), RMSE "
+                      f"{found[('validation', 'rmse')]:.6f}; training sample correlation "
+                      f"{found[('training', 'weighted_correlation')]:.4f}")
 
 
 def importance_figure(importance: pd.Series):

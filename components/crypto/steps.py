@@ -90,7 +90,7 @@ def build_features(loaded_dir: str, valid_start: str, summary: Output[Metrics]) 
 @cpu_component
 def train_model(features_path: str, valid_start: str, n_estimators: int, learning_rate: float,
                 early_stopping_rounds: int, num_leaves: int, seed: int, test_fraction: float,
-                model: Output[Model], training: Output[Metrics], importance: Output[HTML]) -> int:
+                model: Output[Model], training: Output[Metrics], importance: Output[HTML]) -> str:
     """Train LightGBM with early stopping on the first part of the validation period.
 
     Args:
@@ -104,22 +104,30 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
         test_fraction: Share of the validation period's minutes, the latest, held out for evaluate.
 
     Returns:
-        Output: The first timestamp of the held-out test period.
-        model: The booster at its best iteration, as model.bst in LightGBM's text format.
-        training: Best iteration, validation correlation and RMSE, and row counts.
+        Output: The first minute of the held-out test period, `YYYY-MM-DD HH:MM UTC`.
+        model: The booster at its best iteration, as model.bst in LightGBM's text format; its
+            metadata holds the metrics per boosting round (`history`) for the evaluation report
+            and the `content_hash` by which the gate recognises the serving model.
+        training: Best iteration, rounds trained, validation correlation and RMSE, and row counts.
         importance: Total gain per feature, as a plot and a table.
     """
     from pathlib import Path
 
+    from components import history
     from components.crypto.models import importance_figure, train
+    from components.model_store import content_hash
+    from components.readable import timestamp
     from components.reports import figure_html, table_html, write_report
 
     result = train(Path(features_path), Path(model.path), valid_start, n_estimators, learning_rate,
-                   early_stopping_rounds, seed, test_fraction, num_leaves)
-    model.metadata.update({"framework": "lightgbm", "file": "model.bst",
-                           "best_iteration": result.best_iteration})
-    for name in ("best_iteration", "validation_correlation", "validation_rmse", "train_rows",
-                 "validation_rows", "purged_rows", "test_start"):
+                   early_stopping_rounds, seed, test_fraction, num_leaves,
+                   progress=lambda line: print(line, flush=True))
+    test_start = timestamp(result.test_start)
+    model.metadata.update({"framework": "lightgbm", "file": "model.bst", "best_iteration": result.best_iteration,
+                           "test_start": test_start, **history.as_metadata(result.history),
+                           "content_hash": content_hash(Path(model.path))})
+    for name in ("best_iteration", "rounds", "validation_correlation", "validation_rmse", "train_rows",
+                 "validation_rows", "purged_rows"):
         training.log_metric(name, getattr(result, name))
     write_report(importance.path, "crypto: LightGBM feature importance", [
         ("Total gain per feature", figure_html(importance_figure(result.importance))),
@@ -128,12 +136,12 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     print(f"best iteration {result.best_iteration}: validation weighted correlation "
           f"{result.validation_correlation:.4f} on {result.validation_rows:,} rows "
           f"({result.train_rows:,} training rows; {result.purged_rows:,} rows purged before the "
-          "split boundaries)", flush=True)
-    return result.test_start
+          f"split boundaries); held-out test from {test_start}", flush=True)
+    return test_start
 
 
 @cpu_component
-def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_start: int, threshold: float,
+def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_start: str, threshold: float,
              metrics: Output[Metrics], report: Output[HTML]) -> float:
     """Score the model on the held-out test period beside the naive baselines.
 
@@ -141,33 +149,41 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
         features_path: The feature table (build-features' output).
         loaded_dir: load-data's folder, for the asset names.
         model: The trained booster (train-model's output).
-        test_start: The first timestamp of the held-out test period (train-model's output).
+        test_start: The first minute of the held-out test period, `YYYY-MM-DD HH:MM UTC`
+            (train-model's output).
         threshold: The weighted correlation the model must reach to be deployed.
 
     Returns:
         Output: The weighted correlation, which the gate step decides on; every other figure is in
             `metrics`.
         metrics: Weighted correlation and RMSE, with the zero and reversal baselines', overall and per asset.
-        report: The same as an HTML report, with the gate's decision.
+        report: An HTML report: the model beside the baselines, every metric, the training
+            curves per boosting round, and a gate section the gate step fills in.
     """
-    from datetime import datetime, timezone
     from pathlib import Path
 
+    from components import history
+    from components.crypto.evaluation import baseline_comparisons, read_asset_names, write_evaluation_report
     from components.crypto.evaluation import evaluate as score
-    from components.crypto.evaluation import read_asset_names, write_evaluation_report
     from components.gate import check_threshold, log_scores
+    from components.readable import number, parse_timestamp
 
     check_threshold(threshold)
-    evaluation = score(Path(features_path), Path(model.path), test_start, read_asset_names(Path(loaded_dir)))
+    evaluation = score(Path(features_path), Path(model.path), parse_timestamp(test_start, "test_start"),
+                       read_asset_names(Path(loaded_dir)))
     correlation = evaluation.metrics["weighted_correlation"]
     gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
-    write_evaluation_report(evaluation, Path(report.path), gate)
+    best_iteration = model.metadata.get("best_iteration")  # KFP hands numbers back as floats
+    write_evaluation_report(evaluation, Path(report.path), gate, history.from_metadata(model.metadata),
+                            None if best_iteration is None else int(best_iteration))
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
-    metrics.metadata["test_set"] = (f"from {datetime.fromtimestamp(test_start, timezone.utc):%Y-%m-%d %H:%M} UTC "
-                                    f"({evaluation.metrics['test_rows']:,.0f} rows)")
+    metrics.metadata["test_set"] = f"from {test_start} ({number(evaluation.metrics['test_rows'])} rows)"
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "
           f"{evaluation.metrics['weighted_correlation_reversal_baseline']:.4f}), RMSE "
           f"{evaluation.metrics['rmse']:.6f} (zero baseline {evaluation.metrics['rmse_zero_baseline']:.6f}) "
-          f"on {evaluation.metrics['test_rows']:,.0f} test rows; {gate}", flush=True)
+          f"on {number(evaluation.metrics['test_rows'])} test rows; {gate}", flush=True)
+    for comparison in baseline_comparisons(evaluation.metrics):
+        if comparison.model_loses:
+            print(comparison.loss_sentence(), flush=True)
     return correlation

@@ -1,14 +1,22 @@
 """Test-set evaluation: accuracy beside the majority-class baseline, the
 confusion matrix, per-digit accuracy, and a gallery of the misclassified digits."""
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from components.mnist.data import NUM_CLASSES
-from components.reports import figure_html, metrics_table_html, table_html, write_report
+from components.reports import (
+    BaselineComparison,
+    baselines_html,
+    curves_figure,
+    figure_html,
+    metrics_table_html,
+    pending_gate_html,
+    table_html,
+    write_report,
+)
 
 CLASS_NAMES = [str(digit) for digit in range(NUM_CLASSES)]
 GALLERY_LIMIT = 60
@@ -83,15 +91,31 @@ def confusion_figure(matrix: list[list[int]]):
     return figure
 
 
+def baseline_comparisons(scores: Scores) -> list[BaselineComparison]:
+    return [BaselineComparison("accuracy", scores.accuracy, f"always answering {scores.majority_class} (the "
+                               "most frequent training digit)", scores.majority_class_accuracy)]
+
+
+def training_section(history: dict[str, list[float]]) -> str:
+    """The chosen trial's loss and accuracy per epoch, training and validation splits."""
+    if not history:
+        return "<p>The model carries no training history.</p>"
+    return figure_html(curves_figure(
+        [("loss (cross-entropy)", {"training": history["loss"], "validation": history["val_loss"]}),
+         ("accuracy", {"training": history["accuracy"], "validation": history["val_accuracy"]})], "epoch"))
+
+
 def write_evaluation_report(path: Path, scores: Scores, gate: str, images: np.ndarray, actual: np.ndarray,
-                            predicted: np.ndarray, probabilities: np.ndarray) -> None:
+                            predicted: np.ndarray, probabilities: np.ndarray,
+                            history: dict[str, list[float]]) -> None:
     matrix = confusion_matrix(actual, predicted)
     per_digit = per_digit_accuracy(actual, predicted)
     shown = min(scores.misclassified, GALLERY_LIMIT)
     write_report(path, "MNIST test-set evaluation", [
-        ("Gate", f"<p>{html.escape(gate)}</p>"),
-        ("Scores (the majority-class baseline always answers the most frequent training digit)",
-         metrics_table_html(scores.as_dict())),
+        ("Deploy gate", pending_gate_html(gate)),
+        ("Model against the naive baseline", baselines_html(baseline_comparisons(scores))),
+        ("Scores", metrics_table_html(scores.as_dict())),
+        ("Training of the chosen trial (per epoch)", training_section(history)),
         ("Accuracy per digit", table_html(["digit", "accuracy"], zip(CLASS_NAMES, per_digit, strict=True))),
         ("Confusion matrix", figure_html(confusion_figure(matrix))),
         (f"Misclassified digits ({shown} of {scores.misclassified} shown: actual→predicted (probability))",

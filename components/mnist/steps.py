@@ -107,7 +107,8 @@ def train_trial(
 
     Returns:
         Output: The validation accuracy after the last epoch.
-        model: The SavedModel; metadata: the trial's result.
+        model: The SavedModel; metadata: the trial's result, its loss and accuracy per epoch
+            on the training and validation splits (`history`) and its `content_hash`.
         tensorboard_logs: TensorBoard logs of training and validation, per epoch.
         metrics: Validation accuracy and loss, the grid point, the training time.
     """
@@ -115,11 +116,13 @@ def train_trial(
     import time
     from pathlib import Path
 
+    from components import history as trained
     from components import kube_api, kube_serving
     from components.mnist import sweep
     from components.mnist.distributed import HISTORY_FILE, WorkerJob
     from components.mnist.launcher import check_workers, train_locally
     from components.mnist.models import TrainConfig
+    from components.saved_model import content_hash
     from components.storage import atomic_path
     from components.training_engine import check_engine
 
@@ -147,9 +150,10 @@ def train_trial(
     result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
                                history["val_accuracy"][-1], history["val_loss"][-1],
                                time.monotonic() - started, workers)
-    model.metadata.update(result.as_metadata())
+    model.metadata.update({**result.as_metadata(), **trained.as_metadata(sweep.epoch_history(history)),
+                           "content_hash": content_hash(model.path)})
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
-        metrics.log_metric(name, float(getattr(result, name)))
+        metrics.log_metric(name, getattr(result, name))
     metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
     print(f"trial {trial.name}: val_accuracy {result.val_accuracy:.4f} in {result.train_seconds:.1f}s "
           f"({history['examples_per_second'][-1]:,.0f} images/s in the last epoch)", flush=True)
@@ -176,12 +180,14 @@ def select_best_trial(
     Returns:
         Output: The best trial's name.
         best_model: A copy of the best trial's SavedModel.
-        sweep_report: The trial table and a figure of accuracy by learning rate.
+        sweep_report: The trial table, every trial's validation curves per epoch, and a figure
+            of accuracy by learning rate.
         metrics: The best trial's figures and the number of trials.
     """
     import shutil
     from pathlib import Path
 
+    from components import history
     from components.mnist import sweep
     from components.reports import figure_html, table_html, write_report
     from components.storage import atomic_path
@@ -192,15 +198,20 @@ def select_best_trial(
     chosen = trial_models[results.index(best)]
     with atomic_path(Path(best_model.path)) as tmp:
         shutil.copytree(chosen.path, tmp)
+    histories = {result.name: history.from_metadata(trial.metadata)
+                 for result, trial in zip(results, trial_models, strict=True)}
     best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
                                 "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
-                                "val_accuracy": best.val_accuracy, "workers": best.workers})
+                                "val_accuracy": best.val_accuracy, "workers": best.workers,
+                                **history.as_metadata(histories[best.name]),
+                                "content_hash": chosen.metadata.get("content_hash", "")})
     for name in ("val_accuracy", "learning_rate", "hidden_layers"):
-        metrics.log_metric(f"best_{name}", float(getattr(best, name)))
-    metrics.log_metric("trials", float(len(results)))
+        metrics.log_metric(f"best_{name}", getattr(best, name))
+    metrics.log_metric("trials", len(results))
     write_report(sweep_report.path, "MNIST hyperparameter sweep", [
         ("Trials (best by validation accuracy marked *)",
          table_html(sweep.TABLE_HEADER, sweep.table_rows(results, best))),
+        ("Every trial per epoch (validation split)", sweep.curves_section(histories, best)),
         ("Validation accuracy by learning rate and hidden layers", figure_html(sweep.sweep_figure(results, best))),
     ])
     print(f"best trial: {best.name} (val_accuracy {best.val_accuracy:.4f})", flush=True)
@@ -228,8 +239,10 @@ def evaluate(
             `metrics`.
         metrics: Every score, the baseline and the gate's decision.
         confusion: The confusion matrix on the test split.
-        report: An HTML report with the misclassified digits.
+        report: An HTML report: the model beside the majority-class baseline, the best trial's
+            training curves, the misclassified digits, and a gate section the gate step fills in.
     """
+    from components import history
     from components.gate import check_threshold, log_scores
     from components.mnist import evaluation as ev
     from components.mnist.models import predict_digits
@@ -245,8 +258,12 @@ def evaluate(
     gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
-    ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities)
+    ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities,
+                               history.from_metadata(model.metadata))
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "
           f"{scores.misclassified} misclassified; {gate}", flush=True)
+    for comparison in ev.baseline_comparisons(scores):
+        if comparison.model_loses:
+            print(comparison.loss_sentence(), flush=True)
     return scores.accuracy

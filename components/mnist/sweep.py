@@ -110,9 +110,42 @@ def format_table(results: Sequence[TrialResult], best: TrialResult) -> str:
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
 
 
+# What each trial's history keeps per epoch (the throughput stays in the step's log and Metrics).
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def epoch_history(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The per-epoch figures a trial hands on in its model's metadata, for the reports."""
+    return {key: [float(value) for value in history[key]] for key in HISTORY_KEYS}
+
+
+def trial_curves_figure(histories: dict[str, dict[str, list[float]]], best: TrialResult):
+    """Validation accuracy and loss per epoch, one line per trial (the best one named so)."""
+    from components.reports import curves_figure
+
+    def label(name: str) -> str:
+        return f"{name} (best)" if name == best.name else name
+
+    return curves_figure(
+        [("validation accuracy", {label(n): h["val_accuracy"] for n, h in histories.items()}),
+         ("validation loss", {label(n): h["val_loss"] for n, h in histories.items()})], "epoch")
+
+
+def curves_section(histories: dict[str, dict[str, list[float]]], best: TrialResult) -> str:
+    """The sweep report's per-epoch section, for the trials that carry a history."""
+    from components.reports import figure_html
+
+    shown = {name: history for name, history in histories.items() if history}
+    if not shown:
+        return "<p>The trials carry no per-epoch history.</p>"
+    return figure_html(trial_curves_figure(shown, best))
+
+
 def sweep_figure(results: Sequence[TrialResult], best: TrialResult):
     """Validation accuracy against learning rate, one line per hidden-layer count."""
     import matplotlib.pyplot as plt
+
+    from components.reports import legend_above
 
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for count in sorted({r.hidden_layers for r in results}):
@@ -124,5 +157,5 @@ def sweep_figure(results: Sequence[TrialResult], best: TrialResult):
     axes.set_xlabel("learning rate")
     axes.set_ylabel("validation accuracy")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    legend_above(axes)
     return figure

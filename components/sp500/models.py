@@ -69,6 +69,11 @@ def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epoch
     return model
 
 
+def training_history(model) -> dict[str, list[float]]:
+    """Loss and accuracy per epoch of the last `fit` (Keras keeps its History on the model)."""
+    return {name: [float(value) for value in values] for name, values in model.history.history.items()}
+
+
 def export_saved_model(model, export_dir: Path, version_tag: str) -> None:
     """SavedModel taking `features` [batch, n] float32 (see components.saved_model)."""
     export_classifier(model, export_dir, version_tag, "features", model.input_shape[1:])

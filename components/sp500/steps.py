@@ -108,13 +108,16 @@ def train(
     Returns:
         model: SavedModel whose serving_default signature takes `features` (float32,
             [batch, n]) and returns predicted_class, probability, probabilities and
-            model_version.
+            model_version; its metadata holds the loss and accuracy per epoch (`history`) and
+            the `content_hash` by which the gate recognises the serving model.
     """
     import numpy as np
     import pandas as pd
 
+    from components import history
+    from components.saved_model import content_hash
     from components.sp500.features import LABEL, feature_columns
-    from components.sp500.models import export_saved_model, train_model
+    from components.sp500.models import export_saved_model, train_model, training_history
     from components.storage import atomic_path
 
     table = pd.read_parquet(train_data.path)
@@ -124,7 +127,8 @@ def train(
                          progress=lambda line: print(line, flush=True))
     with atomic_path(model.path) as tmp:
         export_saved_model(fitted, tmp, version_tag)
-    model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag})
+    model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag,
+                           **history.as_metadata(training_history(fitted)), "content_hash": content_hash(model.path)})
 
 
 train_model_cpu = cpu_component(train)
@@ -155,12 +159,14 @@ def evaluate(
         Output: Test accuracy, what the pipeline's gate compares with threshold.
         metrics: Accuracy, precision, recall, F1 and the always-up baseline's accuracy.
         confusion: Confusion matrix of the test days (down/up).
-        report: HTML report: the metrics, the gate decision and the signal's cumulative
-            return against buy-and-hold.
+        report: HTML report: the metrics beside the always-up baseline, the training curves
+            (loss and accuracy per epoch), the signal's cumulative return against buy-and-hold,
+            and a gate section the gate step fills in with its verdict.
     """
     import numpy as np
     import pandas as pd
 
+    from components import history
     from components.gate import check_threshold, log_scores
     from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
@@ -175,7 +181,10 @@ def evaluate(
     gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
-    ev.write_direction_report(report.path, test, predicted, scores, gate)
+    ev.write_direction_report(report.path, test, predicted, scores, gate, history.from_metadata(model.metadata))
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)
+    for comparison in ev.baseline_comparisons(scores):
+        if comparison.model_loses:
+            print(comparison.loss_sentence(), flush=True)
     return scores.accuracy

@@ -49,7 +49,7 @@ def gate_model(
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from components import kube_serving, model_store
+    from components import kube_serving, model_store, tracking
     from components.gate import Champion, decide, verdict_markdown
     from components.storage import atomic_path
 
@@ -69,6 +69,10 @@ def gate_model(
     verdict.metadata.update({"decision": result.decision, "reason": result.reason,
                              "comparisons": result.comparisons, "first_deploy": result.first_deploy,
                              "champion_version": result.champion_version, "evaluation": evaluation})
+    run = tracking.task_run()
+    run.set_tags({"gate.decision": result.decision, "gate.reason": result.reason,
+                  "gate.champion_version": result.champion_version})
+    run.log_artifact(verdict.path, "verdict.md")
     for line in result.comparisons:
         print(f"gate: {line}", flush=True)
     print(f"gate: {result.reason}", flush=True)

@@ -35,7 +35,7 @@ from unittest import mock
 
 from components.errors import PipelineError
 from components.storage import atomic_path, retry_budget_s
-from pipelines import parameters, registry
+from pipelines import local_tracking, parameters, registry
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
@@ -80,6 +80,7 @@ class LocalRunResult:
     error: str | None = None
     seconds: float = 0.0
     reports: list[Path] = field(default_factory=list)  # runs/<pipeline>/<ts>/reports/*.html
+    tracked_to: str | None = None  # where MLflow has the run (TRACKING), for the summary
 
     @property
     def succeeded(self) -> bool:
@@ -194,8 +195,9 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
-              verbose: bool = False) -> LocalRunResult:
-    """Run the pipeline through kfp.local's SubprocessRunner in this environment."""
+              verbose: bool = False, tracking: str | None = None) -> LocalRunResult:
+    """Run the pipeline through kfp.local's SubprocessRunner in this environment; with `tracking`
+    (default: $TRACKING) into MLflow as the platform's plugin would (pipelines.local_tracking)."""
     from kfp import local
 
     entry = registry.get(pipeline_name)
@@ -203,6 +205,10 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     declared = parameters.declared_by(pipeline_func)
     params = parameters.resolve(pipeline_name, declared, params)
     retry_budget_s()  # the steps read FETCH_RETRY_BUDGET_S: a bad value fails now, not in a step
+    tracking = tracking if tracking is not None else os.environ.get(local_tracking.TRACKING_VARIABLE)
+    store = local_tracking.parse_store(tracking) if tracking else None
+    if store and store.backend:
+        local_tracking.server_command()  # not installed: refused now
     if "model_base_path" in declared and "model_base_path" not in params:
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
@@ -217,7 +223,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
     quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
     with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow, \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), local_tracking.tracked_run(store, pipeline_name, effective, run_dir) as tracked:
         # Steps run in this environment, not in the image; cluster-only settings are
         # ignored by design here.
         for message in LOCAL_RUNNER_WARNINGS:
@@ -225,6 +231,8 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
         capture = _LogCapture(sys.stdout, log_file, verbose)
         with contextlib.redirect_stdout(capture):
             pipeline_func(**params)
+            if tracked:
+                tracked.finish(all(task.status != "FAILURE" for task in capture.tasks.values()))
         capture.flush()
     tasks = capture.tasks
     _read_task_outputs(pipeline_root, tasks)
@@ -233,7 +241,8 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     if failed:
         error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
     result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, time.monotonic() - started,
-                            reports=link_reports(pipeline_root, run_dir / "reports"))
+                            reports=link_reports(pipeline_root, run_dir / "reports"),
+                            tracked_to=tracked.describe() if tracked else None)
     text = summary(result, entry)
     (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
     write_index(result, text)
@@ -335,4 +344,6 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: b
         lines.append(f"error: {result.error}")
     lines += [f"report: {path}" for path in result.reports]
     lines.append(f"artifacts and log: {result.run_dir} (open index.html)")
+    if result.tracked_to:
+        lines.append(f"MLflow: {result.tracked_to}")
     return "\n".join(lines)

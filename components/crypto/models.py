@@ -31,6 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -78,14 +79,16 @@ def test_start_of(features_path: Path, test_fraction: float) -> int:
 def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
           n_estimators: int = N_ESTIMATORS, learning_rate: float = LEARNING_RATE,
           early_stopping_rounds: int = EARLY_STOPPING_ROUNDS, seed: int = 2022, test_fraction: float = 0.5,
-          num_leaves: int = 31, max_bin: int = MAX_BIN, row_fraction: float = ROW_FRACTION) -> TrainingResult:
+          num_leaves: int = 31, max_bin: int = MAX_BIN, row_fraction: float = ROW_FRACTION,
+          callbacks: Sequence[Callable] = ()) -> TrainingResult:
     """Train, save `model_dir`/model.bst (best iteration only), return what happened.
 
     `valid_start` must be the date the feature step split on (train_flg). The
     folder holds only model.bst: KServe's LightGBM server and the local server
     both load the single model file they find in a version folder. `max_bin`
     and `row_fraction` (LightGBM's bagging_fraction, fresh rows every round;
-    1 uses every row) trade a little fit for time; see the module's notes.
+    1 uses every row) trade a little fit for time; see the module's notes. `callbacks`
+    are LightGBM callbacks added to the training's own (the MLflow round logger).
     """
     check_training_options(n_estimators, learning_rate, early_stopping_rounds, num_leaves, test_fraction)
     valid_from = to_timestamp(valid_start, "valid_start")
@@ -118,7 +121,7 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
         params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set],
         valid_names=["validation"], feval=[scores.correlation, scores.rmse],
         callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=True),
-                   lgb.log_evaluation(LOG_EVERY), lgb.record_evaluation(history)])
+                   lgb.log_evaluation(LOG_EVERY), lgb.record_evaluation(history), *callbacks])
     best = booster.best_iteration or booster.current_iteration()
     print(f"datasets built in {built - started:.1f} s; {len(history['validation']['rmse'])} rounds in "
           f"{time.perf_counter() - built:.1f} s", flush=True)

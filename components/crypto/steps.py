@@ -111,11 +111,14 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     """
     from pathlib import Path
 
-    from components.crypto.models import importance_figure, train
+    from components import tracking
+    from components.crypto.models import MAX_BIN, ROW_FRACTION, importance_figure, train
     from components.reports import figure_html, table_html, write_report
 
+    run = tracking.task_run()
+    run.log_params({"max_bin": MAX_BIN, "row_fraction": ROW_FRACTION})
     result = train(Path(features_path), Path(model.path), valid_start, n_estimators, learning_rate,
-                   early_stopping_rounds, seed, test_fraction, num_leaves)
+                   early_stopping_rounds, seed, test_fraction, num_leaves, callbacks=run.lightgbm_callbacks())
     model.metadata.update({"framework": "lightgbm", "file": "model.bst",
                            "best_iteration": result.best_iteration})
     for name in ("best_iteration", "validation_correlation", "validation_rmse", "train_rows",
@@ -125,6 +128,8 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
         ("Total gain per feature", figure_html(importance_figure(result.importance))),
         ("Table", table_html(["feature", "gain"], result.importance.items())),
     ])
+    run.set_tags({"model_uri": model.uri, "model_framework": "lightgbm"})
+    run.log_artifact(importance.path, "importance.html")
     print(f"best iteration {result.best_iteration}: validation weighted correlation "
           f"{result.validation_correlation:.4f} on {result.validation_rows:,} rows "
           f"({result.train_rows:,} training rows; {result.purged_rows:,} rows purged before the "
@@ -153,6 +158,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     from datetime import datetime, timezone
     from pathlib import Path
 
+    from components import tracking
     from components.crypto.evaluation import evaluate as score
     from components.crypto.evaluation import read_asset_names, write_evaluation_report
     from components.gate import check_threshold, log_scores
@@ -163,6 +169,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
                              "weighted_correlation", threshold)
     write_evaluation_report(evaluation, Path(report.path), gate)
+    tracking.task_run().log_artifact(report.path, "report.html")
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = (f"from {datetime.fromtimestamp(test_start, timezone.utc):%Y-%m-%d %H:%M} UTC "
                                     f"({evaluation.metrics['test_rows']:,.0f} rows)")

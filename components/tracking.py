@@ -15,9 +15,9 @@ Rules this module keeps:
 - It logs into the given run and never starts, ends or nests one (the
   platform owns the run's life: a second run would sit outside its tree).
 - Tracking never fails or stalls a step: MLflow's own HTTP client is bounded
-  (`HTTP_LIMITS`, at most about 11 s against a server that accepts and never
-  answers), and the first failure prints one `warning:` line and switches
-  tracking off for the rest of the step.
+  (`HTTP_LIMITS`: 10 s against a server that accepts and never answers), and the
+  first failure prints one `warning:` line and switches tracking off for the
+  rest of the step.
 - Metrics are buffered and sent in batches (`log_batch`) at most every
   `FLUSH_EVERY_S` seconds and at the end, so a thousand boosting rounds cost a
   few requests, not a thousand.
@@ -34,13 +34,13 @@ from typing import Any, Callable, Mapping
 RUN_ID_VARIABLE = "MLFLOW_RUN_ID"
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 # MLflow's HTTP settings (mlflow/environment_variables.py, MLflow 3.17), used when the
-# operator has not set them: one retry, 5 s per attempt. MLflow's defaults (7 retries,
-# 120 s per attempt, backoff factor 2) could hold a step for many minutes.
+# operator has not set them: one attempt of at most 10 s. MLflow's defaults (7 retries,
+# 120 s per attempt, backoff factor 2) could hold a step for many minutes; and a retry
+# after a timeout repeats a request the server may have done already (a second batch
+# of the same metrics), so a request is sent once and a failure ends tracking.
 HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": "30",  # direct uploads to a cloud artifact store
 }
 FLUSH_EVERY_S = 5.0

@@ -54,6 +54,10 @@ SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with 
 MLFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow"
 SERVER_START_TIMEOUT_S = 180.0
 PARENT_TAG = "mlflow.parentRunId"
+# This process's MLflow client, while a run is tracked: the steps' bound of one attempt, longer
+# (creating a run twice after a timeout would leave an orphan), and no "View run at" lines.
+RUNNER_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,14 @@ def wait_until_healthy(uri: str, server: subprocess.Popen, log_path: Path) -> No
             raise InputError(f"MLflow's server for TRACKING exited with code {server.returncode}: see {log_path}")
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
+                healthy = answer.status == 200
         except OSError:
-            time.sleep(0.5)
+            healthy = False
+        if healthy:
+            # The first API call loads the store (seconds): made here, not by a run's first request.
+            with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=120):
+                return
+        time.sleep(0.5)
     stop_server(server)
     raise InputError(f"MLflow's server did not answer within {SERVER_START_TIMEOUT_S:.0f}s: see {log_path}")
 
@@ -192,9 +200,7 @@ class LocalTracking:
     """One pipeline run's MLflow runs: parent, loops, tasks (thread-safe: loop iterations run at once)."""
 
     def __init__(self, store: Store, tracking_uri: str, pipeline: str, params: dict[str, Any],
-                 run_dir: Path) -> None:
-        for name, value in {**HTTP_LIMITS, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}.items():
-            os.environ.setdefault(name, value)
+                 run_dir: Path, step_environment: dict[str, str]) -> None:
         from mlflow.tracking import MlflowClient
 
         self.store, self.tracking_uri = store, tracking_uri
@@ -205,6 +211,8 @@ class LocalTracking:
         self.loop_runs: dict[str, str] = {}
         self.experiment_id: str | None = None
         self.lock = threading.Lock()
+        # The steps' own bounds (the user's settings win), not this process's RUNNER_HTTP_SETTINGS.
+        self.step_environment = step_environment
 
     def describe(self) -> str:
         """Where the runs went, for the run's summary."""
@@ -228,8 +236,8 @@ class LocalTracking:
                 call = TaskCall.from_command(self.full_command, self.pipeline_root)
                 run_id = tracking.start_task(call)
                 if run_id:
-                    self.env_vars = {**self.env_vars, TRACKING_URI_VARIABLE: tracking.tracking_uri,
-                                     RUN_ID_VARIABLE: run_id}
+                    self.env_vars = {**self.env_vars, **tracking.step_environment,
+                                     TRACKING_URI_VARIABLE: tracking.tracking_uri, RUN_ID_VARIABLE: run_id}
                 result = base.run(self)
                 if run_id:
                     tracking.end_task(run_id, call, result == status.Status.SUCCESS)
@@ -339,8 +347,10 @@ def tracked_run(store: Store | None, pipeline: str, params: dict[str, Any],
         tracking = None
         if store is not None:
             try:
+                step_environment = {name: os.environ.get(name, value) for name, value in HTTP_LIMITS.items()}
+                stack.enter_context(mock.patch.dict(os.environ, RUNNER_HTTP_SETTINGS))
                 uri = stack.enter_context(serving(store, run_dir / "mlflow-server.log"))
-                tracking = LocalTracking(store, uri, pipeline, params, run_dir)
+                tracking = LocalTracking(store, uri, pipeline, params, run_dir, step_environment)
                 stack.enter_context(tracking.hooked())
             except Exception as error:  # noqa: BLE001 - tracking must never fail the run
                 print(f"warning: no MLflow tracking for this run: {error}", flush=True)

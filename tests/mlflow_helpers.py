@@ -1,4 +1,4 @@
-"""Reading tracked runs back through MLflow's own client, for the tracking tests.
+"""MLflow's server for the tracking tests, and reading tracked runs back through MLflow's own client.
 
 A SQLite store is read by the full mlflow in .venv-mlflow (the project's environment has only
 mlflow-skinny, which has no SQL store), in a subprocess that prints every run as JSON. Artifacts
@@ -7,8 +7,13 @@ are served by a server only (`mlflow-artifacts:/…`): the tests look for them i
 
 import json
 import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
-from pipelines.local_tracking import server_command
+from conftest import free_port
+
+from pipelines.local_tracking import Store, server_arguments, server_command, stop_server, wait_until_healthy
 
 DUMP = """
 import json, sys
@@ -36,3 +41,20 @@ def read_runs(tracking_uri: str) -> list[dict]:
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`mlflow server` on a loopback port with a SQLite store in `folder`: (its URI, its process)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store = Store(str(folder), f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
+    port = free_port()
+    with open(folder / "server.log", "w", encoding="utf-8") as log:
+        server = subprocess.Popen([*server_command(), *server_arguments(store, port)], stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        wait_until_healthy(uri, server, folder / "server.log")
+        yield uri, server
+    finally:
+        stop_server(server)

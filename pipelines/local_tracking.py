@@ -292,8 +292,9 @@ class LocalTracking:
             from mlflow.entities import Param
 
             experiment = self.client.get_experiment_by_name(self.pipeline)
-            self.experiment_id = (experiment.experiment_id if experiment
-                                  else self.client.create_experiment(self.pipeline))
+            # A "model training" experiment: MLflow 3's UI opens others on its GenAI pages.
+            self.experiment_id = (experiment.experiment_id if experiment else self.client.create_experiment(
+                self.pipeline, tags={"mlflow.experimentKind": "custom_model_development"}))
             run = self.client.create_run(self.experiment_id, run_name=job, tags={
                 "kfp.pipeline": self.pipeline, "kfp.run_dir": str(self.run_dir)})
             self.client.log_batch(run.info.run_id, params=[Param(name, _param_value(value))

@@ -54,8 +54,9 @@ SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with 
 MLFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow"
 SERVER_START_TIMEOUT_S = 180.0
 PARENT_TAG = "mlflow.parentRunId"
-# This process's MLflow client, while a run is tracked: the steps' bound of one attempt, longer
-# (creating a run twice after a timeout would leave an orphan), and no "View run at" lines.
+# This process's MLflow client while a run is tracked: one attempt per request as in the steps, with
+# a longer bound (it creates the runs: a retry after a timeout could create one twice), and no
+# "View run at" lines.
 RUNNER_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
@@ -233,8 +234,8 @@ class LocalTracking:
 
         class TrackedTaskHandler(base):
             def run(self):
-                call = TaskCall.from_command(self.full_command, self.pipeline_root)
-                run_id = tracking.start_task(call)
+                call = tracking._call(lambda: TaskCall.from_command(self.full_command, self.pipeline_root))
+                run_id = tracking.start_task(call) if call else None
                 if run_id:
                     self.env_vars = {**self.env_vars, **tracking.step_environment,
                                      TRACKING_URI_VARIABLE: tracking.tracking_uri, RUN_ID_VARIABLE: run_id}

@@ -42,6 +42,13 @@ WORKSPACE_STORAGE_CLASS ?=
 IMAGE_PULL_SECRET ?=
 export IMAGE IMAGE_GPU WORKSPACE_ACCESS_MODE WORKSPACE_STORAGE_CLASS IMAGE_PULL_SECRET STEP_USER
 export PYTHON_IMAGE PIP_INDEX_URL PIP_CA_BUNDLE
+# MLflow tracking of local runs (pipelines/local_tracking.py): TRACKING=runs/mlflow (a folder),
+# sqlite:///path/mlflow.db or http://host:port; empty: no tracking. MLflow's server and UI get
+# their own environment: the full mlflow package pins pyarrow<26, below the project's pin.
+TRACKING ?=
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_SERVER ?= $(abspath $(MLFLOW_VENV))/bin/mlflow
+export TRACKING MLFLOW_SERVER
 # The model store claim (deploy/model-store-pvc.yaml), made by `make model-store`.
 NAMESPACE ?= kubeflow
 MODEL_STORE_ACCESS_MODE ?= ReadWriteOnce
@@ -49,7 +56,8 @@ MODEL_STORE_STORAGE_CLASS ?=
 MODEL_STORE_SIZE ?= 10Gi
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean
+	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
+	tracking-ui
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,13 +73,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[local,test]'
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv and install the package with its pinned dependencies
+$(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet -r requirements-mlflow-server.txt
+	touch $@
+
+setup: $(VENV)/.installed $(MLFLOW_VENV)/.installed ## create .venv (the package, pinned) and .venv-mlflow (MLflow's server)
 
 compile: setup ## compile every pipeline (and GPU variant) into compiled/
 	$(PY) -m pipelines compile --output-dir $(COMPILED)
 
-run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."
+run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."; TRACKING=… into MLflow
 	$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER))
+
+tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store TRACKING (default runs/mlflow)
+	$(PY) -m pipelines.local_tracking "$(or $(TRACKING),runs/mlflow)"
 
 upload: setup ## register compiled/$(PIPELINE).yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu)

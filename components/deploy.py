@@ -66,7 +66,7 @@ def deploy_model(
     """
     from pathlib import Path
 
-    from components import kube_serving, model_store
+    from components import kube_serving, model_store, tracking
     from components.errors import InputError
 
     model_store.check_canary_percent(canary_percent)
@@ -87,6 +87,12 @@ def deploy_model(
     labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
     print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
           flush=True)
+    # The model stays in the model store, not in MLflow (README: Experiment tracking): its version and URI
+    # go on this task's run and on the pipeline's run.
+    deployed = {"model_store.model": model_name, "model_store.version": version_dir.name,
+                "model_store.uri": str(version_dir), "model_store.labels": labels.describe()}
+    tracking.task_run().set_tags(deployed)
+    tracking.task_run().tag_parent(deployed)
     if in_cluster:
         print(kube_serving.deploy_serving(
             model_name=model_name, model_format=model_format, model_store_pvc=model_store_pvc,

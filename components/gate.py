@@ -23,6 +23,7 @@ would add a version that changes nothing.
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
+from components import tracking
 from components.errors import InputError
 
 DEPLOY, REFUSE = "deploy", "refuse"
@@ -41,10 +42,13 @@ def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
 
 
 def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str, threshold: float) -> str:
-    """Log every score to the evaluate step's Metrics; return a line for its log and
-    report saying where the decision is made (the gate step, not here)."""
+    """Log every score to the evaluate step's Metrics, and to its MLflow run when the step
+    is tracked (`components.tracking`); return a line for its log and report saying where
+    the decision is made (the gate step, not here)."""
     for name, value in scores.items():
         metrics.log_metric(name, value)
+    tracking.task_run().log_metrics(scores)
+    tracking.task_run().flush()
     return (f"{gate_metric} {scores[gate_metric]:.4f} (threshold {threshold:.4g}): the gate step decides "
             "the deploy against the threshold, the naive baseline and the serving model")
 

@@ -61,7 +61,7 @@ def gate_model(
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from components import kube_serving, model_store, reports
+    from components import kube_serving, model_store, reports, tracking
     from components.gate import Champion, decide, verdict_markdown
     from components.storage import atomic_path
 
@@ -90,6 +90,10 @@ def gate_model(
     decided = reports.with_verdict(Path(evaluation_report.path).read_text(encoding="utf-8"),
                                    reports.verdict_html(result.decision, result.reason, result.comparisons))
     reports.write_html(report.path, decided)
+    run = tracking.task_run()
+    run.set_tags({"gate.decision": result.decision, "gate.reason": result.reason,
+                  "gate.champion_version": result.champion_version})
+    run.log_artifact(verdict.path, "verdict.md")
     for line in result.comparisons:
         print(f"gate: {line}", flush=True)
     print(f"gate: {result.reason}", flush=True)

@@ -36,7 +36,7 @@ from unittest import mock
 from components import images
 from components.errors import PipelineError
 from components.storage import atomic_path, retry_budget_s
-from pipelines import container_runner, parameters, registry
+from pipelines import container_runner, local_tracking, parameters, registry
 from pipelines.container_runner import ContainerSettings
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -82,6 +82,7 @@ class LocalRunResult:
     error: str | None = None
     seconds: float = 0.0
     reports: list[Path] = field(default_factory=list)  # runs/<pipeline>/<ts>/reports/*.html
+    tracked_to: str | None = None  # where MLflow has the run (TRACKING), for the summary
 
     @property
     def succeeded(self) -> bool:
@@ -197,10 +198,12 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
-              verbose: bool = False, containers: ContainerSettings | None = None) -> LocalRunResult:
+              verbose: bool = False, containers: ContainerSettings | None = None,
+              tracking: str | None = None) -> LocalRunResult:
     """Run the pipeline through kfp.local: each step in a subprocess of this
     environment, or, with `containers`, each step in a container of its image
-    (pipelines/container_runner.py)."""
+    (pipelines/container_runner.py); with `tracking` (default: $TRACKING) into
+    MLflow as the platform's plugin would (pipelines.local_tracking)."""
     from kfp import local
 
     entry = registry.get(pipeline_name)
@@ -208,6 +211,10 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     declared = parameters.declared_by(pipeline_func)
     params = parameters.resolve(pipeline_name, declared, params)
     retry_budget_s()  # the steps read FETCH_RETRY_BUDGET_S: a bad value fails now, not in a step
+    tracking = tracking if tracking is not None else os.environ.get(local_tracking.TRACKING_VARIABLE)
+    store = local_tracking.parse_store(tracking) if tracking else None
+    if store and store.backend:
+        local_tracking.server_command()  # not installed: refused now
     if "model_base_path" in declared and "model_base_path" not in params:
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
@@ -223,7 +230,8 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     with _step_runner(containers, run_dir, [pipeline_root, workspace], params) as runner:
         local.init(runner=runner, pipeline_root=str(pipeline_root), workspace_root=str(workspace),
                    raise_on_error=False)
-        capture = _run_pipeline(pipeline_func, params, run_dir, verbose)
+        with local_tracking.tracked_run(store, pipeline_name, effective, run_dir) as tracked:
+            capture = _run_pipeline(pipeline_func, params, run_dir, verbose, tracked)
     tasks = capture.tasks
     _read_task_outputs(pipeline_root, tasks)
     failed = [t.name for t in tasks.values() if t.status == "FAILURE"]
@@ -231,7 +239,8 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     if failed:
         error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
     result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, capture.seconds,
-                            reports=link_reports(pipeline_root, run_dir / "reports"))
+                            reports=link_reports(pipeline_root, run_dir / "reports"),
+                            tracked_to=tracked.describe() if tracked else None)
     text = summary(result, entry)
     (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
     write_index(result, text)
@@ -258,8 +267,10 @@ def _step_runner(containers: ContainerSettings | None, run_dir: Path, folders: l
     return container_runner.container_steps(containers, folders)
 
 
-def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose: bool) -> "_LogCapture":
-    """Call the pipeline under kfp.local with its output captured into run.log and the terminal."""
+def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose: bool,
+                  tracked: "local_tracking.LocalTracking | None") -> "_LogCapture":
+    """Call the pipeline under kfp.local with its output captured into run.log and the terminal
+    (and the MLflow parent run closed, when tracked, while the steps' output is still captured)."""
     started = time.monotonic()
     # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
     quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -271,6 +282,8 @@ def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose:
         capture = _LogCapture(sys.stdout, log_file, verbose)
         with contextlib.redirect_stdout(capture):
             pipeline_func(**params)
+            if tracked:
+                tracked.finish(all(task.status != "FAILURE" for task in capture.tasks.values()))
         capture.flush()
     capture.seconds = time.monotonic() - started
     return capture
@@ -371,4 +384,6 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: b
         lines.append(f"error: {result.error}")
     lines += [f"report: {path}" for path in result.reports]
     lines.append(f"artifacts and log: {result.run_dir} (open index.html)")
+    if result.tracked_to:
+        lines.append(f"MLflow: {result.tracked_to}")
     return "\n".join(lines)

@@ -91,3 +91,12 @@ def cluster_pod(tmp_path, monkeypatch):
     monkeypatch.setattr(kube_api, "POLL_INTERVAL_S", 0.01)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     return tls, folders, monkeypatch
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (SQLite store) on loopback for the session: its http:// URI."""
+    from mlflow_helpers import mlflow_server as start
+
+    with start(tmp_path_factory.mktemp("mlflow")) as (uri, _):
+        yield uri

@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -83,7 +83,7 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
           n_estimators: int = N_ESTIMATORS, learning_rate: float = LEARNING_RATE,
           early_stopping_rounds: int = EARLY_STOPPING_ROUNDS, seed: int = 2022, test_fraction: float = 0.5,
           num_leaves: int = 31, max_bin: int = MAX_BIN, row_fraction: float = ROW_FRACTION,
-          progress: Callable[[str], None] = print) -> TrainingResult:
+          progress: Callable[[str], None] = print, callbacks: Sequence[Callable] = ()) -> TrainingResult:
     """Train, save `model_dir`/model.bst (best iteration only), return what happened.
 
     `valid_start` must be the date the feature step split on (train_flg). The
@@ -91,7 +91,8 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
     both load the single model file they find in a version folder. `max_bin`
     and `row_fraction` (LightGBM's bagging_fraction, fresh rows every round;
     1 uses every row) trade a little fit for time; see the module's notes.
-    `progress` receives the progress lines.
+    `progress` receives the progress lines; `callbacks` are LightGBM callbacks
+    added to the training's own (the MLflow round logger).
     """
     check_training_options(n_estimators, learning_rate, early_stopping_rounds, num_leaves, test_fraction)
     valid_from = to_timestamp(valid_start, "valid_start")
@@ -129,7 +130,7 @@ def train(features_path: Path, model_dir: Path, valid_start: str = "2021-05-01",
         params, train_set, num_boost_round=n_estimators, valid_sets=[valid_set, sample_set],
         valid_names=["validation", "training"], feval=[scores.correlation, scores.rmse],
         callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False),
-                   _Progress(LOG_EVERY, n_estimators, progress), lgb.record_evaluation(history)])
+                   _Progress(LOG_EVERY, n_estimators, progress), lgb.record_evaluation(history), *callbacks])
     best = booster.best_iteration or booster.current_iteration()
     rounds = len(history["validation"]["rmse"])
     best_scores = booster.best_score["validation"]

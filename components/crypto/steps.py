@@ -113,15 +113,17 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     """
     from pathlib import Path
 
-    from components import history
-    from components.crypto.models import importance_figure, train
+    from components import history, tracking
+    from components.crypto.models import MAX_BIN, ROW_FRACTION, importance_figure, train
     from components.model_store import content_hash
     from components.readable import timestamp
     from components.reports import figure_html, table_html, write_report
 
+    run = tracking.task_run()
+    run.log_params({"max_bin": MAX_BIN, "row_fraction": ROW_FRACTION})
     result = train(Path(features_path), Path(model.path), valid_start, n_estimators, learning_rate,
                    early_stopping_rounds, seed, test_fraction, num_leaves,
-                   progress=lambda line: print(line, flush=True))
+                   progress=lambda line: print(line, flush=True), callbacks=run.lightgbm_callbacks())
     test_start = timestamp(result.test_start)
     model.metadata.update({"framework": "lightgbm", "file": "model.bst", "best_iteration": result.best_iteration,
                            "test_start": test_start, **history.as_metadata(result.history),
@@ -133,6 +135,8 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
         ("Total gain per feature", figure_html(importance_figure(result.importance))),
         ("Table", table_html(["feature", "gain"], result.importance.items())),
     ])
+    run.set_tags({"model_uri": model.uri, "model_framework": "lightgbm"})
+    run.log_artifact(importance.path, "importance.html")
     print(f"best iteration {result.best_iteration}: validation weighted correlation "
           f"{result.validation_correlation:.4f} on {result.validation_rows:,} rows "
           f"({result.train_rows:,} training rows; {result.purged_rows:,} rows purged before the "
@@ -162,7 +166,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     """
     from pathlib import Path
 
-    from components import history
+    from components import history, tracking
     from components.crypto.evaluation import baseline_comparisons, read_asset_names, write_evaluation_report
     from components.crypto.evaluation import evaluate as score
     from components.gate import check_threshold, log_scores
@@ -177,6 +181,7 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
     best_iteration = model.metadata.get("best_iteration")  # KFP hands numbers back as floats
     write_evaluation_report(evaluation, Path(report.path), gate, history.from_metadata(model.metadata),
                             None if best_iteration is None else int(best_iteration))
+    tracking.task_run().log_artifact(report.path, "report.html")
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"from {test_start} ({number(evaluation.metrics['test_rows'])} rows)"
     print(f"weighted correlation {correlation:.4f} (zero baseline 0, reversal baseline "

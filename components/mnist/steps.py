@@ -117,7 +117,7 @@ def train_trial(
     from pathlib import Path
 
     from components import history as trained
-    from components import kube_api, kube_serving
+    from components import kube_api, kube_serving, tracking
     from components.mnist import sweep
     from components.mnist.distributed import HISTORY_FILE, WorkerJob
     from components.mnist.launcher import check_workers, train_locally
@@ -152,6 +152,12 @@ def train_trial(
                                time.monotonic() - started, workers)
     model.metadata.update({**result.as_metadata(), **trained.as_metadata(sweep.epoch_history(history)),
                            "content_hash": content_hash(model.path)})
+    run = tracking.task_run()
+    run.set_name(trial.name)  # the UI compares trials by these names
+    run.log_params({"learning_rate": trial.learning_rate, "hidden_layers": trial.hidden_layers})
+    for epoch, figures in enumerate(zip(*history.values(), strict=True), start=1):
+        run.log_metrics(dict(zip(history, figures, strict=True)), step=epoch)
+    run.set_tags({"trial": trial.name, "model_uri": model.uri, "model_framework": "tensorflow"})
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
         metrics.log_metric(name, getattr(result, name))
     metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
@@ -187,7 +193,7 @@ def select_best_trial(
     import shutil
     from pathlib import Path
 
-    from components import history
+    from components import history, tracking
     from components.mnist import sweep
     from components.reports import figure_html, table_html, write_report
     from components.storage import atomic_path
@@ -214,6 +220,8 @@ def select_best_trial(
         ("Every trial per epoch (validation split)", sweep.curves_section(histories, best)),
         ("Validation accuracy by learning rate and hidden layers", figure_html(sweep.sweep_figure(results, best))),
     ])
+    tracking.task_run().set_tags({"best_trial": best.name, "model_uri": best_model.uri})
+    tracking.task_run().log_artifact(sweep_report.path, "sweep_report.html")
     print(f"best trial: {best.name} (val_accuracy {best.val_accuracy:.4f})", flush=True)
     return best.name
 
@@ -242,7 +250,7 @@ def evaluate(
         report: An HTML report: the model beside the majority-class baseline, the best trial's
             training curves, the misclassified digits, and a gate section the gate step fills in.
     """
-    from components import history
+    from components import history, tracking
     from components.gate import check_threshold, log_scores
     from components.mnist import evaluation as ev
     from components.mnist.models import predict_digits
@@ -260,6 +268,7 @@ def evaluate(
     metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities,
                                history.from_metadata(model.metadata))
+    tracking.task_run().log_artifact(report.path, "report.html")
     print(f"accuracy {scores.accuracy:.4f} (majority class {scores.majority_class}: "
           f"{scores.majority_class_accuracy:.4f}) on {scores.test_images} test images, "
           f"{scores.misclassified} misclassified; {gate}", flush=True)

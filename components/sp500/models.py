@@ -7,7 +7,7 @@ served model takes raw log returns and no scaler travels beside it.
 """
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -46,8 +46,9 @@ def build_model(model_type: str, train_features: np.ndarray, learning_rate: floa
 
 def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epochs: int,
                 learning_rate: float, seed: int, batch_size: int = 64,
-                progress: Callable[[str], None] = print):
-    """Train deterministically for a given seed (same seed, same weights)."""
+                progress: Callable[[str], None] = print, callbacks: Sequence = ()):
+    """Train deterministically for a given seed (same seed, same weights); `callbacks` are
+    Keras callbacks added to the progress printer (the MLflow epoch logger)."""
     import keras
     import tensorflow as tf
 
@@ -65,7 +66,7 @@ def train_model(features: np.ndarray, labels: np.ndarray, model_type: str, epoch
                          f"accuracy {logs['accuracy']:.4f}")
 
     model.fit(features, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
-              verbose=0, callbacks=[Progress()])
+              verbose=0, callbacks=[Progress(), *callbacks])
     return model
 
 

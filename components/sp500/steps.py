@@ -114,7 +114,7 @@ def train(
     import numpy as np
     import pandas as pd
 
-    from components import history
+    from components import history, tracking
     from components.saved_model import content_hash
     from components.sp500.features import LABEL, feature_columns
     from components.sp500.models import export_saved_model, train_model, training_history
@@ -122,13 +122,16 @@ def train(
 
     table = pd.read_parquet(train_data.path)
     columns = feature_columns(table)
+    run = tracking.task_run()
+    run.log_params({"features": ",".join(columns), "train_days": len(table)})
     fitted = train_model(table[columns].to_numpy(np.float32), table[LABEL].to_numpy(),
                          model_type, epochs, learning_rate, seed,
-                         progress=lambda line: print(line, flush=True))
+                         progress=lambda line: print(line, flush=True), callbacks=run.keras_callbacks())
     with atomic_path(model.path) as tmp:
         export_saved_model(fitted, tmp, version_tag)
     model.metadata.update({"model_type": model_type, "features": columns, "version_tag": version_tag,
                            **history.as_metadata(training_history(fitted)), "content_hash": content_hash(model.path)})
+    run.set_tags({"model_uri": model.uri, "model_framework": "tensorflow"})
 
 
 train_model_cpu = cpu_component(train)
@@ -166,7 +169,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
-    from components import history
+    from components import history, tracking
     from components.gate import check_threshold, log_scores
     from components.saved_model import load_predictor
     from components.sp500 import evaluation as ev
@@ -182,6 +185,7 @@ def evaluate(
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
     ev.write_direction_report(report.path, test, predicted, scores, gate, history.from_metadata(model.metadata))
+    tracking.task_run().log_artifact(report.path, "report.html")
     print(f"accuracy {scores.accuracy:.4f} (always up {scores.always_up_accuracy:.4f}) on "
           f"{scores.test_days} test days; {gate}", flush=True)
     for comparison in ev.baseline_comparisons(scores):

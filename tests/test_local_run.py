@@ -13,26 +13,11 @@ from pipelines import registry
 from pipelines.local_run import (
     LocalRunResult,
     TaskRun,
-    _LogCapture,
     _read_task_outputs,
     link_reports,
     run_local,
     summary,
 )
-
-
-def test_log_capture_times_tasks_and_keeps_the_last_error():
-    terminal, log = io.StringIO(), io.StringIO()
-    capture = _LogCapture(terminal, log, verbose=False)
-    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
-    capture.write('    {"executor": "json echo"}\n    plain step line\n')
-    capture.write("    components.errors.InputError: data file not found: /x.csv\n")
-    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
-    assert capture.tasks["download"].status == "FAILURE"
-    assert capture.tasks["download"].seconds >= 0
-    assert capture.last_error() == "data file not found: /x.csv"
-    assert "plain step line" in terminal.getvalue() and "json echo" not in terminal.getvalue()
-    assert "json echo" in log.getvalue()
 
 
 def result_with(run_dir: Path, accuracy: float, verdict, deployed: str | None = None) -> LocalRunResult:
@@ -73,46 +58,6 @@ def test_the_summary_repeats_the_verdict_and_decides_nothing_itself(tmp_path):
     verdict = Verdict(False, "REFUSED: a reason only the gate knows. Nothing is deployed.", ["a comparison"])
     text = summary(result_with(tmp_path, 0.99, verdict), registry.get("sp500"))
     assert "gate: a comparison" in text and "gate: REFUSED: a reason only the gate knows." in text
-
-
-def test_a_failed_step_shows_no_traceback_on_the_terminal():
-    terminal, log = io.StringIO(), io.StringIO()
-    capture = _LogCapture(terminal, log, verbose=False)
-    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
-    capture.write("    reading sp500\n    Traceback (most recent call last):\n")
-    capture.write('      File "data.py", line 3, in read\n        raise ValueError("x")\n')
-    capture.write("    ValueError: x\n    \n    The above exception was the direct cause of the following exception:\n")
-    capture.write("    \n    Traceback (most recent call last):\n      File \"data.py\", line 5\n")
-    capture.write("    components.errors.TransientError: http://h/x.csv unreachable after 4 attempts\n")
-    capture.write("    a line the step printed after handling an error\n\n")
-    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
-    shown = terminal.getvalue()
-    assert "reading sp500" in shown and "finished with status FAILURE" in shown
-    assert "a line the step printed after handling an error" in shown
-    assert "Traceback" not in shown and "File " not in shown and "ValueError" not in shown
-    assert log.getvalue().count("Traceback") == 2
-    assert capture.last_error() == "http://h/x.csv unreachable after 4 attempts"
-
-
-def test_a_bug_keeps_its_exception_name():
-    capture = _LogCapture(io.StringIO(), io.StringIO(), verbose=False)
-    capture.write("    KeyError: 'Close'\n")
-    assert capture.last_error() == "KeyError: 'Close'"
-
-
-def test_output_dumps_are_trimmed_to_a_line_per_output():
-    terminal = io.StringIO()
-    capture = _LogCapture(terminal, io.StringIO(), verbose=False)
-    capture.write("10:00:00.000 - INFO - Task \x1b[96m'evaluate'\x1b[0m outputs:\n")
-    capture.write("    Output: 0.5408388520971302\n")
-    capture.write("    metrics: Metrics( name='metrics',\n                      uri='/runs/x/evaluate/metrics',\n")
-    capture.write("                      metadata={'accuracy': 0.5408388520971302, 'test_days': 453.0} )\n")
-    capture.write("    confusion: ClassificationMetrics( name='confusion',\n               uri='/runs/x/c',\n")
-    capture.write("               metadata={'confusionMatrix': {'rows': [{'row': [11.0, 196.0]}]}} )\n")
-    capture.write("--------------------------------------------------------------------------------\n")
-    assert terminal.getvalue().splitlines()[1:] == [
-        "    Output: 0.5408388520971302", "    metrics: Metrics", "      accuracy 0.5408  test_days 453",
-        "    confusion: ClassificationMetrics", "-" * 80]
 
 
 def test_html_reports_get_an_html_name_and_other_files_do_not(tmp_path):

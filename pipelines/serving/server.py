@@ -12,6 +12,7 @@ import grpc
 from components.errors import InputError
 from components.model_store import check_model_name
 from components.serving_config import MONITORING_PATH
+from pipelines.interrupts import EXIT_CODES
 from pipelines.serving.grpc_api import start_grpc
 from pipelines.serving.loaded_models import ModelRegistry
 from pipelines.serving.rest_api import RestServer
@@ -43,11 +44,25 @@ def poll_forever(registry: ModelRegistry, every_seconds: float, stop: threading.
             print(f"serving: polling {registry.model_base_path} failed: {error}", flush=True)
 
 
+def check_store(model_base_path: Path, model_name: str | None) -> None:
+    """Refuse a store folder that is not there, or a model it does not hold, naming the models it does."""
+    if not model_base_path.is_dir():
+        raise InputError(f"--model-base-path {model_base_path}: no such folder "
+                         "(`make run` creates model_store/ at its first deploy; --wait serves it once it exists)")
+    if model_name is not None and not (model_base_path / model_name).is_dir():
+        models = sorted(p.name for p in model_base_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise InputError(f"--model-name '{model_name}': {model_base_path} holds "
+                         + (f"the models {', '.join(models)}" if models else "no model yet")
+                         + " (--wait serves it once a first version is deployed)")
+
+
 def serve(model_base_path: Path, model_name: str | None = None, host: str = "127.0.0.1",
-          grpc_port: int = 8500, rest_port: int = 8501, poll_seconds: float = 1.0) -> RunningServer:
+          grpc_port: int = 8500, rest_port: int = 8501, poll_seconds: float = 1.0,
+          wait: bool = False) -> RunningServer:
     """Load what the store holds, then serve gRPC and REST in background threads.
 
-    Port 0 picks a free port; the ports bound are in the result.
+    Port 0 picks a free port; the ports bound are in the result. Without `wait`, a
+    store folder or model that is not there is an error, not a wait for a first version.
     """
     if model_name is not None:
         try:
@@ -56,6 +71,8 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
             raise InputError(f"--model-name '{model_name}' is not a model folder name") from None
     if poll_seconds <= 0:
         raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
+    if not wait:
+        check_store(Path(model_base_path), model_name)
     registry = ModelRegistry(Path(model_base_path), model_name)
     registry.poll()
     grpc_server, grpc_bound = start_grpc(registry, host, grpc_port)
@@ -105,21 +122,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=8500)
     parser.add_argument("--rest-port", type=int, default=8501)
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    parser.add_argument("--wait", action="store_true",
+                        help="start even if the store or the model is not there yet, and serve its first version")
     args = parser.parse_args(argv)
     try:
         running = serve(args.model_base_path, args.model_name, args.host, args.grpc_port, args.rest_port,
-                        args.poll_seconds)
+                        args.poll_seconds, wait=args.wait)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     print(describe(running, args.host), flush=True)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    received: list[int] = []
+
+    def stop_serving(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    for signum in EXIT_CODES:
+        signal.signal(signum, stop_serving)
     stop.wait()
-    print("serving: stopping", flush=True)
     running.stop()
-    return 0
+    print(f"interrupted: the server stopped on {signal.Signals(received[0]).name}", file=sys.stderr, flush=True)
+    return EXIT_CODES[received[0]]
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def _clean_up_interrupted(cut_short: list[TaskRun], run_dir: Path, model_base_pa
     from components.model_store import remove_abandoned_incoming
 
     for task in cut_short:
-        task.status = "STOPPED"
+        task.status, task.seconds = "STOPPED", time.monotonic() - task.started
         if task.output_dir is not None:
             shutil.rmtree(task.output_dir, ignore_errors=True)
     shutil.rmtree(run_dir / "workspace", ignore_errors=True)  # the emulated volume kfp removes at a run's end
@@ -206,13 +206,20 @@ def link_reports(pipeline_root: Path, reports_dir: Path) -> list[Path]:
 def run_record(result: LocalRunResult) -> str:
     """The rest of summary.txt: every parameter, every metric, the reports."""
     lines = ["", "parameters:"]
-    lines += [f"  {name} = {value!r}" for name, value in sorted(result.params.items())]
+    lines += [f"  {name} = {_parameter(value)}" for name, value in sorted(result.params.items())]
     metrics = [(task, name, value) for task in result.tasks.values() for name, value in task.metrics.items()]
     if metrics:
         lines += ["", "metrics:"] + [f"  {task.name}.{name} = {readable(value, name)}"
                                      for task, name, value in metrics]
     lines += ["", "reports:"] + [f"  {path}" for path in result.reports] + [f"  {result.run_dir / 'index.html'}"]
     return "\n".join(lines)
+
+
+def _parameter(value: Any) -> str:
+    """A parameter as it would be typed: 20, not 20.0 (KFP passes whole floats as floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
 
 
 INDEX_STYLE = """
@@ -241,7 +248,7 @@ def write_index(result: LocalRunResult, summary_text: str) -> None:
     rows = [f"<tr><td>{html.escape(task.name)}</td><td>{html.escape(name)}</td>"
             f"<td class='number'>{html.escape(readable(value, name))}</td></tr>"
             for task in result.tasks.values() for name, value in task.metrics.items()]
-    params = [f"<tr><td>{html.escape(name)}</td><td>{html.escape(repr(value))}</td></tr>"
+    params = [f"<tr><td>{html.escape(name)}</td><td>{html.escape(_parameter(value))}</td></tr>"
               for name, value in sorted(result.params.items())]
     title = html.escape(result.pipeline)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title} run: {result.state}</title>"
@@ -296,7 +303,7 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: b
             from components.model_store import read_labels
 
             labels = read_labels(Path(deployed).parent)
-            lines.append(f"model deployed to {deployed}" + (f" (labels: {labels.describe()})" if labels else ""))
+            lines.append(f"model deployed to {deployed}" + (f" (labels: {labels.describe(router=False)})" if labels else ""))
         elif verdict.get("decision") != "deploy":
             lines.append("nothing deployed")
     if result.error and with_error:

@@ -1,6 +1,5 @@
 """The local runner's bookkeeping: reading kfp.local's log lines and writing the summary."""
 
-import io
 import json
 from pathlib import Path
 

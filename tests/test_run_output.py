@@ -67,9 +67,11 @@ def trial_lines(iteration: int, learning_rate: str) -> list[str]:
         "12:34:21.310 - INFO - Executing task \x1b[96m'train-trial'\x1b[0m",
         "12:34:21.310 - INFO - Streamed logs:", "",
         f"{pad}[KFP Executor 2026-12-03 12:34:21,370 INFO]: Got executor_input:",
-        f"{pad}{{", f'{pad}    "parameterValues": {{', f'{pad}        "config": [', f"{pad}            {learning_rate},",
+        f"{pad}{{", f'{pad}    "parameterValues": {{', f'{pad}        "config": [',
+        f"{pad}            {learning_rate},",
         f"{pad}            1.0", f"{pad}        ]", f"{pad}    }},",
-        f'{pad}    "outputFile": "/r/artifacts/mnist-1/for-loop-1-iteration-{iteration}/train-trial/executor_output.json"',
+        f'{pad}    "outputFile": "/r/artifacts/mnist-1/for-loop-1-iteration-{iteration}/train-trial/'
+        'executor_output.json"',
         f"{pad}}}",
         f"{pad}trial {iteration} starts",
         f"{pad}WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from components.errors import PipelineError
 from pipelines import interrupts
-from pipelines.cluster.commands import add_cluster_commands, add_compiled_dir_option
 from pipelines.parameters import parse_assignments
 
 # The registered pipelines' names (pipelines.registry, checked by a test): known without
@@ -99,6 +98,9 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The cluster verbs' modules import kfp: not needed by serve, predict, promote, rollback.
+    from pipelines.cluster.commands import add_cluster_commands, add_compiled_dir_option
+
     parser = argparse.ArgumentParser(prog="kfp-ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="run: show kfp's full executor log")

@@ -34,7 +34,7 @@ from unittest import mock
 from components.storage import atomic_path, retry_budget_s
 from pipelines import interrupts, parameters, registry
 from pipelines.numbers import readable
-from pipelines.run_output import RunOutput, TaskRun
+from pipelines.run_output import RunOutput, TaskRun, settle_unlogged
 
 # kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run.
 LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner",
@@ -144,6 +144,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
         capture.flush()
     tasks = capture.tasks
     _read_task_outputs(pipeline_root, tasks)
+    settle_unlogged(tasks)
     error = None
     if signals.received:
         error = _clean_up_interrupted(cut_short, run_dir, params.get("model_base_path"))

@@ -56,6 +56,12 @@ OUTPUT_METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
 PROJECT_ERRORS = {PipelineError.__name__} | {kind.__name__ for kind in PipelineError.__subclasses__()}
 
 
+# A task whose end kfp.local did not log: its tasks running side by side share the root logger,
+# and the first to finish removes the handler the others log through. Whether it succeeded
+# is read from its executor output afterwards (`settle_unlogged`).
+ENDED = "ENDED"
+
+
 @dataclass
 class TaskRun:
     name: str
@@ -169,6 +175,8 @@ class RunOutput(io.TextIOBase):
         if shown is not None:
             self._show(shown, thread)
         if TASK_DONE.match(plain) and task is not None:
+            if task.status == "RUNNING":  # its end went unlogged (see ENDED)
+                task.status, task.seconds = ENDED, time.monotonic() - task.started
             del self._running[thread]
             if thread == self._streaming:
                 self._next_streaming()
@@ -225,3 +233,11 @@ def trimmed_output(plain: str) -> str | None:
     if plain.startswith("     "):  # the rest of an artifact's dump (uri, metadata continued)
         return None
     return plain if len(plain) <= 120 else plain[:117] + "..."
+
+
+def settle_unlogged(tasks: dict[str, TaskRun]) -> None:
+    """A task whose end went unlogged succeeded if it wrote its executor output, else it failed."""
+    for task in tasks.values():
+        if task.status == ENDED:
+            written = task.output_dir is not None and (task.output_dir / "executor_output.json").is_file()
+            task.status = "SUCCESS" if written else "FAILURE"

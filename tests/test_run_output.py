@@ -135,3 +135,20 @@ def test_a_silenced_output_keeps_writing_the_log():
     assert "step line after the signal" not in terminal.getvalue()
     assert "step line after the signal" in log.getvalue()
     assert [task.name for task in capture.running()] == ["train"]
+
+
+def test_a_task_whose_end_went_unlogged_is_settled_by_its_executor_output(tmp_path):
+    """kfp.local loses the end line of a task that ran beside one that finished first."""
+    from pipelines.run_output import settle_unlogged
+
+    capture = RunOutput(io.StringIO(), io.StringIO(), verbose=False)
+    for iteration in (0, 1):
+        folder = tmp_path / f"for-loop-1-iteration-{iteration}" / "train-trial"
+        capture.write("10:00:00.000 - INFO - Executing task 'train-trial'\n")
+        capture.write(f'    "outputFile": "{folder}/executor_output.json"\n')
+        capture.write("-" * 80 + "\n")
+        folder.mkdir(parents=True)
+    (tmp_path / "for-loop-1-iteration-0" / "train-trial" / "executor_output.json").write_text("{}")
+    settle_unlogged(capture.tasks)
+    assert {name: task.status for name, task in capture.tasks.items()} == {
+        "train-trial #0": "SUCCESS", "train-trial #1": "FAILURE"}

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -161,7 +162,8 @@ class GrpcClient:
                                                      detail=f" ({error.details()})"), "NOT_FOUND") from error
             hint = ("; is a server running? Start one with `make serve` (or port-forward TF-Serving)"
                     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else "")
-            if "http1" in (error.details() or "").lower() or "http/1" in (error.details() or "").lower():
+            # An HTTP/1 server answers the HTTP/2 preface with text: "got frame type 79" ('O' of "HTTP/1.").
+            if re.search(r"http1|http/1|as the first frame", error.details() or "", re.IGNORECASE):
                 hint = "; it speaks HTTP/1: is it the REST port? Use --rest, or the gRPC port (8500 by default)"
             raise RequestFailed(f"gRPC {error.code().name} from {self.address}: {error.details()}{hint}",
                                 error.code().name) from error

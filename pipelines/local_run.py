@@ -304,7 +304,8 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: b
             from components.model_store import read_labels
 
             labels = read_labels(Path(deployed).parent)
-            lines.append(f"model deployed to {deployed}" + (f" (labels: {labels.describe(router=False)})" if labels else ""))
+            shown = f" (labels: {labels.describe(router=False)})" if labels else ""  # the local server's routing
+            lines.append(f"model deployed to {deployed}{shown}")
         elif verdict.get("decision") != "deploy":
             lines.append("nothing deployed")
     if result.error and with_error:

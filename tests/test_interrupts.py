@@ -107,3 +107,19 @@ def test_a_stopped_server_says_so_in_one_line(tmp_path):
     rest, errors = interrupt(process, signal.SIGINT, whole_group=True)
     assert process.returncode == 130
     assert "server stopped" in assert_one_interrupted_line(errors, rest + errors)
+
+
+@pytest.mark.e2e
+def test_ctrl_c_under_make_adds_no_line_of_make_s_own(tmp_path):
+    """`make run` and Ctrl-C: the run's one line, and no `make: *** [run] Interrupt` after it."""
+    (tmp_path / "pyproject.toml").write_text('version = "0"\n')  # the Makefile reads the version there
+    process = subprocess.Popen(["make", "-s", "-f", str(REPO / "Makefile"), "-o", "setup", "run",
+                                f"PY={sys.executable}", "PIPELINE=sp500"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    shown = read_until(process, r"finished with status .*SUCCESS")
+    shown += read_until(process, r"Executing task")
+    rest, errors = interrupt(process, signal.SIGINT, whole_group=True)
+    assert process.returncode in (130, -signal.SIGINT)  # make dies of the signal it was sent
+    assert_one_interrupted_line(errors, "".join(shown) + rest + errors)
+    assert "make:" not in rest + errors

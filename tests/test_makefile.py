@@ -19,5 +19,6 @@ def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
     assert not {"upload", "images", "schedule"} & set(local_targets)
     declared = set(re.findall(r"^([a-z-]+):.*## ", (REPO / "Makefile").read_text(), re.M))
     assert set(local_targets) | set(cluster_targets) == declared, "a target left out of make help"
-    columns = {line.index(line.split()[2]) for line in (local + "\n" + cluster).splitlines() if line.startswith("  make")}
+    rows = [line for line in (local + "\n" + cluster).splitlines() if line.startswith("  make")]
+    columns = {re.match(r"  make \S+\s+", line).end() for line in rows}
     assert len(columns) == 1, "descriptions not aligned"

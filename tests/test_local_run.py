@@ -1,6 +1,7 @@
 """The local runner's bookkeeping: reading kfp.local's log lines and writing the summary."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from pipelines.local_run import (
     _read_task_outputs,
     link_reports,
     run_local,
+    run_record,
     summary,
+    write_index,
 )
 
 
@@ -91,3 +94,40 @@ def test_a_bad_retry_budget_is_refused_before_any_step(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="FETCH_RETRY_BUDGET_S='-1' should be a positive number of seconds"):
         run_local("sp500", {}, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_numbers_are_written_for_people_in_the_summary_record_and_index(tmp_path):
+    verdict = Verdict(True, "DEPLOY: first deploy.", ["a comparison"])
+    result = result_with(tmp_path, 0.5408388520971302, verdict)
+    result.tasks["download-prices"] = TaskRun("download-prices", "SUCCESS", 1.0, 1620258720.0,
+                                              {"rows": 594400.0, "test_start": 1620258720.0, "rmse": 0.0060031234})
+    result.params.update({"epochs": 20.0, "seed": 42.0, "learning_rate": 0.001})
+    record = run_record(result)
+    for shown in ("download-prices.rows = 594,400", "download-prices.test_start = 2021-05-05 23:52 UTC",
+                  "download-prices.rmse = 0.006003", "epochs = 20", "seed = 42", "learning_rate = 0.001"):
+        assert shown in record, shown
+    assert "e+0" not in record and "20.0" not in record
+    text = summary(result, registry.get("sp500"))
+    assert re.search(r"^  download-prices +SUCCESS +1\.0s  1,620,258,720$", text, re.M), text
+    write_index(result, text)
+    index = (tmp_path / "index.html").read_text()
+    assert "594,400" in index and "2021-05-05 23:52 UTC" in index and "e+05" not in index
+
+
+def test_the_index_is_styled_and_links_the_gate_verdict(tmp_path):
+    verdict = Verdict(False, "REFUSED: below the threshold.", ["threshold: accuracy 0.5 < 0.7 -> fail"])
+    result = result_with(tmp_path, 0.5, verdict)
+    (tmp_path / "artifacts" / "sp500-run" / "gate-model" / "verdict").write_text("# REFUSED\n")
+    write_index(result, summary(result, registry.get("sp500")))
+    index = (tmp_path / "index.html").read_text()
+    assert "<style>" in index and "class='state SUCCEEDED'" in index
+    assert "href='artifacts/sp500-run/gate-model/verdict'>gate verdict</a>" in index
+
+
+def test_an_interrupted_run_is_marked_so(tmp_path):
+    result = result_with(tmp_path, 0.5, Verdict(True, "DEPLOY: first deploy.", []))
+    result.interrupted, result.error = "SIGINT", "step 'deploy-model' stopped"
+    text = summary(result, registry.get("sp500"))
+    assert text.startswith("pipeline sp500: INTERRUPTED in ") and "interrupted: step 'deploy-model' stopped" in text
+    write_index(result, text)
+    assert "class='state INTERRUPTED'" in (tmp_path / "index.html").read_text()

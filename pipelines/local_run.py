@@ -33,7 +33,7 @@ from unittest import mock
 
 from components.storage import atomic_path, retry_budget_s
 from pipelines import interrupts, parameters, registry
-from pipelines.numbers import readable
+from pipelines.numbers import readable, readable_output
 from pipelines.run_output import RunOutput, TaskRun, settle_unlogged
 
 # kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run.
@@ -289,7 +289,7 @@ def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: b
     `with_error=False` leaves out the error line (the terminal prints it last, alone)."""
     lines = [f"pipeline {result.pipeline}: {result.state} in {result.seconds:.1f}s"]
     lines += [f"  {t.name:<28} {t.status:<8} {t.seconds:6.1f}s" + (
-        f"  {readable(t.output)}" if isinstance(t.output, (int, float)) else "") for t in result.tasks.values()]
+        f"  {readable_output(t.output)}" if isinstance(t.output, (int, float)) else "") for t in result.tasks.values()]
     evaluation = result.tasks.get(entry.gate_task)
     if evaluation and evaluation.status == "SUCCESS" and evaluation.output is not None:
         baseline = evaluation.metrics.get(entry.baseline_metric)

@@ -30,3 +30,17 @@ def readable(value, name: str = "") -> str:
     if abs(value) >= 10 ** SIGNIFICANT_DIGITS:
         return f"{value:,.0f}"
     return f"{value:.{SIGNIFICANT_DIGITS}g}"
+
+
+# Unix times of this century's first decades (2001-09 .. 2039): a step's unnamed whole-number
+# output in this range is most likely a time (crypto's train step returns its test period's start).
+LIKELY_UNIX_TIMES = (1e9, 2.2e9)
+
+
+def readable_output(value) -> str:
+    """A step's single, unnamed output: as `readable`, and a whole number that reads as a recent
+    Unix time also as its date, `1620258720 (2021-05-05 23:52 UTC as a Unix time)`."""
+    if (isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+            and LIKELY_UNIX_TIMES[0] <= value < LIKELY_UNIX_TIMES[1]):
+        return f"{int(value)} ({readable(value, 'time')} as a Unix time)"
+    return readable(value)

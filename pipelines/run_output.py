@@ -51,6 +51,7 @@ TRACEBACK_CHAIN = re.compile(r"^\s{4}(?:The above exception was|During handling 
 OUTPUTS_START = re.compile(r"Task '[^']+' outputs:")
 # An output artifact in kfp's outputs dump: `    name: Type( name='name',`.
 OUTPUT_ARTIFACT = re.compile(r"^\s{4}(\w+): (\w+)\( name=")
+OUTPUT_NUMBER = re.compile(r"^\s{4}Output: (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$")
 OUTPUT_METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
 # Messages of this project's own errors are written for the user: shown without the class name.
 PROJECT_ERRORS = {PipelineError.__name__} | {kind.__name__ for kind in PipelineError.__subclasses__()}
@@ -217,7 +218,7 @@ class RunOutput(io.TextIOBase):
 
 def trimmed_output(plain: str) -> str | None:
     """One short line per output in kfp's outputs dump: `name: Type` plus its numbers, if any."""
-    from pipelines.numbers import readable
+    from pipelines.numbers import readable, readable_output
 
     if match := OUTPUT_ARTIFACT.match(plain):
         return f"    {match[1]}: {match[2]}"
@@ -232,6 +233,8 @@ def trimmed_output(plain: str) -> str | None:
         return None
     if plain.startswith("     "):  # the rest of an artifact's dump (uri, metadata continued)
         return None
+    if match := OUTPUT_NUMBER.match(plain):
+        return f"    Output: {readable_output(float(match[1]))}"
     return plain if len(plain) <= 120 else plain[:117] + "..."
 
 

@@ -108,7 +108,8 @@ def test_numbers_are_written_for_people_in_the_summary_record_and_index(tmp_path
         assert shown in record, shown
     assert "e+0" not in record and "20.0" not in record
     text = summary(result, registry.get("sp500"))
-    assert re.search(r"^  download-prices +SUCCESS +1\.0s  1,620,258,720$", text, re.M), text
+    assert re.search(r"^  download-prices +SUCCESS +1\.0s  1620258720 \(2021-05-05 23:52 UTC as a Unix time\)$",
+                     text, re.M), text
     write_index(result, text)
     index = (tmp_path / "index.html").read_text()
     assert "594,400" in index and "2021-05-05 23:52 UTC" in index and "e+05" not in index

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines.numbers import readable
+from pipelines.numbers import readable, readable_output
 
 
 @pytest.mark.parametrize(("value", "name", "shown"), [
@@ -21,3 +21,8 @@ from pipelines.numbers import readable
 ])
 def test_readable(value, name, shown):
     assert readable(value, name) == shown
+
+
+def test_an_unnamed_output_that_reads_as_a_time_also_says_its_date():
+    assert readable_output(1620258720.0) == "1620258720 (2021-05-05 23:52 UTC as a Unix time)"
+    assert readable_output(96990.0) == "96,990" and readable_output(0.896) == "0.896"

@@ -56,7 +56,7 @@ def test_output_dumps_are_trimmed_to_a_line_per_output():
     capture.write("               metadata={'confusionMatrix': {'rows': [{'row': [11.0, 196.0]}]}} )\n")
     capture.write("--------------------------------------------------------------------------------\n")
     assert terminal.getvalue().splitlines()[1:] == [
-        "    Output: 0.5408388520971302", "    metrics: Metrics", "      accuracy 0.5408  test_days 453",
+        "    Output: 0.5408", "    metrics: Metrics", "      accuracy 0.5408  test_days 453",
         "    confusion: ClassificationMetrics", "-" * 80]
 
 
@@ -152,3 +152,11 @@ def test_a_task_whose_end_went_unlogged_is_settled_by_its_executor_output(tmp_pa
     settle_unlogged(capture.tasks)
     assert {name: task.status for name, task in capture.tasks.items()} == {
         "train-trial #0": "SUCCESS", "train-trial #1": "FAILURE"}
+
+
+def test_a_numeric_output_is_written_for_people():
+    terminal = io.StringIO()
+    capture = RunOutput(terminal, io.StringIO(), verbose=False)
+    capture.write("10:00:00.000 - INFO - Task 'split' outputs:\n    Output: 1620258720\n    Output: 20.0\n")
+    assert terminal.getvalue().splitlines()[1:] == [
+        "    Output: 1620258720 (2021-05-05 23:52 UTC as a Unix time)", "    Output: 20"]

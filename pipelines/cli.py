@@ -71,10 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pipelines.serving import import_tensorflow_quietly
-
-    import_tensorflow_quietly()  # the server loads SavedModels
-    from pipelines.serving import server
+    from pipelines.serving import server  # TensorFlow once its arguments are checked
 
     return server.main(args.arguments)
 

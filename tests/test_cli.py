@@ -46,3 +46,9 @@ def test_predict_over_rest_imports_neither_tensorflow_nor_kfp():
 @pytest.mark.parametrize("argv", [["upload", "sp500"], ["schedule", "list"], ["promote", "sp500"]])
 def test_cluster_and_lifecycle_verbs_do_not_import_tensorflow(argv):
     assert "tensorflow" not in modules_after(*argv)
+
+
+def test_serve_refuses_an_unknown_model_before_importing_tensorflow(tmp_path):
+    (tmp_path / "model_store" / "sp500").mkdir(parents=True)
+    assert "tensorflow" not in modules_after("serve", "--model-base-path", str(tmp_path / "model_store"),
+                                             "--model-name", "sp50")

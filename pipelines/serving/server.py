@@ -6,25 +6,27 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from components.errors import InputError
 from components.model_store import check_model_name
-from components.serving_config import MONITORING_PATH
 from pipelines.interrupts import EXIT_CODES
-from pipelines.serving.grpc_api import start_grpc
-from pipelines.serving.loaded_models import ModelRegistry
-from pipelines.serving.rest_api import RestServer
+from pipelines.serving import import_tensorflow_quietly
+
+if TYPE_CHECKING:  # the serving modules import TensorFlow: `main` checks its arguments first
+    import grpc
+
+    from pipelines.serving.loaded_models import ModelRegistry
+    from pipelines.serving.rest_api import RestServer
 
 # --- running it --------------------------------------------------------------------------
 
 
 @dataclass
 class RunningServer:
-    registry: ModelRegistry
-    grpc_server: grpc.Server
-    rest_server: RestServer
+    registry: "ModelRegistry"
+    grpc_server: "grpc.Server"
+    rest_server: "RestServer"
     grpc_port: int
     rest_port: int
     stop_polling: threading.Event
@@ -36,12 +38,25 @@ class RunningServer:
         self.grpc_server.stop(grace=1).wait()
 
 
-def poll_forever(registry: ModelRegistry, every_seconds: float, stop: threading.Event) -> None:
+def poll_forever(registry: "ModelRegistry", every_seconds: float, stop: threading.Event) -> None:
     while not stop.wait(every_seconds):
         try:
             registry.poll()
         except Exception as error:  # the poller must outlive a bad folder
             print(f"serving: polling {registry.model_base_path} failed: {error}", flush=True)
+
+
+def check_arguments(model_base_path: Path, model_name: str | None, poll_seconds: float, wait: bool) -> None:
+    """Everything `serve` can refuse before loading anything; `wait` lets the store and model come later."""
+    if model_name is not None:
+        try:
+            check_model_name(model_name)  # the store's own rule for a model folder's name
+        except InputError:
+            raise InputError(f"--model-name '{model_name}' is not a model folder name") from None
+    if poll_seconds <= 0:
+        raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
+    if not wait:
+        check_store(model_base_path, model_name)
 
 
 def check_store(model_base_path: Path, model_name: str | None) -> None:
@@ -64,15 +79,11 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
     Port 0 picks a free port; the ports bound are in the result. Without `wait`, a
     store folder or model that is not there is an error, not a wait for a first version.
     """
-    if model_name is not None:
-        try:
-            check_model_name(model_name)  # the store's own rule for a model folder's name
-        except InputError:
-            raise InputError(f"--model-name '{model_name}' is not a model folder name") from None
-    if poll_seconds <= 0:
-        raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
-    if not wait:
-        check_store(Path(model_base_path), model_name)
+    check_arguments(Path(model_base_path), model_name, poll_seconds, wait)
+    from pipelines.serving.grpc_api import start_grpc
+    from pipelines.serving.loaded_models import ModelRegistry
+    from pipelines.serving.rest_api import RestServer
+
     registry = ModelRegistry(Path(model_base_path), model_name)
     registry.poll()
     grpc_server, grpc_bound = start_grpc(registry, host, grpc_port)
@@ -88,7 +99,7 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
     return RunningServer(registry, grpc_server, rest_server, grpc_bound, rest_server.server_address[1], stop_polling)
 
 
-def describe_versions(registry: ModelRegistry, name: str) -> str:
+def describe_versions(registry: "ModelRegistry", name: str) -> str:
     """`version 3` or `versions 2 (stable), 3 (canary)`."""
     with registry.lock:
         numbers = sorted(registry.served.get(name, {}))
@@ -98,6 +109,8 @@ def describe_versions(registry: ModelRegistry, name: str) -> str:
 
 
 def describe(running: RunningServer, host: str) -> str:
+    from components.serving_config import MONITORING_PATH
+
     registry = running.registry
     served = ", ".join(f"{name} {describe_versions(registry, name)}" for name in sorted(registry.served))
     lines = [f"model store: {registry.model_base_path.resolve()}",
@@ -126,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="start even if the store or the model is not there yet, and serve its first version")
     args = parser.parse_args(argv)
     try:
+        # Checked before TensorFlow is imported, which takes seconds.
+        check_arguments(args.model_base_path, args.model_name, args.poll_seconds, args.wait)
+        import_tensorflow_quietly()
         running = serve(args.model_base_path, args.model_name, args.host, args.grpc_port, args.rest_port,
                         args.poll_seconds, wait=args.wait)
     except InputError as error:

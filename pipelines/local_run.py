@@ -8,12 +8,11 @@ artifact, openable in a browser) and `index.html` linking all of them. The
 workspace volume is emulated by a folder that kfp deletes when the run ends.
 The model store defaults to `model_store/`.
 
-The terminal shows the steps' own lines; kfp's JSON echo, a failed step's
-traceback and the artifacts' full metadata stay in run.log (`--verbose` shows
-everything).
-
-kfp.local reports task starts and ends only as log lines, so per-step times
-are read from those lines as they are printed.
+The terminal shows the steps' own lines, each task's in one block
+(pipelines.run_output reads them, and times the tasks); kfp's JSON echo, a failed
+step's traceback and the artifacts' full metadata stay in run.log (`--verbose`
+shows everything). Ctrl-C or SIGTERM stops the steps (pipelines.interrupts) and
+still writes the summary and index.html, marked INTERRUPTED.
 """
 
 import contextlib

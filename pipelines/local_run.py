@@ -20,7 +20,6 @@ import html
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -134,11 +133,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
                 interrupts.refuse_new_steps(signals.event), contextlib.redirect_stdout(capture):
             try:
                 pipeline_func(**params)
-            except KeyboardInterrupt:
-                if signals.received is None:  # raised by Python's own SIGINT handling
-                    signals.received = signal.SIGINT
-                    signals.event.set()
-                    stop_steps()
+            except KeyboardInterrupt:  # raised by the handler, after stop_steps
                 interrupts.stop_children()
         capture.flush()
     tasks = capture.tasks
@@ -168,8 +163,11 @@ def _clean_up_interrupted(cut_short: list[TaskRun], run_dir: Path, model_base_pa
         if task.output_dir is not None:
             shutil.rmtree(task.output_dir, ignore_errors=True)
     shutil.rmtree(run_dir / "workspace", ignore_errors=True)  # the emulated volume kfp removes at a run's end
-    for partial in run_dir.rglob("*.partial"):
-        shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
+    for partial in run_dir.rglob("*.partial"):  # storage.atomic_path's temporaries
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
     if model_base_path and not str(model_base_path).startswith("gs://") and Path(model_base_path).is_dir():
         for model_dir in Path(model_base_path).iterdir():
             if model_dir.is_dir():

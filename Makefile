@@ -16,18 +16,32 @@ PY := $(VENV)/bin/python
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 PIPELINE ?= sp500
+COMPILED ?= compiled
 PARAMS ?=
 MODEL ?=
 ARGS ?=
 IMAGE ?= ghcr.io/kfp-ml-pipelines/kfp-ml-pipelines
 IMAGE_GPU ?= $(IMAGE)-gpu
+# Local runs: RUNNER=docker runs every step in a container of $(IMAGE):<version>.
+RUNNER ?=
+# Who the steps run as, locally in containers and in the compiled packages:
+# root (uid 0, no capabilities; works on root-owned volumes) or nonroot
+# (uid 1000, for clusters that give an fsGroup or pre-owned volumes).
+STEP_USER ?= root
+# `make image`: the Python base image (built from Debian's packages when it
+# cannot be pulled), and pip's index and CA bundle for the build (default: the
+# host pip's configuration), passed to the build as secrets.
+PYTHON_IMAGE ?=
+PIP_INDEX_URL ?=
+PIP_CA_BUNDLE ?=
 # Compile-time cluster settings (components/cluster_settings.py): the run
 # workspace claim's access mode and storage class (empty: the cluster's
 # default class), and the Secret every step's pod pulls the image with.
 WORKSPACE_ACCESS_MODE ?= ReadWriteOnce
 WORKSPACE_STORAGE_CLASS ?=
 IMAGE_PULL_SECRET ?=
-export IMAGE IMAGE_GPU WORKSPACE_ACCESS_MODE WORKSPACE_STORAGE_CLASS IMAGE_PULL_SECRET
+export IMAGE IMAGE_GPU WORKSPACE_ACCESS_MODE WORKSPACE_STORAGE_CLASS IMAGE_PULL_SECRET STEP_USER
+export PYTHON_IMAGE PIP_INDEX_URL PIP_CA_BUNDLE
 # The model store claim (deploy/model-store-pvc.yaml), made by `make model-store`.
 NAMESPACE ?= kubeflow
 MODEL_STORE_ACCESS_MODE ?= ReadWriteOnce
@@ -40,14 +54,15 @@ MODEL_STORE_SIZE ?= 10Gi
 SAID_IF_INTERRUPTED = || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint images model-store model-store-manifest deployer deployer-manifest clean
+	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean
 
 # `make help` lists the targets in two groups, each target with its `## ` description.
-LOCAL_TARGETS := setup compile run serve predict promote rollback test bench lint clean help
-CLUSTER_TARGETS := images upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	model-store model-store-manifest deployer deployer-manifest promote rollback
+LOCAL_TARGETS := setup compile run serve predict promote rollback test container-test bench lint image clean help
+CLUSTER_TARGETS := image publish upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
+	model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest \
+	promote rollback
 SHOW_TARGETS = for target in $(1); do grep -hE "^$$target:.*\#\# " $(MAKEFILE_LIST) | \
-	awk -F ':.*\#\# ' '{printf "  make %-21s %s\n", $$1, $$2}'; done
+	awk -F ':.*\#\# ' '{printf "  make %-25s %s\n", $$1, $$2}'; done
 
 help: ## list the targets
 	@echo "On this machine (runs in runs/, models in model_store/):"
@@ -60,7 +75,8 @@ help: ## list the targets
 	@printf "  %-24s %s\n" PIPELINE "$(PIPELINE)" PARAMS "$(or $(PARAMS),(name=value ...))" VERBOSE "$(or $(VERBOSE),(1: run shows kfp's whole log))" MODEL "$(MODEL)" ARGS "$(ARGS)" \
 		KFP_HOST "$${KFP_HOST:-(unset: run locally)}" IMAGE "$(IMAGE)" IMAGE_GPU "$(IMAGE_GPU)" \
 		WORKSPACE_ACCESS_MODE "$(WORKSPACE_ACCESS_MODE)" WORKSPACE_STORAGE_CLASS "$(WORKSPACE_STORAGE_CLASS)" \
-		IMAGE_PULL_SECRET "$(IMAGE_PULL_SECRET)" NAMESPACE "$(NAMESPACE)"
+		IMAGE_PULL_SECRET "$(IMAGE_PULL_SECRET)" NAMESPACE "$(NAMESPACE)" \
+		RUNNER "$(or $(RUNNER),(docker: each step of a local run in a container))" STEP_USER "$(STEP_USER)"
 
 # The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
 # on a fresh clone set themselves up.
@@ -68,16 +84,16 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[local,test]'
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv and install the package with its pinned dependencies
 
 compile: setup ## compile every pipeline (and GPU variant) into compiled/
-	$(PY) -m pipelines compile --output-dir compiled
+	$(PY) -m pipelines compile --output-dir $(COMPILED)
 
 run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."
-	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
+	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER)) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
 
 upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
@@ -100,20 +116,23 @@ schedule-delete: setup ## delete the recurring run NAME on KFP_HOST
 test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
 	$(PY) -m pytest
 
+container-test: setup ## the container suite: image built, published to a loopback registry, every pipeline run in containers
+	PY=$(PY) bash tests/containers/suite.sh
+
 bench: setup ## run the benchmarks (not part of make test)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench
 
-images: setup ## build and push IMAGE:<version> (GPU=1: also IMAGE_GPU), then compile against them
-	docker build -f images/Dockerfile -t $(IMAGE):$(VERSION) .
+image: ## build IMAGE:<version> with the Docker engine DOCKER_HOST reaches (GPU=1: also IMAGE_GPU)
+	$(PYTHON) images/build.py --tag $(IMAGE):$(VERSION)
+	$(if $(GPU),$(PYTHON) images/build.py --gpu --tag $(IMAGE_GPU):$(VERSION))
+
+publish: setup ## push the built image(s) to IMAGE (GPU=1: also IMAGE_GPU), then compile against them
 	docker push $(IMAGE):$(VERSION)
-ifneq ($(GPU),)
-	docker build -f images/Dockerfile.gpu -t $(IMAGE_GPU):$(VERSION) .
-	docker push $(IMAGE_GPU):$(VERSION)
-endif
-	$(PY) -m pipelines compile --output-dir compiled
+	$(if $(GPU),docker push $(IMAGE_GPU):$(VERSION))
+	$(PY) -m pipelines compile --output-dir $(COMPILED)
 
 # The claim is rendered from deploy/model-store-pvc.yaml with the settings above,
 # then a one-off Job makes the volume writable by the images' user (uid 1000).
@@ -137,6 +156,15 @@ deployer-manifest: ## print the deploy step's ServiceAccount, token and Role for
 
 deployer: ## apply the deploy step's ServiceAccount, token and Role in NAMESPACE (PROFILE=1: + default-editor) (kubectl)
 	$(DEPLOYER_RENDER) | kubectl apply -f -
+
+# The TensorFlow TrainingRuntime for Kubeflow Trainer v2 (the mnist TrainJob path) in NAMESPACE.
+TRAINER_RUNTIME_RENDER = sed -e 's/namespace: kubeflow$$/namespace: $(NAMESPACE)/' deploy/trainer-tensorflow-runtime.yaml
+
+trainer-runtime-manifest: ## print the TensorFlow TrainingRuntime (Kubeflow Trainer v2) for NAMESPACE
+	@$(TRAINER_RUNTIME_RENDER)
+
+trainer-runtime: ## install the TensorFlow TrainingRuntime in NAMESPACE (needs Kubeflow Trainer v2) (kubectl)
+	$(TRAINER_RUNTIME_RENDER) | kubectl apply --server-side -f -
 
 model-store: ## create the model store claim in NAMESPACE and make it writable by the pipelines (kubectl)
 	$(MODEL_STORE_RENDER) | kubectl apply -f -

@@ -8,6 +8,19 @@ or from local.mk, so `make compile` and `make test` see the same ones.
     WORKSPACE_STORAGE_CLASS  storage class of that claim (default: the cluster's default class)
     IMAGE_PULL_SECRET        a Secret of type kubernetes.io/dockerconfigjson that every step's
                              pod pulls the image with (default: none, a public registry)
+    STEP_USER                who every step runs as: `root` (default: uid 0) or `nonroot`
+                             (uid/gid 1000, runAsNonRoot)
+
+Who the steps run as. The image's own USER is 1000, so every package says
+which identity it wants. `root` works on a stock cluster: the workspace claim
+the backend creates, and most storage classes' volumes, are root-owned 0755,
+and the backend sets no fsGroup (kfp-kubernetes 2.17 cannot ask for one).
+Pod Security "baseline" admits it; the backend adds the hardening of the
+container itself (no privilege escalation, all capabilities dropped, the
+runtime's seccomp profile). `nonroot` meets the "restricted" level, for
+clusters whose volumes uid 1000 can write: an fsGroup that an admission
+policy or the administrator's defaults give, or volumes prepared beforehand
+(the model store's ownership Job in deploy/model-store-pvc.yaml).
 
 The workspace claim is created by the KFP backend (>= 2.15) for every run: it
 starts from the administrator's default claim spec, when one is configured,
@@ -21,7 +34,7 @@ trials hand their models on as artifacts).
 
 `apply_cluster_settings(pipeline)` is called once at the end of each pipeline
 function: it gives every task its resources and retry policy from
-`components.resources` and the image pull secret.
+`components.resources`, the image pull secret and the step user.
 """
 
 import os
@@ -34,6 +47,7 @@ from components.errors import InputError
 from components.resources import resources_for
 
 WORKSPACE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany")
+STEP_USERS = {"root": (0, 0), "nonroot": (1000, 1000)}  # mode -> (uid, gid)
 DNS_SUBDOMAIN_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
@@ -42,13 +56,15 @@ class ClusterSettings:
     workspace_access_mode: str = "ReadWriteOnce"
     workspace_storage_class: str = ""  # "": the cluster's default storage class
     image_pull_secret: str = ""  # "": images are pulled without credentials
+    step_user: str = "root"  # a key of STEP_USERS
 
     @classmethod
     def from_env(cls) -> "ClusterSettings":
         settings = cls(
             workspace_access_mode=os.environ.get("WORKSPACE_ACCESS_MODE", "").strip() or cls.workspace_access_mode,
             workspace_storage_class=os.environ.get("WORKSPACE_STORAGE_CLASS", "").strip(),
-            image_pull_secret=os.environ.get("IMAGE_PULL_SECRET", "").strip())
+            image_pull_secret=os.environ.get("IMAGE_PULL_SECRET", "").strip(),
+            step_user=os.environ.get("STEP_USER", "").strip() or cls.step_user)
         settings.check()
         return settings
 
@@ -56,6 +72,8 @@ class ClusterSettings:
         if self.workspace_access_mode not in WORKSPACE_ACCESS_MODES:
             raise InputError(f"WORKSPACE_ACCESS_MODE '{self.workspace_access_mode}' is not one of "
                              f"{', '.join(WORKSPACE_ACCESS_MODES)}")
+        if self.step_user not in STEP_USERS:
+            raise InputError(f"STEP_USER '{self.step_user}' is not one of {', '.join(STEP_USERS)}")
         for name, value in (("WORKSPACE_STORAGE_CLASS", self.workspace_storage_class),
                             ("IMAGE_PULL_SECRET", self.image_pull_secret)):
             if value and (len(value) > 253 or not set(value) <= DNS_SUBDOMAIN_CHARACTERS
@@ -90,3 +108,6 @@ def apply_cluster_settings(pipeline: str) -> None:
         resources_for(pipeline, task.component_spec.name).apply(task)
         if settings.image_pull_secret:
             kubernetes.set_image_pull_secrets(task, [settings.image_pull_secret])
+        uid, gid = STEP_USERS[settings.step_user]
+        kubernetes.set_security_context(task, run_as_user=uid, run_as_group=gid,
+                                        run_as_non_root=True if uid else None)

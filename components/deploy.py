@@ -32,6 +32,7 @@ def deploy_model(
     use_kserve: bool = False,
     canary_percent: int = 100,
     kserve_deployment_mode: str = "Knative",
+    tf_serving_version: str = "2.21.0",
 ) -> str:
     """Publish `model` as version N+1 of `model_name` with its evaluation, label it and,
     in a cluster, make sure a server serves that store.
@@ -55,6 +56,9 @@ def deploy_model(
             that share of traffic (KServe splits it; TF-Serving clients ask for the label).
         kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
             possible) or "Standard" (no traffic split).
+        tf_serving_version: The TF-Serving release that serves a TensorFlow model: the image
+            tag of the TF-Serving Deployment, and KServe's runtimeVersion (KServe's own default,
+            2.6.2, cannot load SavedModels of TensorFlow 2.21).
 
     Returns:
         Output: The new version's folder, `<model_base_path>/<model_name>/<N>`; an
@@ -75,6 +79,7 @@ def deploy_model(
                              f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
         if model_format == "lightgbm" or use_kserve:
             kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
+        kube_serving.check_tf_serving_version(tf_serving_version)
     current = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
     gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
     version_dir = model_store.publish_version(Path(model.path), model_base_path, model_name,
@@ -88,6 +93,7 @@ def deploy_model(
             namespace=serving_namespace or None, model_version=int(version_dir.name), kserve=use_kserve,
             labels=labels, kserve_deployment_mode=kserve_deployment_mode,
             model_store_uri=model_base_path if model_store.is_gcs(model_base_path) else "",
+            tf_serving_version=tf_serving_version,
         ), flush=True)
     elif model_store.is_gcs(model_base_path):
         # Labels of a bucket store live with its server (a ConfigMap on a cluster); without

@@ -5,7 +5,7 @@
     │                        credentials); permanent: never retried
     ├── TransientError       a network failure that may pass (refused/reset connection,
     │                        timeout, HTTP 5xx or 429); retried with backoff
-    ├── TrainingError        training could not finish (a local worker died, a TFJob
+    ├── TrainingError        training could not finish (a local worker died, a TrainJob/TFJob
     │                        failed or ran out of time)
     └── ServingError         a model server refused or failed (a rollout that did not
                              become ready, a request the server rejected)
@@ -28,7 +28,7 @@ class TransientError(PipelineError):
 
 
 class TrainingError(PipelineError):
-    """Training could not finish: a worker process died, or a TFJob failed or timed out."""
+    """Training could not finish: a worker process died, or a TrainJob or TFJob failed or timed out."""
 
 
 class ServingError(PipelineError):

@@ -32,6 +32,7 @@ read TF-Serving's model status through the Service proxy.
 """
 
 import os
+import re
 import time
 
 from components import kube_api, model_store
@@ -53,7 +54,12 @@ from components.kube_labels import begin_label_change, config_map_name, finish_l
 from components.model_store import ServingLabels
 from components.serving_config import MONITORING_PATH
 
-TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # the release of tensorflow-serving-api in pyproject
+# The TF-Serving release both servers run: the TF-Serving Deployment's image tag, and the KServe
+# TensorFlow runtime's `runtimeVersion` (without it KServe 0.20 runs tensorflow/serving:2.6.2, which
+# predates the SavedModels TF 2.21 exports). The release of tensorflow-serving-api in pyproject.
+TF_SERVING_VERSION = "2.21.0"
+TF_SERVING_REPOSITORY = "tensorflow/serving"
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # what a Docker image tag may be
 DEPLOYER_SECRET = "kfp-ml-deployer-token"
 GRPC_PORT, REST_PORT = 8500, 8501
 MODEL_FORMATS = ("tensorflow", "lightgbm")
@@ -78,8 +84,16 @@ def mount_deployer_credentials(task):
 
 # --------------------------------------------------------------------------- manifests
 
+def check_tf_serving_version(version: str) -> str:
+    if not IMAGE_TAG.match(version):
+        raise InputError(f"tf_serving_version '{version}' is not an image tag of {TF_SERVING_REPOSITORY}, "
+                         f"e.g. {TF_SERVING_VERSION}")
+    return version
+
+
 def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
-                          model_version: int | None = None, model_store_uri: str = "") -> dict:
+                          model_version: int | None = None, model_store_uri: str = "",
+                          tf_serving_version: str = TF_SERVING_VERSION) -> dict:
     """TF-Serving reading `<pvc>/<model_name>/<N>/` read-only (or `<model_store_uri>/<model_name>/`
     on object storage, with no volume) through the ConfigMap's model config, with Prometheus
     metrics; ready once a version is loaded."""
@@ -89,7 +103,7 @@ def tf_serving_deployment(model_name: str, model_store_pvc: str, namespace: str,
     annotations = {"kfp-ml-pipelines/model-version": str(model_version)} if model_version else {}
     container = {
         "name": "tf-serving",
-        "image": TF_SERVING_IMAGE,
+        "image": f"{TF_SERVING_REPOSITORY}:{check_tf_serving_version(tf_serving_version)}",
         # The image's entrypoint script adds its own --model_name; call the server directly.
         "command": ["tensorflow_model_server"],
         "args": [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
@@ -184,11 +198,12 @@ def check_kserve_canary(model_format: str, canary_percent: int, deployment_mode:
 def kserve_inference_service(model_name: str, model_format: str, model_store_pvc: str,
                              namespace: str, model_version: int | None = None,
                              labels: ServingLabels | None = None, deployment_mode: str = "Knative",
-                             model_store_uri: str = "") -> dict:
+                             model_store_uri: str = "", tf_serving_version: str = TF_SERVING_VERSION) -> dict:
     """A KServe InferenceService on the model store.
 
     TensorFlow: the model folder (KServe's TF runtime serves the highest
-    version like TF-Serving). LightGBM: the version folder itself, because
+    version like TF-Serving), on TF-Serving `tf_serving_version` (the runtime's
+    image tag: `runtimeVersion`). LightGBM: the version folder itself, because
     KServe's LightGBM server loads the single model file it finds there; with a
     canary in `labels`, the canary's folder with `canaryTrafficPercent` (KServe
     keeps the last fully rolled-out revision, the stable one, for the rest).
@@ -207,6 +222,8 @@ def kserve_inference_service(model_name: str, model_format: str, model_store_pvc
             check_kserve_canary(model_format, labels.canary_percent, mode)
             predictor["canaryTrafficPercent"] = labels.canary_percent
     predictor["model"] = {"modelFormat": {"name": model_format}, "storageUri": storage_uri}
+    if model_format == "tensorflow":
+        predictor["model"]["runtimeVersion"] = check_tf_serving_version(tf_serving_version)
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -269,7 +286,8 @@ def wait_for_inference_service(api, manifest: dict, timeout_s: float) -> str:
 def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespace: str,
           model_version: int | None = None, kserve: bool = False,
           timeout_s: float = ROLLOUT_TIMEOUT_S, labels: ServingLabels | None = None,
-          kserve_deployment_mode: str = "Knative", model_store_uri: str = "") -> str:
+          kserve_deployment_mode: str = "Knative", model_store_uri: str = "",
+          tf_serving_version: str = TF_SERVING_VERSION) -> str:
     """Apply the serving objects for the model store and wait for them; one-line summary."""
     if model_format not in MODEL_FORMATS:
         raise InputError(f"model_format '{model_format}' is not one of {', '.join(MODEL_FORMATS)}")
@@ -281,7 +299,8 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
     config = f"config {change.first}"
     store = model_store_uri or f"pvc {model_store_pvc}"
     if tf_serving:
-        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version, model_store_uri)
+        deployment = tf_serving_deployment(model_name, model_store_pvc, namespace, model_version, model_store_uri,
+                                           tf_serving_version)
         service = tf_serving_service(model_name, namespace)
         applied = f"{config}, deployment {apply(api, deployment)}, service {apply(api, service)}"
         rollout = wait_for_rollout(api, deployment, timeout_s)
@@ -292,7 +311,8 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
                 f"({labels.describe()}) from {store} at {name}.{namespace}.svc:{GRPC_PORT} "
                 f"(gRPC), :{REST_PORT} (REST, metrics at {MONITORING_PATH})")
     manifest = kserve_inference_service(model_name, model_format, model_store_pvc, namespace,
-                                        model_version, labels, kserve_deployment_mode, model_store_uri)
+                                        model_version, labels, kserve_deployment_mode, model_store_uri,
+                                        tf_serving_version)
     try:
         outcome = apply(api, manifest)
     except ServingError as error:
@@ -308,12 +328,14 @@ def serve(api, model_name: str, model_format: str, model_store_pvc: str, namespa
 def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
                    namespace: str | None, model_version: int | None = None,
                    kserve: bool = False, labels: ServingLabels | None = None,
-                   kserve_deployment_mode: str = "Knative", model_store_uri: str = "") -> str:
+                   kserve_deployment_mode: str = "Knative", model_store_uri: str = "",
+                   tf_serving_version: str = TF_SERVING_VERSION) -> str:
     """Called by the deploy step inside a pod: serve the model store (the claim, or
     `model_store_uri` on object storage); one-line summary."""
     return serve(kube_api_client(), model_name, model_format, model_store_pvc,
                  namespace or pod_namespace(), model_version=model_version, kserve=kserve,
-                 labels=labels, kserve_deployment_mode=kserve_deployment_mode, model_store_uri=model_store_uri)
+                 labels=labels, kserve_deployment_mode=kserve_deployment_mode, model_store_uri=model_store_uri,
+                 tf_serving_version=tf_serving_version)
 
 
 # --------------------------------------------------------------------------- labels
@@ -350,6 +372,7 @@ def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,
         claim, uri = (store.removeprefix("pvc://"), "") if store.startswith("pvc://") else ("", store)
         mode = isvc["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode", "Knative")
         manifest = kserve_inference_service(model_name, model["modelFormat"]["name"], claim, namespace,
-                                            labels.stable, labels, mode, uri)
+                                            labels.stable, labels, mode, uri,
+                                            model.get("runtimeVersion", TF_SERVING_VERSION))
         lines.append(f"InferenceService {apply(api, manifest)}; {wait_for_inference_service(api, manifest, timeout_s)}")
     return "; ".join(lines)

@@ -1,7 +1,8 @@
 """Distributed TensorFlow training on a cluster: a Kubeflow TFJob, from creation to cleanup.
 
 TFJob (`kubeflow.org/v1`) comes from Kubeflow's training-operator 1.9, which
-is still maintained (Kubeflow Trainer v2 has no TensorFlow runtime). The
+Kubeflow ships up to 26.03.x; clusters with Kubeflow Trainer v2 instead run a
+TrainJob (components.trainjob; components.training_engine chooses). The
 operator starts one pod per replica, named `<job>-worker-<i>`, and gives each
 a `TF_CONFIG` naming all of them; with Worker replicas only, worker 0 is the
 chief and the job succeeds when it does.
@@ -11,7 +12,7 @@ until it succeeds, fails or runs past a time limit, prints every change of
 state, then prints the chief's last log lines (and those of a failed worker)
 and deletes the job, which deletes its pods, whatever happened. It talks to
 the API with the deployer's credentials (`components.kube_api`), whose
-Role in deploy/rbac.yaml allows exactly this: create, get and delete
+Role `kfp-ml-tfjob` in deploy/rbac.yaml allows exactly this: create, get and delete
 `tfjobs`, and get `pods/log`.
 """
 
@@ -83,7 +84,7 @@ def _api_error(what: str, error) -> TFJobError:
         message = error.reason
     if error.status == 404 and "could not find the requested resource" in str(message):
         return TFJobError(INSTALL_HINT)
-    hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/)" if error.status == 403 else ""
+    hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/rbac.yaml)" if error.status == 403 else ""
     return TFJobError(f"cannot {what}: HTTP {error.status} {message}{hint}")
 
 

@@ -59,7 +59,12 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines import registry
     from pipelines.local_run import run_local, summary
 
-    result = run_local(args.pipeline, params, verbose=args.verbose)
+    containers = None
+    if args.runner == "docker":
+        from pipelines.container_runner import ContainerSettings
+
+        containers = ContainerSettings(mode=args.container_user)
+    result = run_local(args.pipeline, params, verbose=args.verbose, containers=containers)
     if result.interrupted:  # one line: what was stopped, and where the rest is
         print(f"interrupted: {result.error} by {result.interrupted}; what finished is in "
               f"{result.run_dir / 'index.html'}", file=sys.stderr, flush=True)
@@ -111,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="show kfp's full executor log")
     run_cmd.add_argument("--gpu", action="store_true", help="on KFP_HOST: run the -gpu variant")
+    run_cmd.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                         help="local run: each step in a subprocess of this environment (default), "
+                              "or in a container of its image")
+    run_cmd.add_argument("--container-user", choices=("root", "nonroot"), default="root",
+                         help="with --runner docker: uid 0 with no capabilities (default), or uid 1000 "
+                              "with an fsGroup (docs: containers)")
     add_compiled_dir_option(run_cmd)
     run_cmd.set_defaults(handler=_run)
     add_cluster_commands(commands)

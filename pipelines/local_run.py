@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from components import images
 from components.storage import atomic_path, retry_budget_s
-from pipelines import interrupts, parameters, registry
+from pipelines import container_runner, interrupts, parameters, registry
+from pipelines.container_runner import ContainerSettings
 from pipelines.numbers import readable, readable_output
 from pipelines.run_output import RunOutput, TaskRun, settle_unlogged
 
@@ -89,8 +91,10 @@ def _read_task_outputs(pipeline_root: Path, tasks: dict[str, TaskRun]) -> None:
 
 
 def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None = None,
-              verbose: bool = False) -> LocalRunResult:
-    """Run the pipeline through kfp.local's SubprocessRunner in this environment.
+              verbose: bool = False, containers: ContainerSettings | None = None) -> LocalRunResult:
+    """Run the pipeline through kfp.local: each step in a subprocess of this
+    environment, or, with `containers`, each step in a container of its image
+    (pipelines/container_runner.py).
 
     Ctrl-C or SIGTERM stops the steps, removes what the interrupted ones half-wrote,
     and still writes the summary and index.html, marked INTERRUPTED.
@@ -106,20 +110,75 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
         params["model_base_path"] = str(Path("model_store").resolve())
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **params}
 
+    if containers is not None:
+        containers.check()
+        container_runner.check_image(images.cpu_image())
     run_dir = (run_dir or default_run_dir(pipeline_name)).resolve()
     workspace = run_dir / "workspace"
     workspace.mkdir(parents=True)
     pipeline_root = run_dir / "artifacts"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               workspace_root=str(workspace), raise_on_error=False)
+    pipeline_root.mkdir()
+    with _step_runner(containers, run_dir, [pipeline_root, workspace], params) as runner:
+        local.init(runner=runner, pipeline_root=str(pipeline_root), workspace_root=str(workspace),
+                   raise_on_error=False)
+        call = _run_pipeline(pipeline_func, params, run_dir, verbose)
+    capture, signals = call.output, call.signals
+    tasks = capture.tasks
+    _read_task_outputs(pipeline_root, tasks)
+    settle_unlogged(tasks)
+    error = None
+    if signals.received:
+        error = _clean_up_interrupted(call.cut_short, run_dir, params.get("model_base_path"))
+    elif failed := [t.name for t in tasks.values() if t.status == "FAILURE"]:
+        error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
+    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, call.seconds,
+                            reports=link_reports(pipeline_root, run_dir / "reports"),
+                            interrupted=signals.received.name if signals.received else None,
+                            exit_code=signals.exit_code if signals.received else 1 if error else 0)
+    text = summary(result, entry)
+    (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
+    write_index(result, text)
+    return result
+
+
+def _step_runner(containers: ContainerSettings | None, run_dir: Path, folders: list[Path],
+                 params: dict[str, Any]) -> contextlib.AbstractContextManager:
+    """kfp's runner for the steps: a subprocess each, or a container each (with the
+    local model store and local data sources mounted, and its containers recorded
+    in the run folder)."""
+    from kfp import local
+
+    model_base_path = params.get("model_base_path")
+    if containers is None:
+        return contextlib.nullcontext(local.SubprocessRunner(use_venv=False))
+    if model_base_path and "://" not in model_base_path:
+        store = Path(model_base_path)
+        store.mkdir(parents=True, exist_ok=True)
+        containers.mounts.append(store)
+        folders = [*folders, store]
+    containers.read_only_mounts = container_runner.local_sources(params)
+    containers.record = run_dir / container_runner.RECORD_FILE
+    return container_runner.container_steps(containers, folders)
+
+
+@dataclass
+class _PipelineCall:
+    output: RunOutput
+    signals: interrupts.SignalState
+    cut_short: list[TaskRun]  # the tasks running when a signal came
+    seconds: float  # the whole run's wall time
+
+
+def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose: bool) -> _PipelineCall:
+    """Call the pipeline under kfp.local with its output captured into run.log and the terminal;
+    a signal stops the steps (pipelines.interrupts) and ends the call."""
     started = time.monotonic()
     # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
     quiet_tensorflow = mock.patch.dict(os.environ, {"TF_CPP_MIN_LOG_LEVEL": "2"})
-    cut_short: list[TaskRun] = []  # the tasks running when a signal came
+    cut_short: list[TaskRun] = []
     with open(run_dir / "run.log", "w", encoding="utf-8") as log_file, quiet_tensorflow, \
             warnings.catch_warnings():
-        # Steps run in this environment, not in the image; cluster-only settings are
-        # ignored by design here.
+        # Cluster-only settings are ignored by design in a local run.
         for message in LOCAL_RUNNER_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
         capture = RunOutput(sys.stdout, log_file, verbose)
@@ -136,22 +195,7 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
             except KeyboardInterrupt:  # raised by the handler, after stop_steps
                 interrupts.stop_children()
         capture.flush()
-    tasks = capture.tasks
-    _read_task_outputs(pipeline_root, tasks)
-    settle_unlogged(tasks)
-    error = None
-    if signals.received:
-        error = _clean_up_interrupted(cut_short, run_dir, params.get("model_base_path"))
-    elif failed := [t.name for t in tasks.values() if t.status == "FAILURE"]:
-        error = f"step '{failed[-1]}' failed: {capture.last_error() or 'see ' + str(run_dir / 'run.log')}"
-    result = LocalRunResult(pipeline_name, run_dir, effective, tasks, error, time.monotonic() - started,
-                            reports=link_reports(pipeline_root, run_dir / "reports"),
-                            interrupted=signals.received.name if signals.received else None,
-                            exit_code=signals.exit_code if signals.received else 1 if error else 0)
-    text = summary(result, entry)
-    (run_dir / "summary.txt").write_text(text + "\n" + run_record(result) + "\n", encoding="utf-8")
-    write_index(result, text)
-    return result
+    return _PipelineCall(capture, signals, cut_short, time.monotonic() - started)
 
 
 def _clean_up_interrupted(cut_short: list[TaskRun], run_dir: Path, model_base_path: str | None) -> str:

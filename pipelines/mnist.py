@@ -14,12 +14,13 @@ step, which runs alone, uses the run's workspace claim (for the raw files), so
 no two tasks that can run at the same time mount the same claim.
 
 `workers` (default 1) trains every trial on that many workers: on this machine
-as local processes, on a cluster as a TFJob (training-operator 1.9) whose
-replicas share `distributed_storage` (a gs:// folder); see
-components.mnist.launcher and components.mnist.cluster_training.
+as local processes, on a cluster as a Kubeflow Trainer v2 TrainJob or a
+training-operator TFJob (`distributed_engine`) whose pods share
+`distributed_storage` (a gs:// folder); see components.mnist.launcher and
+components.mnist.cluster_training.
 
 The GPU variant trains every trial in the GPU image on `GPU_COUNT` NVIDIA GPUs
-(default 1): the train task itself, and each TFJob worker when workers > 1
+(default 1): the train task itself, and each worker pod when workers > 1
 (several GPUs in one worker: MirroredStrategy across them). It tolerates the
 GPU nodes' taint and selects GPU nodes by label; see
 `components.gpu.GpuSettings` for the settings and their environment variables.
@@ -68,6 +69,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         seed: int = 42,
         workers: int = 1,
         distributed_storage: str = "",
+        distributed_engine: str = "auto",
         threshold: float = 0.7,
         model_name: str = "mnist",
         model_base_path: str = "/models",
@@ -95,9 +97,12 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             batch_size: Global batch size, split among the workers.
             seed: Seed of the split, the weights and the shuffling.
             workers: Workers training each trial together (1: in the step's own process;
-                more: local processes, or a TFJob on a cluster).
-            distributed_storage: gs:// folder the TFJob workers share; needed on a cluster
+                more: local processes, or a TrainJob or TFJob on a cluster).
+            distributed_storage: gs:// folder the worker pods share; needed on a cluster
                 when workers > 1.
+            distributed_engine: What runs the workers on a cluster: auto (a Kubeflow Trainer v2
+                TrainJob where Trainer and its TensorFlow runtime are installed, else a
+                training-operator TFJob), trainjob or tfjob.
             threshold: Test accuracy the best model must reach to be deployed (0..1).
             model_name: Name the model is served under (a DNS label).
             model_base_path: Model store folder; on a cluster, where the model store claim is
@@ -125,9 +130,9 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                 splits=preprocess.outputs["splits"], grid_point=grid_point, hidden_units=hidden_units,
                 epochs=epochs, batch_size=batch_size, seed=seed, workers=workers,
                 version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
-                worker_pod=worker_pod)
+                distributed_engine=distributed_engine, worker_pod=worker_pod)
             train.set_display_name("train trial").set_caching_options(False)
-            mount_deployer_credentials(train)  # the TFJob path creates, reads and deletes its job
+            mount_deployer_credentials(train)  # the cluster path creates, reads and deletes its job
             if settings:
                 settings.apply(train)
 

@@ -4,6 +4,7 @@ secret, and every step's resources from the one table (and no KFP-level retry)."
 import pytest
 import yaml
 from kfp import compiler, dsl
+from manifests import validate
 
 from components import cluster_settings, resources
 from components.cluster_settings import ClusterSettings, apply_cluster_settings, pipeline_config
@@ -99,3 +100,48 @@ def test_a_pipeline_with_a_step_missing_from_the_table_does_not_compile():
         def partial():
             unlisted_step()
             apply_cluster_settings("sp500")
+
+
+# --------------------------------------------------------------------------- who the steps run as (STEP_USER)
+
+# What the KFP backend adds to every step's container (kfp-kubernetes 2.17, set_security_context's notes).
+BACKEND_HARDENING = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                     "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def rendered_step_pod(executor: str, platform: dict, image: str) -> dict:
+    """The pod the backend makes for one step, as far as the package decides it."""
+    asked = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor]["securityContext"]
+    context = {**BACKEND_HARDENING, **{key: value if isinstance(value, bool) else int(value)
+                                       for key, value in asked.items()}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": executor.replace("exec-", "step-")},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "main", "image": image, "securityContext": context}]}}
+
+
+def meets_restricted(container_context: dict) -> bool:
+    """The Pod Security "restricted" level's checks that a container's securityContext decides."""
+    return (container_context.get("runAsNonRoot") is True and container_context.get("runAsUser", 1) != 0
+            and container_context.get("allowPrivilegeEscalation") is False
+            and container_context.get("capabilities", {}).get("drop") == ["ALL"]
+            and container_context.get("seccompProfile", {}).get("type") in ("RuntimeDefault", "Localhost"))
+
+
+@pytest.mark.parametrize("step_user, uid, restricted", [("root", 0, False), ("nonroot", 1000, True)])
+def test_every_step_says_who_it_runs_as_and_the_rendered_pod_is_valid(tmp_path, monkeypatch, step_user, uid,
+                                                                      restricted):
+    monkeypatch.setenv("STEP_USER", step_user)
+    spec, platform = compile_variant(tmp_path, registry.get("mnist"), False)
+    executors = spec["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        pod = rendered_step_pod(name, platform, executor["container"]["image"])
+        validate(pod)
+        context = pod["spec"]["containers"][0]["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (uid, uid)
+        assert meets_restricted(context) is restricted, name
+
+
+def test_an_unknown_step_user_fails_the_compile(monkeypatch):
+    monkeypatch.setenv("STEP_USER", "jovyan")
+    with pytest.raises(InputError, match="STEP_USER 'jovyan' is not one of root, nonroot"):
+        ClusterSettings.from_env()

@@ -40,19 +40,20 @@ def test_outside_a_cluster_the_model_store_is_the_deployment(saved_model, tmp_pa
     assert deploy(saved_model, tmp_path / "store") == str(tmp_path / "store" / "sp500" / "2")
 
 
-@pytest.mark.parametrize("base, name, message", [
-    ("/elsewhere", "sp500", "on a cluster the model store claim is mounted at .*/store, where"),
-    (None, "my.model", "model_name 'my.model' cannot name a Kubernetes object"),
+@pytest.mark.parametrize("base, name, options, message", [
+    ("/elsewhere", "sp500", {}, "on a cluster the model store claim is mounted at .*/store, where"),
+    (None, "my.model", {}, "model_name 'my.model' cannot name a Kubernetes object"),
+    (None, "sp500", {"tf_serving_version": "2.21 final"}, "tf_serving_version '2.21 final' is not an image tag"),
 ])
 def test_in_a_cluster_what_the_server_cannot_read_is_refused_before_publishing(
-        saved_model, tmp_path, monkeypatch, base, name, message):
+        saved_model, tmp_path, monkeypatch, base, name, options, message):
     monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
     served = []
     monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs))
     store = tmp_path / "store"
     monkeypatch.setattr(kube_serving, "MODEL_STORE_MOUNT", str(store))
     with pytest.raises(InputError, match=message):
-        deploy(saved_model, base or store, name)
+        deploy(saved_model, base or store, name, **options)
     assert not (tmp_path / "elsewhere").exists() and not store.exists() and served == []
 
 
@@ -67,7 +68,7 @@ def test_in_a_cluster_the_new_version_is_served(saved_model, tmp_path, monkeypat
     assert call.pop("labels") == model_store.ServingLabels(stable=1, known_versions=(1,))
     assert call == dict(model_name="sp500", model_format="tensorflow", model_store_pvc="model-store",
                         namespace=None, model_version=1, kserve=False, kserve_deployment_mode="Knative",
-                        model_store_uri="")
+                        model_store_uri="", tf_serving_version=kube_serving.TF_SERVING_VERSION)
     assert not (tmp_path / "store" / "sp500" / "labels.json").exists(), "on a cluster the labels are a ConfigMap"
 
 

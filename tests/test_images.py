@@ -1,10 +1,12 @@
-"""The container images, checked statically (there is no Docker engine here):
-pinned bases, a non-root user, the package installed from the repository with
-its pinned dependencies, nothing of the build left in the final stage; and
-every task of every compiled package runs in one of those images at the
-package version, which is also the tag `make images` builds and pushes.
+"""The container images, checked statically (the container suite,
+tests/containers, builds and runs them): a pinned base, a non-root user, the
+package installed from the repository with its pinned dependencies, nothing of
+the build left in the final stage; and every task of every compiled package
+runs in one of those images at the package version, which is also the tag
+`make image` builds and `make publish` pushes.
 """
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 from components.images import DEFAULT_REPOSITORY, VERSION
 
 REPO = Path(__file__).resolve().parents[1]
-DOCKERFILES = [REPO / "images" / "Dockerfile", REPO / "images" / "Dockerfile.gpu"]
+DOCKERFILES = [REPO / "images" / "Dockerfile"]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 CPU_IMAGE, GPU_IMAGE = f"{DEFAULT_REPOSITORY}:{VERSION}", f"{DEFAULT_REPOSITORY}-gpu:{VERSION}"
 
@@ -79,24 +81,65 @@ def test_the_package_is_installed_from_the_repository(dockerfile):
     for needed in ("pyproject.toml", "README.md", "components", "pipelines"):
         assert needed in copied
     installs = [arg for kind, arg in build if kind == "RUN" and "pip install" in arg]
-    assert installs and all(re.search(r"pip install (\S+ )*\.( |$)", arg) for arg in installs)
+    assert any(re.search(r"pip install (\S+ )*\.( |$)", arg) for arg in installs)
     assert "-e " not in " ".join(installs), "a regular install: the sources are not in the final image"
+    assert "-r /tmp/requirements/requirements.txt" in " ".join(installs), "the dependencies are pyproject's pins"
     # pip installs pyproject's pinned dependencies; make sure they are pins.
     assert all("==" in requirement for requirement in PYPROJECT["project"]["dependencies"])
 
 
-def test_gpu_image_adds_cuda_to_the_pinned_tensorflow():
+def test_pip_settings_reach_the_build_as_secrets_only():
+    build = stages(DOCKERFILES[0])[1]
+    dependency_install = next(arg for kind, arg in build if kind == "RUN" and "requirements.txt" in arg)
+    assert "--mount=type=secret,id=pipconf" in dependency_install
+    assert "--mount=type=secret,id=pipca" in dependency_install
+    text = DOCKERFILES[0].read_text()
+    assert "# syntax=" not in text, "a syntax line pulls a frontend image from Docker Hub"
+    for kind, arg in instructions(DOCKERFILES[0]):
+        assert not (kind in ("COPY", "ADD", "ENV", "ARG") and re.search(r"pip\.conf|\.pem|\.crt|CERT", arg)), arg
+
+
+def load_requirements():
+    spec = importlib.util.spec_from_file_location("image_requirements", REPO / "images" / "requirements.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_image_takes_tensorflow_without_cuda_and_gpu_image_with_it():
+    requirements = load_requirements()
     (pin,) = [r for r in PYPROJECT["project"]["dependencies"] if r.lower().startswith("tensorflow==")]
-    runs = " ".join(arg for kind, arg in instructions(DOCKERFILES[1]) if kind == "RUN")
-    assert f'"tensorflow[and-cuda]=={pin.split("==")[1]}"' in runs
-    assert "and-cuda" not in DOCKERFILES[0].read_text()
+    version = pin.split("==")[1]
+    cpu = requirements.requirements("tensorflow-cpu", REPO / "pyproject.toml")
+    gpu = requirements.requirements("tensorflow[and-cuda]", REPO / "pyproject.toml")
+    assert f"tensorflow-cpu=={version}" in cpu and pin not in cpu
+    assert f"tensorflow[and-cuda]=={version}" in gpu
+    for listed in (cpu, gpu):
+        # Its dependency on `tensorflow` by name would pull the CUDA wheel back in: installed --no-deps.
+        assert not any(line.startswith("tensorflow-serving-api") for line in listed)
+        assert set(PYPROJECT["build-system"]["requires"]) <= set(listed)
+    assert requirements.without_deps(REPO / "pyproject.toml").startswith("tensorflow-serving-api==")
+
+
+def test_the_dependency_layer_copies_the_pins_alone(tmp_path):
+    """A change to pyproject.toml that is not a pin (a test setting, the version) keeps the dependency layer."""
+    requirements = load_requirements()
+    requirements.write("tensorflow-cpu", tmp_path, REPO / "pyproject.toml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-deps.txt", "requirements.txt"]
+    build = stages(DOCKERFILES[0])[1]
+    kinds = [(kind, arg) for kind, arg in build if kind in ("COPY", "RUN")]
+    dependency_install = next(i for i, (kind, arg) in enumerate(kinds) if "requirements.txt" in arg)
+    copied_before = [arg for kind, arg in kinds[:dependency_install] if kind == "COPY"]
+    assert copied_before == ["${REQUIREMENTS}/ /tmp/requirements/"]
+    args = dict(arg.split("=", 1) for kind, arg in stages(DOCKERFILES[0])[0] if kind == "ARG")
+    assert args["REQUIREMENTS"] == "images/.requirements/cpu"
 
 
 def test_build_context_is_the_package_only():
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", "allow-list: everything is excluded unless named"
-    assert {"!pyproject.toml", "!README.md", "!components/", "!pipelines/"} <= set(patterns)
+    assert {"!pyproject.toml", "!README.md", "!components/", "!pipelines/", "!images/.requirements/"} <= set(patterns)
 
 
 def compiled_packages() -> list[Path]:
@@ -122,25 +165,23 @@ def make_dry_run(*args: str) -> str:
     return done.stdout
 
 
-def test_make_images_builds_and_pushes_the_cpu_image_then_compiles_against_it():
-    out = make_dry_run("images")
-    lines = out.splitlines()
-    build = lines.index(f"docker build -f images/Dockerfile -t {CPU_IMAGE} .")
+def test_make_image_builds_the_cpu_image_and_publish_pushes_it_then_compiles_against_it():
+    out = make_dry_run("image")
+    assert f"images/build.py --tag {CPU_IMAGE}" in out
+    assert "--gpu" not in out, "the GPU image (several GB of CUDA) only when asked: GPU=1"
+    lines = make_dry_run("publish").splitlines()
     push = lines.index(f"docker push {CPU_IMAGE}")
     compile_line = next(i for i, line in enumerate(lines) if "-m pipelines compile --output-dir compiled" in line)
-    assert build < push < compile_line, "the packages are compiled once the image they name is pushed"
-    assert "Dockerfile.gpu" not in out, "the GPU image (several GB of CUDA) only when asked: GPU=1"
-    custom = make_dry_run("images", "IMAGE=registry.example/me/kfp")
-    assert f"-t registry.example/me/kfp:{VERSION} ." in custom
+    assert push < compile_line, "the packages are compiled once the image they name is pushed"
+    custom = make_dry_run("publish", "IMAGE=registry.example/me/kfp")
+    assert f"docker push registry.example/me/kfp:{VERSION}" in custom
 
 
-def test_make_images_with_gpu_builds_and_pushes_both():
-    out = make_dry_run("images", "GPU=1")
-    for dockerfile, image in (("images/Dockerfile", CPU_IMAGE), ("images/Dockerfile.gpu", GPU_IMAGE)):
-        assert f"docker build -f {dockerfile} -t {image} ." in out
-        assert f"docker push {image}" in out
-    custom = make_dry_run("images", "GPU=1", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
-    assert f"-t registry.example/me/kfp-gpu:{VERSION} ." in custom
+def test_make_image_with_gpu_builds_both_and_publish_pushes_both():
+    out = make_dry_run("image", "GPU=1")
+    assert f"images/build.py --tag {CPU_IMAGE}" in out and f"images/build.py --gpu --tag {GPU_IMAGE}" in out
+    pushed = make_dry_run("publish", "GPU=1", "IMAGE=registry.example/me/kfp", "IMAGE_GPU=registry.example/me/kfp-gpu")
+    assert f"docker push registry.example/me/kfp-gpu:{VERSION}" in pushed
 
 
 @pytest.mark.parametrize("args, command", [
@@ -200,4 +241,4 @@ def test_a_package_for_the_configured_image_passes_the_check(foreign_package, mo
 
     (compiled_for,) = package_images(foreign_package)
     monkeypatch.setenv("IMAGE", compiled_for.rsplit(":", 1)[0])
-    check_images(foreign_package)
+    check_images(foreign_package)  # ghcr.io cannot be asked from here: a warning, not a refusal

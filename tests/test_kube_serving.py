@@ -10,14 +10,25 @@ unchanged: in-cluster configuration from a service-account folder, TLS with
 that folder's CA, the deployer's token.
 """
 
+import inspect
+from importlib import metadata
 
 import kubernetes_validate
 import pytest
 import yaml
 from cluster_standins import KubeStandIn
-from manifests import DEPLOY_FILES, REPO, role_rules, shipped, validate, validate_part
+from manifests import (
+    CRD_FILES,
+    DEPLOY_FILES,
+    REPO,
+    role_rules,
+    shipped,
+    validate,
+    validate_any,
+    validate_custom,
+)
 
-from components import kube_api, kube_labels, kube_serving
+from components import deploy, kube_api, kube_labels, kube_serving
 from components.errors import InputError
 from components.images import VERSION
 from components.model_store import ServingLabels
@@ -32,10 +43,35 @@ def test_serving_manifests_validate_against_the_kubernetes_schemas(model_name):
     validate(kube_serving.tf_serving_deployment(model_name, "model-store", "kubeflow", 3))
     validate(kube_serving.tf_serving_deployment(model_name, "model-store", "kubeflow"))
     validate(kube_serving.tf_serving_service(model_name, "kubeflow"))
-    for model_format in kube_serving.MODEL_FORMATS:
-        # KServe's CRD schema is not bundled: its metadata is checked, its spec by the stand-in's use.
-        isvc = kube_serving.kserve_inference_service(model_name, model_format, "model-store", "kubeflow", 2)
-        validate_part(isvc["metadata"], "objectmeta-meta-v1")
+
+
+
+@pytest.mark.parametrize("crd_file", CRD_FILES["InferenceService"])
+@pytest.mark.parametrize("model_format", kube_serving.MODEL_FORMATS)
+def test_inference_services_validate_against_kserves_crd(crd_file, model_format):
+    for mode in ("Knative", "Standard"):
+        validate_custom(kube_serving.kserve_inference_service("mnist_cnn", model_format, "model-store", "kubeflow", 2,
+                                                              deployment_mode=mode), crd_file)
+    validate_custom(kube_serving.kserve_inference_service("crypto", model_format, "", "kubeflow", 2,
+                                                          model_store_uri="gs://bucket/store"), crd_file)
+    if model_format == "lightgbm":
+        canary = ServingLabels(stable=2, canary=3, canary_percent=20, known_versions=(2, 3))
+        validate_custom(kube_serving.kserve_inference_service("crypto", model_format, "store", "ns", 3, canary),
+                        crd_file)
+
+
+def test_kserve_serves_tensorflow_on_the_pinned_tf_serving_release():
+    isvc = kube_serving.kserve_inference_service("mnist", "tensorflow", "store", "ns", 2)
+    assert isvc["spec"]["predictor"]["model"] == {"modelFormat": {"name": "tensorflow"},
+                                                  "storageUri": "pvc://store/mnist", "runtimeVersion": "2.21.0"}
+    assert kube_serving.TF_SERVING_VERSION == "2.21.0" == metadata.version("tensorflow-serving-api"), \
+        "the TF-Serving release of the pinned tensorflow-serving-api, which loads TF 2.21's SavedModels"
+    deploy_default = inspect.signature(deploy.deploy_model.python_func).parameters["tf_serving_version"].default
+    assert deploy_default == kube_serving.TF_SERVING_VERSION
+    newer = kube_serving.kserve_inference_service("mnist", "tensorflow", "store", "ns", 2, tf_serving_version="2.22.0")
+    assert newer["spec"]["predictor"]["model"]["runtimeVersion"] == "2.22.0"
+    with pytest.raises(InputError, match="tf_serving_version 'latest please' is not an image tag of tensorflow/"):
+        kube_serving.tf_serving_deployment("mnist", "store", "ns", 2, tf_serving_version="latest please")
 
 
 def test_schema_check_catches_a_misspelled_field():
@@ -49,7 +85,7 @@ def test_tf_serving_reads_the_model_store_read_only_and_probes_the_model():
     deployment = kube_serving.tf_serving_deployment("sp500", "store", "ns", 4)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == kube_serving.TF_SERVING_IMAGE and ":" in container["image"]
+    assert container["image"] == f"tensorflow/serving:{kube_serving.TF_SERVING_VERSION}"
     assert "--model_config_file=/etc/tf-serving/models.config" in container["args"]
     assert "--monitoring_config_file=/etc/tf-serving/monitoring.config" in container["args"]
     assert {"name": "serving-config", "configMap": {"name": "serving-sp500"}} in pod["volumes"]
@@ -134,7 +170,7 @@ def test_shipped_manifests_validate(path):
     documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     assert documents
     for document in documents:
-        validate(document)
+        validate_any(document)
 
 
 def test_rbac_is_least_privilege_in_one_namespace():
@@ -193,12 +229,13 @@ def test_make_model_store_renders_the_settings_into_valid_manifests():
         claim["metadata"]["name"]
 
 
-def test_the_ownership_job_hands_the_volume_to_the_images_user():
+def test_the_ownership_job_makes_the_volume_writable_for_both_step_users():
     (job,) = [doc for doc in shipped() if doc["kind"] == "Job"]
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     script = " ".join(container["command"])
-    assert "chown 1000:1000 /models" in script  # images/Dockerfile: USER 1000:1000
+    # STEP_USER=nonroot writes as the owner (uid 1000), STEP_USER=root (uid 0, no capabilities) through group 0.
+    assert "chown 1000:0 /models && chmod 2775 /models" in script
     assert pod["securityContext"]["fsGroup"] == 1000
     assert container["volumeMounts"][0]["mountPath"] == kube_serving.MODEL_STORE_MOUNT
     # root, but with no capability beyond changing ownership and modes
@@ -272,11 +309,10 @@ def test_deploy_create_then_unchanged_then_new_version(cluster_pod):
 
 
 def test_new_server_image_rolls_out_and_is_waited_for(cluster_pod):
-    _, _, monkeypatch = cluster_pod
     with api_server(cluster_pod, rollout_polls=3) as server:
         kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow")
-        monkeypatch.setattr(kube_serving, "TF_SERVING_IMAGE", "tensorflow/serving:9.9.9")
-        updated = kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow")
+        updated = kube_serving.deploy_serving("sp500", "tensorflow", "model-store", "kubeflow",
+                                              tf_serving_version="9.9.9")
         assert "deployment updated" in updated and "rollout complete (1/1 updated, 1/1 available)" in updated
         assert server.objects[DEPLOYMENT]["metadata"]["generation"] == 2
         reads = [path for method, path in server.requests if method == "GET" and path == DEPLOYMENT]
@@ -339,11 +375,10 @@ def test_without_kserve_lightgbm_says_why_it_is_not_served(cluster_pod):
 
 def test_role_grants_exactly_what_the_deploy_step_uses(cluster_pod):
     """Every rule in deploy/rbac.yaml is needed by some deploy, and nothing else is."""
-    _, _, monkeypatch = cluster_pod
     with api_server(cluster_pod) as server:
         kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=1)
-        monkeypatch.setattr(kube_serving, "TF_SERVING_IMAGE", "tensorflow/serving:9.9.9")
-        kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=2)
+        kube_serving.deploy_serving("sp500", "tensorflow", "model-store", None, model_version=2,
+                                    tf_serving_version="9.9.9")
         kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=1)
         kube_serving.deploy_serving("crypto", "lightgbm", "model-store", None, model_version=2)
         assert server.used == server.allowed

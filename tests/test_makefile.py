@@ -15,8 +15,8 @@ def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
     local_targets = re.findall(r"^  make (\S+)", local, re.M)
     cluster_targets = re.findall(r"^  make (\S+)", cluster, re.M)
     assert {"run", "serve", "predict", "test"} <= set(local_targets)
-    assert {"upload", "schedule", "images", "deployer"} <= set(cluster_targets)
-    assert not {"upload", "images", "schedule"} & set(local_targets)
+    assert {"upload", "schedule", "publish", "deployer"} <= set(cluster_targets)
+    assert not {"upload", "publish", "schedule"} & set(local_targets)
     declared = set(re.findall(r"^([a-z-]+):.*## ", (REPO / "Makefile").read_text(), re.M))
     assert set(local_targets) | set(cluster_targets) == declared, "a target left out of make help"
     rows = [line for line in (local + "\n" + cluster).splitlines() if line.startswith("  make")]

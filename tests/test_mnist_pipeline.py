@@ -91,11 +91,14 @@ def test_workers_parameter_reaches_every_trial(tmp_path):
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["workers"]["defaultValue"] == 1 and parameters["workers"]["parameterType"] == "NUMBER_INTEGER"
     assert parameters["distributed_storage"]["defaultValue"] == ""
+    assert parameters["distributed_engine"]["defaultValue"] == "auto"
     _, train = sweep_loop(spec)
     assert train["inputs"]["parameters"]["workers"] == {"componentInputParameter": "pipelinechannel--workers"}
+    assert train["inputs"]["parameters"]["distributed_engine"] == {
+        "componentInputParameter": "pipelinechannel--distributed_engine"}
     worker_pod = train["inputs"]["parameters"]["worker_pod"]["runtimeValue"]["constant"]
     assert worker_pod["image"] == cpu_image() and worker_pod["gpus_per_worker"] == 0
-    # The TFJob path talks to the API with the deployer's credentials.
+    # The TrainJob and TFJob paths talk to the API with the deployer's credentials.
     assert executors[train_executor(spec)]["secretAsVolume"][0]["secretName"] == "kfp-ml-deployer-token"
 
 

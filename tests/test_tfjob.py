@@ -2,31 +2,20 @@
 schemas, and its life (creation, status, failure, missing CRD, cleanup) against the
 Kubernetes API stand-in with training-operator 1.9's TFJob resource."""
 
-import json
-from pathlib import Path
-
 import pytest
 from cluster_standins import TFJobStandIn
 from manifests import role_rules, shipped, validate_part
 
 from components import kube_serving, tfjob
-from components.errors import InputError
 from components.gpu import GpuSettings
 from components.mnist import cluster_training
-from components.mnist.models import TrainConfig
-
-
-def local(uri: str) -> Path:
-    """A file:// URI (the tests' stand-in for gs://) as a path."""
-    return Path(uri.removeprefix("file://"))
-
 
 COMMAND = ["python3", "-m", "components.mnist.distributed", "gs://bucket/stage/job.json"]
 
 
 def api_server(cluster_pod, **options) -> TFJobStandIn:
     tls, _, monkeypatch = cluster_pod
-    options.setdefault("role_rules", role_rules("kfp-ml-trainer"))
+    options.setdefault("role_rules", role_rules("kfp-ml-tfjob"))
     server = TFJobStandIn(tls, "deployer-token", **options)
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
     return server
@@ -132,60 +121,5 @@ def test_trainer_role_grants_exactly_what_the_tfjob_path_uses(cluster_pod):
     with api_server(cluster_pod) as server:
         tfjob.run_tfjob(kube_serving.kube_api_client(), manifest(), 60, lambda line: None)
     assert server.used == server.allowed
-    binding = [doc for doc in shipped() if doc["kind"] == "RoleBinding" and doc["roleRef"]["name"] == "kfp-ml-trainer"]
+    binding = [doc for doc in shipped() if doc["kind"] == "RoleBinding" and doc["roleRef"]["name"] == "kfp-ml-tfjob"]
     assert [subject["name"] for subject in binding[0]["subjects"]] == ["kfp-ml-deployer"]
-
-
-# --------------------------------------------------------------------------- mnist on a TFJob
-
-def test_mnist_trains_through_shared_storage_and_cleans_up(cluster_pod, tmp_path):
-    """The chief's part is played by the stand-in: it reads the staged job and writes what
-    the chief writes. The step copies the model and logs out and removes the staging folder."""
-    storage = tmp_path / "bucket"
-    splits = tmp_path / "splits.npz"
-    splits.write_bytes(b"splits")
-    seen = {}
-
-    def chief(job):
-        command = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
-        staged = json.loads(local(command[-1]).read_text())
-        seen.update(command=command, staged=staged, splits=local(staged["splits_path"]).read_bytes(), job=job)
-        written = ((staged["export_dir"], "saved_model.pb"), (staged["tensorboard_dir"] + "/train", "events"))
-        for folder, name in written:
-            local(folder).mkdir(parents=True)
-            (local(folder) / name).write_text(name)
-        local(staged["history_path"]).write_text(json.dumps({"val_accuracy": [0.9], "val_loss": [0.3]}))
-
-    with api_server(cluster_pod, on_create=chief) as server:
-        history = cluster_training.train_with_tfjob(
-            kube_serving.kube_api_client(), "kubeflow", TrainConfig(epochs=2), str(splits), str(tmp_path / "model"),
-            str(tmp_path / "logs"), "run-7", 2, f"file://{storage}/", {"image": "img:1", "gpus_per_worker": 0},
-            emit=lambda line: None, timeout_s=60)
-    assert history == {"val_accuracy": [0.9], "val_loss": [0.3]}
-    assert (tmp_path / "model" / "saved_model.pb").read_text() == "saved_model.pb"
-    assert (tmp_path / "logs" / "train" / "events").is_file()
-    assert seen["splits"] == b"splits" and seen["staged"]["config"]["epochs"] == 2
-    assert seen["command"][:3] == ["python3", "-m", "components.mnist.distributed"]
-    assert seen["job"]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["image"] == "img:1"
-    assert list(storage.iterdir()) == [], "the staging folder is removed"
-    assert server.deleted and server.tfjobs == {}
-
-
-def test_staging_is_removed_when_the_job_fails(cluster_pod, tmp_path):
-    (tmp_path / "splits.npz").write_bytes(b"splits")
-    with api_server(cluster_pod, outcome="Failed"):
-        with pytest.raises(tfjob.TFJobError, match="failed"):
-            cluster_training.train_with_tfjob(
-                kube_serving.kube_api_client(), "kubeflow", TrainConfig(), str(tmp_path / "splits.npz"),
-                str(tmp_path / "model"), str(tmp_path / "logs"), "run-7", 2, f"file://{tmp_path}/bucket",
-                {"image": "img:1"}, emit=lambda line: None, timeout_s=60)
-    assert list((tmp_path / "bucket").iterdir()) == []
-    assert not (tmp_path / "model").exists()
-
-
-@pytest.mark.parametrize("storage", ["", "/mnt/shared", "  "])
-def test_workers_on_a_cluster_need_storage_every_pod_reaches(storage):
-    with pytest.raises(InputError, match="distributed_storage '.*': workers > 1 on a cluster need a folder every "
-                                         "worker pod can reach, e.g. gs://"):
-        cluster_training.check_storage(storage)
-

@@ -1,7 +1,10 @@
-"""The train step on a cluster with workers > 1: the same worker job, run by a TFJob.
+"""The train step on a cluster with workers > 1: the same worker job, run by a TrainJob or a TFJob.
 
-The step's pod does not train. It stages what the workers need in shared
-storage, creates a TFJob (components.tfjob) whose replicas run
+The step's pod does not train. It chooses the engine the cluster offers
+(components.training_engine: a Trainer v2 TrainJob, components.trainjob, or
+a training-operator TFJob, components.tfjob), failing in one line before
+anything is staged when there is none. Then it stages what the workers need
+in shared storage, starts the job, whose pods run
 `python3 -m components.mnist.distributed <job.json>` in the project image,
 waits for it, copies the chief's SavedModel and TensorBoard logs into the
 step's output artifacts and removes the staging folder, whatever happened.
@@ -23,12 +26,14 @@ from components.gpu import GpuSettings
 from components.mnist.distributed import WorkerJob
 from components.mnist.models import TrainConfig
 from components.tfjob import run_tfjob, tfjob_manifest
+from components.training_engine import choose_engine
+from components.trainjob import run_trainjob, trainjob_manifest
 
-TFJOB_TIMEOUT_S = 2 * 3600
+JOB_TIMEOUT_S = 2 * 3600  # the runtime's activeDeadlineSeconds in deploy/trainer-tensorflow-runtime.yaml
 
 
 def worker_pod_settings(image: str, gpu: GpuSettings | None) -> dict:
-    """What each TFJob replica runs on, fixed when the pipeline is compiled (a step input)."""
+    """What each worker pod runs on, fixed when the pipeline is compiled (a step input)."""
     settings: dict = {"image": image, "gpus_per_worker": 0, "node_selector": {}, "tolerations": []}
     if gpu:
         settings["gpus_per_worker"] = gpu.count
@@ -62,28 +67,38 @@ def copy_tree(source: str, destination: str) -> None:
             tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
 
 
-def train_with_tfjob(api, namespace: str, config: TrainConfig, splits_path: str, export_dir: str,
+def train_on_cluster(api, namespace: str, config: TrainConfig, splits_path: str, export_dir: str,
                      tensorboard_dir: str, version_tag: str, workers: int, storage: str, worker_pod: dict,
-                     emit: Callable[[str], None] = print, timeout_s: float = TFJOB_TIMEOUT_S) -> dict:
-    """Train on a `workers`-replica TFJob; leave the model and logs locally; return the history."""
+                     engine: str = "auto", emit: Callable[[str], None] = print,
+                     timeout_s: float = JOB_TIMEOUT_S) -> dict:
+    """Train on a `workers`-node TrainJob or TFJob (`engine`); leave the model and logs locally;
+    return the history."""
     import tensorflow as tf
 
+    stage_root = check_storage(storage)
+    engine = choose_engine(api, namespace, engine, emit)
     job_name = f"mnist-train-{uuid.uuid4().hex[:10]}"
-    stage = f"{check_storage(storage)}/{job_name}"
+    stage = f"{stage_root}/{job_name}"
     job = WorkerJob(config.__dict__, f"{stage}/splits.npz", f"{stage}/model", f"{stage}/tensorboard",
                     f"{stage}/history.json", version_tag)
+    command = ["python3", "-m", "components.mnist.distributed", f"{stage}/job.json"]
+    env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    gpus = int(worker_pod.get("gpus_per_worker", 0))
     try:
         tf.io.gfile.makedirs(stage)
         tf.io.gfile.copy(splits_path, job.splits_path, overwrite=True)
         job.save(f"{stage}/job.json")
-        manifest = tfjob_manifest(
-            job_name, namespace, worker_pod["image"],
-            ["python3", "-m", "components.mnist.distributed", f"{stage}/job.json"], workers,
-            int(timeout_s), gpus_per_worker=int(worker_pod.get("gpus_per_worker", 0)),
-            node_selector=worker_pod.get("node_selector"), tolerations=worker_pod.get("tolerations"),
-            env={"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
         emit(f"staging in {stage}")
-        run_tfjob(api, manifest, timeout_s, emit)
+        if engine == "trainjob":
+            if worker_pod.get("node_selector") or worker_pod.get("tolerations"):
+                emit("TrainJob: the GPU node selector and tolerations come from the TrainingRuntime, not the job")
+            run_trainjob(api, trainjob_manifest(job_name, namespace, worker_pod["image"], command, workers, gpus, env),
+                         timeout_s, emit)
+        else:
+            run_tfjob(api, tfjob_manifest(job_name, namespace, worker_pod["image"], command, workers, int(timeout_s),
+                                          gpus_per_worker=gpus, node_selector=worker_pod.get("node_selector"),
+                                          tolerations=worker_pod.get("tolerations"), env=env),
+                      timeout_s, emit)
         copy_tree(job.export_dir, export_dir)
         copy_tree(job.tensorboard_dir, tensorboard_dir)
         with tf.io.gfile.GFile(job.history_path) as file:

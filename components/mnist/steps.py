@@ -79,12 +79,13 @@ def train_trial(
     model: Output[Model],
     tensorboard_logs: Output[Artifact],
     metrics: Output[Metrics],
+    distributed_engine: str = "auto",
 ) -> float:
     """One sweep trial: train the CNN on `workers` workers and export its SavedModel.
 
     One worker trains in the step's own process. More workers: on this machine
     (kfp.local) that many local processes joined by MultiWorkerMirroredStrategy;
-    in a Kubernetes pod a TFJob with that many replicas. The model's metadata
+    in a Kubernetes pod a Trainer v2 TrainJob or a TFJob with that many nodes. The model's metadata
     holds the trial's result for the select step.
 
     Args:
@@ -97,10 +98,12 @@ def train_trial(
         batch_size: Global batch size: the images of one step, split among the workers.
         seed: Seed of the weights and the shuffling: with the same seed and global batch,
             any number of workers starts from the same weights and sees the same batches.
-        workers: Worker processes (local) or TFJob replicas (cluster) that train together.
+        workers: Worker processes (local) or TrainJob/TFJob nodes (cluster) that train together.
         version_tag: Tag the served model reports as `model_version` (the run's name).
-        distributed_storage: gs:// folder the TFJob replicas share (cluster with workers > 1 only).
-        worker_pod: Image and accelerators of each TFJob replica (set when compiling).
+        distributed_storage: gs:// folder the worker pods share (cluster with workers > 1 only).
+        distributed_engine: What runs the worker pods on a cluster: auto (a TrainJob where Kubeflow
+            Trainer v2 and its TensorFlow runtime are installed, else a TFJob), trainjob or tfjob.
+        worker_pod: Image and accelerators of each worker pod (set when compiling).
 
     Returns:
         Output: The validation accuracy after the last epoch.
@@ -118,11 +121,13 @@ def train_trial(
     from components.mnist.launcher import check_workers, train_locally
     from components.mnist.models import TrainConfig
     from components.storage import atomic_path
+    from components.training_engine import check_engine
 
     trial = sweep.parse_grid_point(grid_point, "grid_point")
     config = TrainConfig(trial.learning_rate, trial.hidden_layers, hidden_units, epochs, batch_size, seed)
     config.check()
     check_workers(workers)
+    check_engine(distributed_engine)
     # Trials can run at the same time (also in kfp.local): name the trial on every line.
     emit = lambda line: print(f"{trial.name}: {line}", flush=True)  # noqa: E731
     print(f"trial {trial.name} on {workers} worker(s): {config}", flush=True)
@@ -130,11 +135,11 @@ def train_trial(
     with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs, \
             tempfile.TemporaryDirectory() as scratch:
         if workers > 1 and kube_serving.in_cluster():
-            from components.mnist.cluster_training import train_with_tfjob
+            from components.mnist.cluster_training import train_on_cluster
 
-            history = train_with_tfjob(kube_api.kube_api_client(), kube_api.pod_namespace(), config,
+            history = train_on_cluster(kube_api.kube_api_client(), kube_api.pod_namespace(), config,
                                        splits.path, str(export_dir), str(logs), version_tag, workers,
-                                       distributed_storage, worker_pod, emit)
+                                       distributed_storage, worker_pod, distributed_engine, emit)
         else:
             job = WorkerJob(config.__dict__, splits.path, str(export_dir), str(logs),
                             str(Path(scratch) / HISTORY_FILE), version_tag)

@@ -77,5 +77,20 @@ def check_images(package: Path) -> None:
     foreign = sorted(package_images(package) - configured)
     if foreign:
         raise InputError(f"{shown_path(package)} runs in {foreign[0]}, not in the configured image "
-                         f"{cpu_image()}: run `make compile` (or `make images` to build and push it first), "
+                         f"{cpu_image()}: run `make compile` (or `make image publish` to build and push it first), "
                          "with IMAGE set in local.mk")
+    check_published(package)
+
+
+def check_published(package: Path) -> None:
+    """Refuse a package whose image tag its registry says it does not have (a registry that
+    cannot be asked from here gets one warning line: the cluster may still reach it)."""
+    from pipelines.cluster.image_registry import check_image
+
+    for image in sorted(package_images(package)):
+        answer = check_image(image)
+        if answer.found is False:
+            raise InputError(f"{shown_path(package)} runs in {image}, which its registry does not have "
+                             f"({answer.detail}): run `make image publish IMAGE={image.rsplit(':', 1)[0]}` first")
+        if answer.found is None:
+            print(f"warning: could not check that {image} is published: {answer.detail}", flush=True)

@@ -1,0 +1,220 @@
+"""Distributed TensorFlow training on Kubeflow Trainer v2: a TrainJob, from creation to cleanup.
+
+Trainer v2 (`trainer.kubeflow.org/v1alpha1`) runs a TrainJob on a runtime:
+here the TrainingRuntime `tensorflow-distributed` of
+deploy/trainer-tensorflow-runtime.yaml, on the plain ML policy. Trainer makes
+it a JobSet with one Indexed Job of `numNodes` pods; the runtime's command
+gives each pod a `TF_CONFIG` built from the JobSet's stable host names
+(`<job>-node-0-<i>.<job>`) and runs the TrainJob's args. Node 0 is the chief;
+the job completes when every node has.
+
+The TrainJob uses only fields that Trainer v2.1 (Kubeflow 26.03) and v2.3
+both accept (runtimeRef, and the trainer's image, args, env, numNodes and
+resourcesPerNode): the pod override fields differ between them
+(podTemplateOverrides, then runtimePatches), so a GPU node selector or
+toleration belongs in the runtime.
+
+The step that runs a TrainJob (`run_trainjob`) creates it, polls its status
+until it completes, fails or runs past a time limit, prints every change,
+then prints the chief's last log lines (every node's when it failed) and
+deletes the job, which deletes its JobSet and pods, whatever happened. The
+pods' names end in a random suffix, so finding them takes a list by the
+JobSet's label: the Role `kfp-ml-trainjob` in deploy/rbac.yaml allows
+exactly create, get and delete of `trainjobs`, get of `trainingruntimes`,
+list of `pods` and get of `pods/log`.
+"""
+
+import json
+import time
+from typing import Callable
+
+from components import kube_api
+from components.errors import TrainingError
+from components.kube_api import FIELD_MANAGER, labels_of
+
+GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
+RUNTIME_KIND, RUNTIME_PLURAL, RUNTIME_NAME = "TrainingRuntime", "trainingruntimes", "tensorflow-distributed"
+CONTAINER = "node"  # the container Trainer gives the TrainJob's image, args, env and resources
+NUM_NODES_ENV = "NUM_NODES"  # the runtime builds TF_CONFIG for this many nodes
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+INSTALL_HINT = ("the TrainJob resource (trainer.kubeflow.org/v1alpha1) is not installed in this cluster: install "
+                "Kubeflow Trainer v2 (kubectl apply --server-side -k "
+                "\"github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0\")")
+LOG_LINES = 40
+
+
+class TrainJobError(TrainingError):
+    """The cluster refused the TrainJob, or the job failed or did not finish in time."""
+
+
+class RuntimeMissing(TrainJobError):
+    """Trainer v2 is installed, the TensorFlow TrainingRuntime is not."""
+
+
+def runtime_hint(namespace: str) -> str:
+    return (f"the TrainingRuntime {RUNTIME_NAME} is not installed in namespace {namespace}: install it with "
+            f"make trainer-runtime NAMESPACE={namespace} (deploy/trainer-tensorflow-runtime.yaml)")
+
+
+def trainjob_manifest(name: str, namespace: str, image: str, args: list[str], workers: int,
+                      gpus_per_worker: int = 0, env: dict[str, str] | None = None) -> dict:
+    """A TrainJob of `workers` nodes running `args` in `image` on the TensorFlow runtime."""
+    resources = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+    if gpus_per_worker:
+        resources["limits"]["nvidia.com/gpu"] = str(gpus_per_worker)
+    env = {**(env or {}), NUM_NODES_ENV: str(workers)}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels_of(name, "trainjob")},
+        "spec": {
+            "runtimeRef": {"name": RUNTIME_NAME, "apiGroup": GROUP, "kind": RUNTIME_KIND},
+            "trainer": {"image": image, "args": args, "numNodes": workers, "resourcesPerNode": resources,
+                        "env": [{"name": key, "value": value} for key, value in sorted(env.items())]},
+        },
+    }
+
+
+def _api_error(what: str, error, missing_hint: str = INSTALL_HINT) -> TrainJobError:
+    try:
+        message = json.loads(error.body).get("message", error.reason)
+    except (TypeError, ValueError, AttributeError):
+        message = error.reason
+    if error.status == 404 and "could not find the requested resource" in str(message):
+        return TrainJobError(missing_hint)
+    hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/rbac.yaml)" if error.status == 403 else ""
+    return TrainJobError(f"cannot {what}: HTTP {error.status} {message}{hint}")
+
+
+def check_runtime(api, namespace: str) -> None:
+    """RuntimeMissing (one line, how to install it) unless the TensorFlow runtime is in `namespace`."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, RUNTIME_PLURAL, RUNTIME_NAME, _request_timeout=30)
+    except ApiException as error:
+        if error.status == 404:
+            raise RuntimeMissing(runtime_hint(namespace)) from error
+        raise _api_error(f"read TrainingRuntime {RUNTIME_NAME} in {namespace}", error) from error
+
+
+def create(api, manifest: dict) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    meta = manifest["metadata"]
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, meta["namespace"], PLURAL, manifest, field_manager=FIELD_MANAGER, _request_timeout=30)
+    except ApiException as error:
+        raise _api_error(f"create TrainJob {meta['name']} in {meta['namespace']}", error) from error
+
+
+def state(job: dict) -> tuple[str, str]:
+    """(latest true condition, its message); ("Pending", "") before Trainer has reported any."""
+    conditions = [c for c in job.get("status", {}).get("conditions", []) if c.get("status") == "True"]
+    if not conditions:
+        return "Pending", ""
+    return conditions[-1]["type"], conditions[-1].get("message", "")
+
+
+def _node_counts(job: dict) -> dict:
+    for status in job.get("status", {}).get("jobsStatus", []):
+        if status.get("name") == "node":
+            return {key: status[key] for key in ("active", "ready", "succeeded", "failed") if status.get(key)}
+    return {}
+
+
+def wait(api, name: str, namespace: str, timeout_s: float, emit: Callable[[str], None] = print) -> dict:
+    """Poll until the job completes; TrainJobError when it fails or `timeout_s` passes."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    objects = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + timeout_s
+    shown = None
+    while True:
+        try:
+            job = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=30)
+        except ApiException as error:
+            raise _api_error(f"read TrainJob {name} in {namespace}", error) from error
+        current, message = state(job)
+        nodes = _node_counts(job)
+        line = f"TrainJob {name}: {current}" + (f" ({message})" if message else "") + \
+            (f"; nodes {nodes}" if nodes else "")
+        if line != shown:
+            emit(line)
+            shown = line
+        if current == "Complete":
+            return job
+        if current == "Failed":
+            raise TrainJobError(f"TrainJob {name} failed: {message or 'no reason given'}")
+        if time.monotonic() >= deadline:
+            raise TrainJobError(f"TrainJob {name} did not finish in {timeout_s:.0f}s (last state {current}): see "
+                                f"kubectl -n {namespace} describe trainjob {name}")
+        time.sleep(kube_api.POLL_INTERVAL_S)  # read when called: tests shorten it
+
+
+def node_pods(api, job_name: str, namespace: str) -> list[str]:
+    """The job's pod names in node order (the chief first), or [] when they cannot be listed."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"{JOBSET_NAME_LABEL}={job_name}", _request_timeout=30).items
+    except ApiException:
+        return []
+    index = lambda pod: int((pod.metadata.labels or {}).get(COMPLETION_INDEX_LABEL, 1 << 30))  # noqa: E731
+    return [pod.metadata.name for pod in sorted(pods, key=index)]
+
+
+def pod_log(api, pod: str, namespace: str, lines: int = LOG_LINES) -> str:
+    """The last `lines` lines of a node's pod, or why they cannot be read."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return client.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=CONTAINER,
+                                                             tail_lines=lines, _request_timeout=30)
+    except ApiException as error:
+        return f"(no log from {pod}: HTTP {error.status} {error.reason})"
+
+
+def delete(api, name: str, namespace: str) -> None:
+    """Delete the job and, in the background, its JobSet and pods; a job already gone is fine."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        client.CustomObjectsApi(api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, body=client.V1DeleteOptions(propagation_policy="Background"),
+            _request_timeout=30)
+    except ApiException as error:
+        if error.status != 404:
+            raise _api_error(f"delete TrainJob {name} in {namespace}", error) from error
+
+
+def run_trainjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], None] = print) -> None:
+    """Create the job, wait for it, show the chief's log (every node's on failure), always delete it."""
+    name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+    create(api, manifest)
+    emit(f"TrainJob {name} created in {namespace} with {manifest['spec']['trainer']['numNodes']} nodes; all logs: "
+         f"kubectl -n {namespace} logs -l {JOBSET_NAME_LABEL}={name} --prefix")
+    outcome: Exception | None = None
+    try:
+        wait(api, name, namespace, timeout_s, emit)
+    except TrainJobError as error:
+        outcome = error
+    finally:
+        pods = node_pods(api, name, namespace)
+        for pod in pods[:1] if outcome is None else pods[:4]:
+            emit(f"--- last lines of {pod} ---")
+            emit(pod_log(api, pod, namespace).rstrip())
+        delete(api, name, namespace)
+        emit(f"TrainJob {name} deleted")
+    if outcome:
+        raise outcome

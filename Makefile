@@ -55,14 +55,37 @@ MODEL_STORE_ACCESS_MODE ?= ReadWriteOnce
 MODEL_STORE_STORAGE_CLASS ?=
 MODEL_STORE_SIZE ?= 10Gi
 
+# Ctrl-C reaches make and the command together: the command says `interrupted: …` in one line and
+# exits 130; make, stopped by the same signal, then adds no `make: *** [run] Interrupt` of its own
+# (its own exit status is still 130). Any other failure keeps its exit code.
+SAID_IF_INTERRUPTED = || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
+
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
 	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
 	tracking-ui
 
+# `make help` lists the targets in two groups, each target with its `## ` description.
+LOCAL_TARGETS := setup compile run tracking-ui serve predict promote rollback test container-test bench lint image clean help
+CLUSTER_TARGETS := image publish upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
+	model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest \
+	promote rollback
+SHOW_TARGETS = for target in $(1); do grep -hE "^$$target:.*\#\# " $(MAKEFILE_LIST) | \
+	awk -F ':.*\#\# ' '{printf "  make %-25s %s\n", $$1, $$2}'; done
+
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
-	@echo "  variables: PIPELINE=$(PIPELINE) PARAMS='name=value ...' KFP_HOST=… IMAGE=$(IMAGE) IMAGE_GPU=$(IMAGE_GPU)"
-	@echo "             WORKSPACE_ACCESS_MODE=$(WORKSPACE_ACCESS_MODE) WORKSPACE_STORAGE_CLASS=$(WORKSPACE_STORAGE_CLASS) IMAGE_PULL_SECRET=$(IMAGE_PULL_SECRET)"
+	@echo "On this machine (runs in runs/, models in model_store/):"
+	@$(call SHOW_TARGETS,$(LOCAL_TARGETS))
+	@echo
+	@echo "On a Kubeflow cluster (KFP_HOST=<Pipelines URL>, or kubectl's current cluster):"
+	@$(call SHOW_TARGETS,$(CLUSTER_TARGETS))
+	@echo
+	@echo "Variables (now):"
+	@printf "  %-24s %s\n" PIPELINE "$(PIPELINE)" PARAMS "$(or $(PARAMS),(name=value ...))" VERBOSE "$(or $(VERBOSE),(1: run shows kfp's whole log))" MODEL "$(MODEL)" ARGS "$(ARGS)" \
+		KFP_HOST "$${KFP_HOST:-(unset: run locally)}" IMAGE "$(IMAGE)" IMAGE_GPU "$(IMAGE_GPU)" \
+		WORKSPACE_ACCESS_MODE "$(WORKSPACE_ACCESS_MODE)" WORKSPACE_STORAGE_CLASS "$(WORKSPACE_STORAGE_CLASS)" \
+		IMAGE_PULL_SECRET "$(IMAGE_PULL_SECRET)" NAMESPACE "$(NAMESPACE)" \
+		RUNNER "$(or $(RUNNER),(docker: each step of a local run in a container))" STEP_USER "$(STEP_USER)" \
+		TRACKING "$(or $(TRACKING),(a folder, sqlite:///… or http://…: local runs into MLflow))"
 
 # The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
 # on a fresh clone set themselves up.
@@ -84,28 +107,28 @@ compile: setup ## compile every pipeline (and GPU variant) into compiled/
 	$(PY) -m pipelines compile --output-dir $(COMPILED)
 
 run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."; TRACKING=… into MLflow
-	$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER))
+	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER)) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
 
 tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store TRACKING (default runs/mlflow)
 	$(PY) -m pipelines.local_tracking "$(or $(TRACKING),runs/mlflow)"
 
-upload: setup ## register compiled/$(PIPELINE).yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
-	$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu)
+upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
+	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
 
 schedule: setup ## recurring run of PIPELINE on KFP_HOST: CRON="0 0 6 * * *" [NAME=…] [PARAMS=…] [REPLACE=1] [GPU=1]
-	$(PY) -m pipelines schedule create $(PIPELINE) $(PARAMS) --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") $(if $(REPLACE),--replace) $(if $(GPU),--gpu)
+	@$(PY) -m pipelines schedule create $(PIPELINE) $(PARAMS) --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") $(if $(REPLACE),--replace) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
 
 schedule-list: setup ## list the recurring runs on KFP_HOST
-	$(PY) -m pipelines schedule list
+	@$(PY) -m pipelines schedule list $(SAID_IF_INTERRUPTED)
 
 schedule-pause: setup ## pause the recurring run NAME on KFP_HOST
-	$(PY) -m pipelines schedule pause "$(NAME)"
+	@$(PY) -m pipelines schedule pause "$(NAME)" $(SAID_IF_INTERRUPTED)
 
 schedule-resume: setup ## resume the recurring run NAME on KFP_HOST
-	$(PY) -m pipelines schedule resume "$(NAME)"
+	@$(PY) -m pipelines schedule resume "$(NAME)" $(SAID_IF_INTERRUPTED)
 
 schedule-delete: setup ## delete the recurring run NAME on KFP_HOST
-	$(PY) -m pipelines schedule delete "$(NAME)"
+	@$(PY) -m pipelines schedule delete "$(NAME)" $(SAID_IF_INTERRUPTED)
 
 test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
 	$(PY) -m pytest
@@ -119,11 +142,11 @@ bench: setup ## run the benchmarks (not part of make test)
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench
 
-image: ## build $(IMAGE):<version> with the Docker engine DOCKER_HOST reaches (GPU=1: also $(IMAGE_GPU))
+image: ## build IMAGE:<version> with the Docker engine DOCKER_HOST reaches (GPU=1: also IMAGE_GPU)
 	$(PYTHON) images/build.py --tag $(IMAGE):$(VERSION)
 	$(if $(GPU),$(PYTHON) images/build.py --gpu --tag $(IMAGE_GPU):$(VERSION))
 
-publish: setup ## push the built image(s) to $(IMAGE) (GPU=1: also $(IMAGE_GPU)), then compile against them
+publish: setup ## push the built image(s) to IMAGE (GPU=1: also IMAGE_GPU), then compile against them
 	docker push $(IMAGE):$(VERSION)
 	$(if $(GPU),docker push $(IMAGE_GPU):$(VERSION))
 	$(PY) -m pipelines compile --output-dir $(COMPILED)
@@ -165,16 +188,16 @@ model-store: ## create the model store claim in NAMESPACE and make it writable b
 	kubectl -n $(NAMESPACE) wait --for=condition=complete --timeout=300s job/model-store-ownership
 
 serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:8501) APIs; MODEL=… serves one model
-	$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS)
+	@$(PY) -m pipelines serve --model-base-path model_store $(if $(MODEL),--model-name $(MODEL)) $(ARGS) $(SAID_IF_INTERRUPTED)
 
 predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--label canary", "--date 2018-10-11", "--index 3", "--host H --port P"
-	$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS)
+	@$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS) $(SAID_IF_INTERRUPTED)
 
 promote: setup ## make MODEL's canary (or version TO=N) stable for all traffic; CLUSTER=1 on the kubeconfig's cluster
-	$(PY) -m pipelines promote $(or $(MODEL),$(PIPELINE)) $(if $(TO),--version $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE)))
+	@$(PY) -m pipelines promote $(or $(MODEL),$(PIPELINE)) $(if $(TO),--version $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE))) $(SAID_IF_INTERRUPTED)
 
 rollback: setup ## drop MODEL's canary, or TO=N: serve version N as stable; CLUSTER=1 on the kubeconfig's cluster
-	$(PY) -m pipelines rollback $(or $(MODEL),$(PIPELINE)) $(if $(TO),--to $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE)))
+	@$(PY) -m pipelines rollback $(or $(MODEL),$(PIPELINE)) $(if $(TO),--to $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE))) $(SAID_IF_INTERRUPTED)
 
 clean: ## remove local runs (the model store is kept: it holds deployed versions)
 	rm -rf runs

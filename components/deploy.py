@@ -107,7 +107,8 @@ def deploy_model(
         print("not in a Kubernetes pod: the bucket is the deployment", flush=True)
     else:
         model_store.write_labels(Path(model_base_path) / model_name, labels)
-        print("not in a Kubernetes pod: the model store (with labels.json) is the deployment", flush=True)
+        print("not in a Kubernetes pod: the model store (with labels.json) is the deployment"
+              + (f"; served locally: {labels.describe(router=False)}" if labels.canary else ""), flush=True)
     return str(version_dir)
 
 

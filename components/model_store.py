@@ -209,11 +209,18 @@ class ServingLabels:
     def served(self) -> list[int]:
         return sorted({v for v in (self.stable, self.canary) if v is not None})
 
-    def describe(self) -> str:
+    def describe(self, router: bool = True) -> str:
+        """`stable=1, canary=2 (20% of traffic)`; without a router that splits traffic
+        (`router=False`: the local server, TF-Serving alone), what unlabelled requests get instead."""
         if self.stable is None:
             return "nothing labelled yet"
         text = f"stable={self.stable}"
-        return text + (f", canary={self.canary} ({self.canary_percent}% of traffic)" if self.canary else "")
+        if not self.canary:
+            return text
+        if router:
+            return text + f", canary={self.canary} ({self.canary_percent}% of traffic)"
+        return text + (f", canary={self.canary} (asked for by label; requests without a label get the highest "
+                       f"version, {max(self.served())}: the {self.canary_percent}% split is KServe's, on a cluster)")
 
     def to_json(self) -> dict:
         return {**asdict(self), "known_versions": list(self.known_versions)}

@@ -29,6 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 from urllib.parse import urlparse
@@ -83,6 +84,22 @@ class Deadline:
         return max(0.05, min(ATTEMPT_TIMEOUT_S, self.left()))
 
 
+# The budget every fetch and retry shares while a step downloads (`shared_retry_budget`).
+_SHARED_DEADLINE: ContextVar[Deadline | None] = ContextVar("shared_deadline", default=None)
+
+
+@contextlib.contextmanager
+def shared_retry_budget() -> Iterator[Deadline]:
+    """One retry budget for every fetch inside (usable as a decorator): a step that downloads
+    several files ends within FETCH_RETRY_BUDGET_S, not within that much per file."""
+    deadline = _SHARED_DEADLINE.get() or Deadline(retry_budget_s())
+    token = _SHARED_DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _SHARED_DEADLINE.reset(token)
+
+
 def is_transient_os_error(error: BaseException) -> bool:
     """Refused/reset/aborted connections and timeouts may pass; other OS errors do not."""
     if isinstance(error, socket.gaierror):  # a name that does not resolve is a typo, unless DNS is down
@@ -99,7 +116,7 @@ def with_retries(action: Callable[[], T], what: str, deadline: Deadline | None =
     `TransientError` and refused/reset/timed-out connections are retried until
     `RETRIES` attempts or the budget are spent, then reported as `TransientError`.
     """
-    deadline = deadline or Deadline(retry_budget_s())
+    deadline = deadline or _SHARED_DEADLINE.get() or Deadline(retry_budget_s())
     for attempt in range(1, RETRIES + 1):
         try:
             return action()
@@ -122,7 +139,8 @@ def with_retries(action: Callable[[], T], what: str, deadline: Deadline | None =
 def fetch(uri: str, destination: Path, budget_s: float | None = None) -> Path:
     """Copy the file at `uri` to `destination` (atomically) and return it.
 
-    Network sources are retried inside `budget_s` seconds (default: `retry_budget_s()`).
+    Network sources are retried inside `budget_s` seconds (default: what is left of the
+    `shared_retry_budget` around the call, else `retry_budget_s()`).
     """
     parsed = urlparse(uri)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +154,7 @@ def fetch(uri: str, destination: Path, budget_s: float | None = None) -> Path:
     if parsed.scheme not in ("http", "https", "gs"):
         raise InputError(f"unsupported source scheme '{parsed.scheme}' in {display_uri(uri)} "
                          "(use a path, file://, gs:// or https://)")
-    deadline = Deadline(retry_budget_s() if budget_s is None else budget_s)
+    deadline = Deadline(budget_s) if budget_s is not None else _SHARED_DEADLINE.get() or Deadline(retry_budget_s())
     if parsed.scheme == "gs":
         client = gcs_client(uri)
         with_retries(lambda: _download_gcs(client, uri, destination, deadline), uri, deadline)

@@ -9,15 +9,16 @@
 
 import argparse
 import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
 from components.errors import PipelineError
-from pipelines import registry
-from pipelines.cluster.commands import add_cluster_commands, add_compiled_dir_option
+from pipelines import interrupts
 from pipelines.parameters import parse_assignments
+
+# The registered pipelines' names (pipelines.registry, checked by a test): known without
+# importing kfp and the pipelines, which the other verbs do not need.
+PIPELINE_NAMES = ("crypto", "mnist", "sp500")
 
 
 def compile_all(output_dir: Path) -> list[Path]:
@@ -25,6 +26,7 @@ def compile_all(output_dir: Path) -> list[Path]:
     component they use to `<output_dir>/components/` (pipelines.publish)."""
     from kfp import compiler
 
+    from pipelines import registry
     from pipelines.publish import publish_all
 
     if output_dir.exists() and not output_dir.is_dir():
@@ -54,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.gpu:
         raise PipelineError("--gpu (GPU=1) selects the -gpu variant on a cluster: set KFP_HOST; "
                             "a local run trains on this machine")
+    from pipelines import registry
     from pipelines.local_run import run_local, summary
 
     containers = None
@@ -62,49 +65,24 @@ def _run(args: argparse.Namespace) -> int:
 
         containers = ContainerSettings(mode=args.container_user)
     result = run_local(args.pipeline, params, verbose=args.verbose, containers=containers)
+    if result.interrupted:  # one line: what was stopped, and where the rest is
+        print(f"interrupted: {result.error} by {result.interrupted}; what finished is in "
+              f"{result.run_dir / 'index.html'}", file=sys.stderr, flush=True)
+        return result.exit_code
     print("\n" + summary(result, registry.get(args.pipeline), with_error=False), flush=True)
     if not result.succeeded:
         print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-# TensorFlow's C++ start-up lines ("I0000 00:00:... cudart_stub.cc:31] Could not find cuda
-# drivers", "E0000 ... failed call to cuInit" on a machine without a GPU) are written to fd 2
-# at import and at the first look for devices, before absl's logging is set up, whatever
-# TF_CPP_MIN_LOG_LEVEL says; runs keep them in run.log, serve and predict drop them.
-TENSORFLOW_START_UP = re.compile(r"^(?:[IWE]\d{4} \d\d:\d\d:\S+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl)")
-
-
-def _import_tensorflow_quietly() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as captured:
-        terminal = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow
-
-            tensorflow.config.list_physical_devices()  # the device search logs once, now
-        finally:
-            os.dup2(terminal, 2)
-            os.close(terminal)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if not TENSORFLOW_START_UP.match(line):  # anything else (an error) still shows
-                    print(line, file=sys.stderr)
+    return result.exit_code
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _import_tensorflow_quietly()
-    from pipelines.serving import server
+    from pipelines.serving import server  # TensorFlow once its arguments are checked
 
     return server.main(args.arguments)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    _import_tensorflow_quietly()
-    from pipelines.serving import predict
+    from pipelines.serving import predict  # TensorFlow only for gRPC (pipelines.serving.client)
 
     return predict.main(args.arguments)
 
@@ -122,16 +100,21 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The cluster verbs' modules import kfp: not needed by serve, predict, promote, rollback.
+    from pipelines.cluster.commands import add_cluster_commands, add_compiled_dir_option
+
     parser = argparse.ArgumentParser(prog="kfp-ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help="run: show kfp's full executor log")
     commands = parser.add_subparsers(dest="command", required=True)
     compile_cmd = commands.add_parser("compile", help="compile every pipeline to YAML")
     compile_cmd.add_argument("--output-dir", default="compiled")
     compile_cmd.set_defaults(handler=_compile)
     run_cmd = commands.add_parser("run", help="run a pipeline locally, or on KFP_HOST when set")
-    run_cmd.add_argument("pipeline", choices=sorted(registry.PIPELINES))
+    run_cmd.add_argument("pipeline", choices=PIPELINE_NAMES)
     run_cmd.add_argument("params", nargs="*", help="pipeline parameters as name=value")
-    run_cmd.add_argument("--verbose", action="store_true", help="show kfp's full executor log")
+    run_cmd.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show kfp's full executor log")
     run_cmd.add_argument("--gpu", action="store_true", help="on KFP_HOST: run the -gpu variant")
     run_cmd.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
                          help="local run: each step in a subprocess of this environment (default), "
@@ -159,15 +142,34 @@ OWN_PARSERS = {"serve": _serve, "predict": _predict, "promote": _promote, "rollb
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Ctrl-C or SIGTERM ends any verb with one `interrupted: …` line and exit
+    130 or 143 (a local run says which step it stopped; `serve` stops on its own)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in OWN_PARSERS:
-        return OWN_PARSERS[argv[0]](argparse.Namespace(arguments=argv[1:]))
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with interrupts.signals_as_keyboard_interrupt() as signals:
+        try:
+            if argv and argv[0] in OWN_PARSERS:
+                return OWN_PARSERS[argv[0]](argparse.Namespace(arguments=argv[1:]))
+            args = parse_args(build_parser(), argv)
+            return args.handler(args)
+        except PipelineError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            verb = argv[0] if argv else "kfp-ml"
+            print(f"interrupted: {verb} stopped by {signals.name} before it finished", file=sys.stderr, flush=True)
+            return signals.exit_code
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`parser.parse_args`, except that `run`'s name=value parameters may come before or after
+    its options (`run sp500 --verbose threshold=0.5`)."""
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "run":
+        args.params += [word for word in extra if "=" in word and not word.startswith("-")]
+        extra = [word for word in extra if word not in args.params]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 if __name__ == "__main__":

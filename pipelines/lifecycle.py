@@ -30,10 +30,11 @@ def change_labels(action: str, current: ServingLabels, available: list[int], mod
     return model_store.rolled_back(current, available, model_name, version)
 
 
-def outcome_line(model_name: str, before: ServingLabels, after: ServingLabels) -> str:
+def outcome_line(model_name: str, before: ServingLabels, after: ServingLabels, router: bool = True) -> str:
+    """`router=False`: the local store, whose server sends unlabelled requests to the highest version."""
     if after == before:
-        return f"{model_name}: unchanged, {after.describe()}"
-    return f"{model_name}: {after.describe()} (was {before.describe()})"
+        return f"{model_name}: unchanged, {after.describe(router)}"
+    return f"{model_name}: {after.describe(router)} (was {before.describe()})"
 
 
 def run_local(action: str, model_name: str, version: int | None, model_base_path: Path) -> str:
@@ -46,7 +47,7 @@ def run_local(action: str, model_name: str, version: int | None, model_base_path
     after = change_labels(action, before, available, model_name, version)
     if after != before:
         model_store.write_labels(model_dir, after)
-    return outcome_line(model_name, before, after)
+    return outcome_line(model_name, before, after, router=False)
 
 
 def run_cluster(action: str, model_name: str, version: int | None, namespace: str, api=None) -> str:

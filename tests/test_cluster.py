@@ -75,7 +75,9 @@ def posts(standin) -> list[str]:
 def test_wrong_host_is_one_line_that_says_unreachable(env):
     port = free_port()
     env.setenv("KFP_HOST", f"http://127.0.0.1:{port}")
-    with pytest.raises(InputError, match=rf"KFP_HOST http://127.0.0.1:{port} is unreachable"):
+    with pytest.raises(InputError, match=rf"KFP_HOST http://127.0.0.1:{port} is unreachable: .*"
+                                         r"kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80.* "
+                                         r"KFP_HOST=http://localhost:8080"):
         connection.connect()
 
 
@@ -175,6 +177,11 @@ def test_new_project_version_adds_a_pipeline_version(kfp_api, env):
 def test_missing_compiled_package(env):
     with pytest.raises(InputError, match=r"nope.yaml not found: run `make compile`"):
         packages.package_path("nope")
+
+
+def test_a_gpu_package_of_a_pipeline_without_one_says_so(env):
+    with pytest.raises(InputError, match=r"^crypto has no GPU variant .*leave out GPU=1"):
+        packages.package_path("crypto", gpu=True)
 
 
 # --------------------------------------------------------------------------- run
@@ -383,8 +390,8 @@ def test_a_stalled_api_fails_within_the_timeout_with_one_line(env, monkeypatch, 
         seconds = time.monotonic() - started
     assert code == 2
     error = capsys.readouterr().err.strip()
-    assert error == ("error: looking up pipeline 'toy': the Pipelines API did not answer within 1s "
-                     "(connect 5s); try again later or check the cluster")
+    assert error == (f"error: looking up pipeline 'toy': the Pipelines API at KFP_HOST {standin.url} did not "
+                     "answer within 1s (connect 5s); try again later or check the cluster")
     assert seconds < 5
     stalled = [request for request in standin.requests if not request[1].endswith("/healthz")]
     assert len(stalled) == 1, "a request that timed out was sent again"

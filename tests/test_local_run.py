@@ -1,7 +1,7 @@
 """The local runner's bookkeeping: reading kfp.local's log lines and writing the summary."""
 
-import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,26 +13,13 @@ from pipelines import registry
 from pipelines.local_run import (
     LocalRunResult,
     TaskRun,
-    _LogCapture,
     _read_task_outputs,
     link_reports,
     run_local,
+    run_record,
     summary,
+    write_index,
 )
-
-
-def test_log_capture_times_tasks_and_keeps_the_last_error():
-    terminal, log = io.StringIO(), io.StringIO()
-    capture = _LogCapture(terminal, log, verbose=False)
-    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
-    capture.write('    {"executor": "json echo"}\n    plain step line\n')
-    capture.write("    components.errors.InputError: data file not found: /x.csv\n")
-    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
-    assert capture.tasks["download"].status == "FAILURE"
-    assert capture.tasks["download"].seconds >= 0
-    assert capture.last_error() == "data file not found: /x.csv"
-    assert "plain step line" in terminal.getvalue() and "json echo" not in terminal.getvalue()
-    assert "json echo" in log.getvalue()
 
 
 def result_with(run_dir: Path, accuracy: float, verdict, deployed: str | None = None) -> LocalRunResult:
@@ -75,46 +62,6 @@ def test_the_summary_repeats_the_verdict_and_decides_nothing_itself(tmp_path):
     assert "gate: a comparison" in text and "gate: REFUSED: a reason only the gate knows." in text
 
 
-def test_a_failed_step_shows_no_traceback_on_the_terminal():
-    terminal, log = io.StringIO(), io.StringIO()
-    capture = _LogCapture(terminal, log, verbose=False)
-    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
-    capture.write("    reading sp500\n    Traceback (most recent call last):\n")
-    capture.write('      File "data.py", line 3, in read\n        raise ValueError("x")\n')
-    capture.write("    ValueError: x\n    \n    The above exception was the direct cause of the following exception:\n")
-    capture.write("    \n    Traceback (most recent call last):\n      File \"data.py\", line 5\n")
-    capture.write("    components.errors.TransientError: http://h/x.csv unreachable after 4 attempts\n")
-    capture.write("    a line the step printed after handling an error\n\n")
-    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
-    shown = terminal.getvalue()
-    assert "reading sp500" in shown and "finished with status FAILURE" in shown
-    assert "a line the step printed after handling an error" in shown
-    assert "Traceback" not in shown and "File " not in shown and "ValueError" not in shown
-    assert log.getvalue().count("Traceback") == 2
-    assert capture.last_error() == "http://h/x.csv unreachable after 4 attempts"
-
-
-def test_a_bug_keeps_its_exception_name():
-    capture = _LogCapture(io.StringIO(), io.StringIO(), verbose=False)
-    capture.write("    KeyError: 'Close'\n")
-    assert capture.last_error() == "KeyError: 'Close'"
-
-
-def test_output_dumps_are_trimmed_to_a_line_per_output():
-    terminal = io.StringIO()
-    capture = _LogCapture(terminal, io.StringIO(), verbose=False)
-    capture.write("10:00:00.000 - INFO - Task \x1b[96m'evaluate'\x1b[0m outputs:\n")
-    capture.write("    Output: 0.5408388520971302\n")
-    capture.write("    metrics: Metrics( name='metrics',\n                      uri='/runs/x/evaluate/metrics',\n")
-    capture.write("                      metadata={'accuracy': 0.5408388520971302, 'test_days': 453.0} )\n")
-    capture.write("    confusion: ClassificationMetrics( name='confusion',\n               uri='/runs/x/c',\n")
-    capture.write("               metadata={'confusionMatrix': {'rows': [{'row': [11.0, 196.0]}]}} )\n")
-    capture.write("--------------------------------------------------------------------------------\n")
-    assert terminal.getvalue().splitlines()[1:] == [
-        "    Output: 0.5408388520971302", "    metrics: Metrics", "      accuracy 0.5408  test_days 453",
-        "    confusion: ClassificationMetrics", "-" * 80]
-
-
 def test_html_reports_get_an_html_name_and_other_files_do_not(tmp_path):
     step = tmp_path / "artifacts" / "pipeline-run" / "evaluate"
     step.mkdir(parents=True)
@@ -147,3 +94,41 @@ def test_a_bad_retry_budget_is_refused_before_any_step(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="FETCH_RETRY_BUDGET_S='-1' should be a positive number of seconds"):
         run_local("sp500", {}, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_numbers_are_written_for_people_in_the_summary_record_and_index(tmp_path):
+    verdict = Verdict(True, "DEPLOY: first deploy.", ["a comparison"])
+    result = result_with(tmp_path, 0.5408388520971302, verdict)
+    result.tasks["download-prices"] = TaskRun("download-prices", "SUCCESS", 1.0, 1620258720.0,
+                                              {"rows": 594400.0, "test_start": 1620258720.0, "rmse": 0.0060031234})
+    result.params.update({"epochs": 20.0, "seed": 42.0, "learning_rate": 0.001})
+    record = run_record(result)
+    for shown in ("download-prices.rows = 594,400", "download-prices.test_start = 2021-05-05 23:52 UTC",
+                  "download-prices.rmse = 0.006003", "epochs = 20", "seed = 42", "learning_rate = 0.001"):
+        assert shown in record, shown
+    assert "e+0" not in record and "20.0" not in record
+    text = summary(result, registry.get("sp500"))
+    assert re.search(r"^  download-prices +SUCCESS +1\.0s  1620258720 \(2021-05-05 23:52 UTC as a Unix time\)$",
+                     text, re.M), text
+    write_index(result, text)
+    index = (tmp_path / "index.html").read_text()
+    assert "594,400" in index and "2021-05-05 23:52 UTC" in index and "e+05" not in index
+
+
+def test_the_index_is_styled_and_links_the_gate_verdict(tmp_path):
+    verdict = Verdict(False, "REFUSED: below the threshold.", ["threshold: accuracy 0.5 < 0.7 -> fail"])
+    result = result_with(tmp_path, 0.5, verdict)
+    (tmp_path / "artifacts" / "sp500-run" / "gate-model" / "verdict").write_text("# REFUSED\n")
+    write_index(result, summary(result, registry.get("sp500")))
+    index = (tmp_path / "index.html").read_text()
+    assert "<style>" in index and "class='state SUCCEEDED'" in index
+    assert "href='artifacts/sp500-run/gate-model/verdict'>gate verdict</a>" in index
+
+
+def test_an_interrupted_run_is_marked_so(tmp_path):
+    result = result_with(tmp_path, 0.5, Verdict(True, "DEPLOY: first deploy.", []))
+    result.interrupted, result.error = "SIGINT", "step 'deploy-model' stopped"
+    text = summary(result, registry.get("sp500"))
+    assert text.startswith("pipeline sp500: INTERRUPTED in ") and "interrupted: step 'deploy-model' stopped" in text
+    write_index(result, text)
+    assert "class='state INTERRUPTED'" in (tmp_path / "index.html").read_text()

@@ -100,6 +100,9 @@ def test_a_first_deploy_is_stable_whatever_the_share_and_a_canary_keeps_stable()
     canary = model_store.labels_after_deploy(first, 2, 20)
     assert canary == labels(1, 2, 20, [1, 2]) and canary.served() == [1, 2]
     assert canary.describe() == "stable=1, canary=2 (20% of traffic)"
+    # Without a router (the local server) the share is not what happens: unlabelled requests get version 2.
+    local = canary.describe(router=False)
+    assert "requests without a label get the highest version, 2" in local and "20% of traffic" not in local
     full = model_store.labels_after_deploy(canary, 3, 100)
     assert full == labels(stable=3, known=[1, 2, 3])
     with pytest.raises(InputError, match="canary_percent must be between 1 and 100"):

@@ -144,7 +144,7 @@ def test_crypto_is_asked_over_rest_by_default_and_gets_a_target(server):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "sp500", "--model-name", "nasdaq"], "NOT_FOUND"),
+    (["--model", "sp500", "--model-name", "nasdaq"], "serves no model 'nasdaq'"),
     (["--model", "sp500", "--version", "4"], "Specific(sp500, 4)"),
     (["--model", "sp500", "--date", "2018-03-03"], "not a trading day"),
     (["--model", "sp500", "--date", "first of May"], "is not a date"),
@@ -169,6 +169,22 @@ def test_no_server_says_how_to_start_one(server, capsys):
     code = predict.main(["--model", "sp500", "--rest", "--host", "127.0.0.1", "--port", str(port)])
     assert code == 1
     assert "make serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_an_unknown_model_is_one_line_naming_it(server, transport):
+    code, text = ask(server, "--model", "sp500", "--model-name", "sp50", transport=transport)
+    assert code == 1 and "serves no model 'sp50'" in text and "--model-name" in text and "\n" not in text
+
+
+@pytest.mark.parametrize(("asked", "port", "hint"), [("--rest", "grpc_port", "the gRPC port"),
+                                                     ("--grpc", "rest_port", "the REST port")])
+def test_the_wrong_port_for_the_protocol_is_one_line_saying_so(server, capsys, asked, port, hint):
+    code = predict.main(["--model", "sp500", asked, "--host", "127.0.0.1", "--port", str(getattr(server, port)),
+                         "--timeout", "5"])
+    error = capsys.readouterr().err
+    assert code == 1 and error.startswith("error: ") and error.count("\n") == 1, error
+    assert hint in error
 
 
 @pytest.mark.parametrize("transport", ["grpc", "rest"])

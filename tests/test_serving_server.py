@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_cli
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -23,6 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from components.errors import InputError
 from components.model_store import publish_version
 from components.sp500.models import build_model, export_saved_model
 from pipelines.serving import rest_api, servables
@@ -504,3 +506,31 @@ def test_canary_labels_over_rest_and_grpc_then_promote_and_rollback(tmp_path, ex
         assert tag_answered(post_json(running, "/v1/models/sp500:predict", body)[1]) == "tag-v1"
     finally:
         running.stop()
+
+
+def test_an_unknown_model_or_store_is_refused_at_start_naming_what_exists(tmp_path, exports):
+    store = tmp_path / "store"
+    publish_version(exports["v1"], store, "sp500")
+    publish_version(exports["v1"], store, "mnist")
+    with pytest.raises(InputError, match=r"--model-name 'sp50': .*store holds the models mnist, sp500"):
+        local_server.serve(store, "sp50", grpc_port=0, rest_port=0)
+    with pytest.raises(InputError, match=r"--model-base-path .*nope: no such folder"):
+        local_server.serve(tmp_path / "nope", grpc_port=0, rest_port=0)
+
+
+def test_wait_serves_a_store_and_model_that_come_later(tmp_path, exports):
+    store = tmp_path / "store"
+    running = local_server.serve(store, "sp500", host="127.0.0.1", grpc_port=0, rest_port=0, poll_seconds=0.05,
+                                 wait=True)
+    try:
+        assert "waiting for a version" in local_server.describe(running, "127.0.0.1")
+        publish_version(exports["v1"], store, "sp500")
+        wait_for(lambda: rest(running, "GET", "/v1/models/sp500")[0] == 200)
+    finally:
+        running.stop()
+
+
+def test_serve_on_the_command_line_says_the_error_in_one_line(tmp_path):
+    result = run_cli("serve", "--model-base-path", str(tmp_path / "nope"), cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: --model-base-path ")
+    assert result.stderr.count("\n") == 1

@@ -220,3 +220,18 @@ def test_gcs_errors_are_classified(gcs_bucket, tmp_path, monkeypatch, error_name
         storage.fetch("gs://prices/sp500.csv", tmp_path / "x.csv")
     assert len(calls) == tries
     assert calls[0]["retry"] is None and 0 < calls[0]["timeout"] <= storage.ATTEMPT_TIMEOUT_S
+
+
+def test_one_budget_bounds_every_download_of_a_step(scripted_server, tmp_path, monkeypatch):
+    """Two files, the first late and the second failing: the step gives up within one budget,
+    not one budget per file."""
+    from components.crypto.data import download
+
+    monkeypatch.setattr(storage, "FIRST_BACKOFF_S", 0.6)
+    monkeypatch.setenv("FETCH_RETRY_BUDGET_S", "2.5")
+    scripted_server.statuses = [503, 503, 200] + [503] * 10  # train.csv in ~1.8 s, then asset_details.csv
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="asset_details.csv unreachable .* budget 2s"):
+        download(f"http://127.0.0.1:{scripted_server.server_address[1]}/data", tmp_path / "raw")
+    assert time.monotonic() - started < 2.8
+    assert not (tmp_path / "raw").exists()

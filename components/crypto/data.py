@@ -40,7 +40,7 @@ from components.crypto.assets import ASSETS, weight_vector
 from components.crypto.definitions import ASSETS_CSV, MINUTE, TRAIN_COLUMNS, TRAIN_CSV, to_timestamp
 from components.crypto.target import compute_target
 from components.errors import InputError, TransientError
-from components.storage import atomic_path, display_uri, fetch, with_retries
+from components.storage import atomic_path, display_uri, fetch, shared_retry_budget, with_retries
 
 COMPETITION = "g-research-crypto-forecasting"
 
@@ -85,6 +85,7 @@ ROWS_PER_CHUNK = 2_000_000
 
 # ---------------------------------------------------------------- download
 
+@shared_retry_budget()
 def download(source: str, destination: Path, competition: str = COMPETITION,
              generated_start: str = "2021-04-11", generated_end: str = "2021-05-11",
              data_seed: int = 2022) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from components.errors import InputError
-from components.storage import atomic_path, display_uri, fetch
+from components.storage import atomic_path, display_uri, fetch, shared_retry_budget
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -190,6 +190,7 @@ def _fetch_first(base: str, names: tuple[str, ...], folder: Path) -> Path:
     raise InputError(f"none of {', '.join(names)} found under {base}: " + "; ".join(errors))
 
 
+@shared_retry_budget()
 def fetch_digits(source: str, folder: Path) -> Digits:
     """The digits named by `source` ('' = offline sample), downloading into `folder`."""
     source = source.strip()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from components.errors import InputError
-from components.storage import atomic_path, display_uri, fetch
+from components.storage import atomic_path, display_uri, fetch, shared_retry_budget
 
 # ticker -> (package holding the file, file name, name of its close column)
 BUNDLED = {
@@ -107,6 +107,7 @@ def check_source_template(source: str) -> None:
         raise InputError(f"source '{display_uri(source)}': only {{ticker}} may be in braces ({error})") from error
 
 
+@shared_retry_budget()
 def download_prices(tickers: str, source: str, output: Path) -> pd.DataFrame:
     """Fetch every ticker and write one long table (Date, Ticker, OHLCV) to `output`.
 

@@ -19,6 +19,9 @@ PROBE_TIMEOUT_S = 15
 # A read that times out is not re-sent, so a stalled API fails in API_READ_TIMEOUT_S.
 API_CONNECT_TIMEOUT_S = 5
 API_READ_TIMEOUT_S = 20
+REACH_HINT = ("is the port-forward running? e.g. `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80` "
+              "with KFP_HOST=http://localhost:8080 (KFP_HOST is the URL of the Pipelines UI or API, "
+              "scheme and port included)")
 
 
 @dataclass
@@ -117,7 +120,7 @@ def _probe(host: str, token: str | None, token_source: str) -> dict:
                          f"HTTP {error.code} {error.reason} on /apis/v2beta1/healthz") from error
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise InputError(f"KFP_HOST {host} is unreachable: {reason}") from error
+        raise InputError(f"KFP_HOST {host} is unreachable: {reason}; {REACH_HINT}") from error
     try:
         healthz = json.loads(body)
         if not isinstance(healthz, dict):
@@ -144,10 +147,15 @@ def api_call(what: str) -> Iterator[None]:
     except urllib3.exceptions.HTTPError as error:
         reason = getattr(error, "reason", None) or error
         if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(reason):
-            raise TransientError(f"{what}: the Pipelines API did not answer within "
+            raise TransientError(f"{what}: the Pipelines API at KFP_HOST {_host()} did not answer within "
                                  f"{API_READ_TIMEOUT_S}s (connect {API_CONNECT_TIMEOUT_S}s); "
                                  "try again later or check the cluster") from error
-        raise TransientError(f"{what}: the Pipelines API is unreachable: {reason}") from error
+        raise TransientError(f"{what}: the Pipelines API at KFP_HOST {_host()} is unreachable: {reason}; "
+                             f"{REACH_HINT}") from error
+
+
+def _host() -> str:
+    return os.environ.get("KFP_HOST", "").strip().rstrip("/") or "(unset)"
 
 
 def api_message(error) -> str:

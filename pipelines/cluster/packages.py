@@ -15,9 +15,18 @@ def package_path(pipeline: str, gpu: bool = False, compiled_dir: Path = DEFAULT_
     name = pipeline if pipeline.endswith("-gpu") or not gpu else f"{pipeline}-gpu"
     path = Path(compiled_dir) / f"{name}.yaml"
     if not path.is_file():
+        if gpu and not _has_gpu_variant(pipeline):
+            raise InputError(f"{pipeline} has no GPU variant (it trains on CPUs): leave out GPU=1 (--gpu)")
         raise InputError(f"{shown_path(path)} not found: run `make compile` first "
                          f"(or check the pipeline name '{pipeline}')")
     return path
+
+
+def _has_gpu_variant(pipeline: str) -> bool:
+    from pipelines import registry  # imports the pipelines: only to explain a missing package
+
+    entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
+    return entry is None or entry.has_gpu_variant
 
 
 def shown_path(path: Path) -> Path:

@@ -1,6 +1,8 @@
 """gRPC and REST clients for TF-Serving's APIs (the local server's or a cluster's)."""
 
+import http.client
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -66,8 +68,15 @@ class Answer:
 # --- transports -------------------------------------------------------------------------
 
 
+NOT_REST = ("did not answer as TF-Serving's REST API{detail}: is it the gRPC port? "
+            "Use --grpc, or the REST port (8501 by default)")
+NOT_FOUND = ("{where} serves no model '{name}'{detail}: check --model / --model-name "
+             "(`make serve` lists what it serves)")
+
+
 class RestClient:
     def __init__(self, host: str, port: int, timeout: float):
+        self.address = f"{host}:{port}"
         self.base = f"http://{host}:{port}/v1/models"
         self.timeout = timeout
 
@@ -79,8 +88,14 @@ class RestClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
-            raise RequestFailed(f"REST {error.code} from {self.base}{path}: {error_text(error.read())}",
-                                error.code) from error
+            message = error_text(error.read())
+            if error.code == 404 and "Latest(" in message:  # TF-Serving: no version of that name
+                raise RequestFailed(NOT_FOUND.format(where=f"REST {self.address}", name=path.split("/")[1]
+                                                     .split(":")[0], detail=f" ({message})"), 404) from error
+            raise RequestFailed(f"REST {error.code} from {self.base}{path}: {message}", error.code) from error
+        except (http.client.HTTPException, ValueError) as error:
+            # A gRPC port answers HTTP/1 with HTTP/2 frames (BadStatusLine); another server, not JSON.
+            raise RequestFailed(f"{self.address} " + NOT_REST.format(detail=f" ({type(error).__name__})")) from error
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise RequestFailed(f"cannot reach {self.base}{path} ({reason}); is a server running? "
@@ -94,8 +109,12 @@ class RestClient:
 
     def metadata(self, name: str, version: int | None, label: str | None = None) -> tuple[int, Signature]:
         document = self._call(f"/{name}{self._version_path(version, label)}/metadata")
-        signatures = document["metadata"]["signature_def"]["signature_def"]
-        return int(document["model_spec"]["version"]), signature_from_json(signatures["serving_default"])
+        try:
+            signatures = document["metadata"]["signature_def"]["signature_def"]
+            return int(document["model_spec"]["version"]), signature_from_json(signatures["serving_default"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise RequestFailed(f"{self.address} " + NOT_REST.format(
+                detail=f" (its metadata has no {error})")) from error
 
     def predict(self, name: str, version: int | None, inputs: dict[str, np.ndarray],
                 signature: Signature, label: str | None = None) -> Answer:
@@ -121,6 +140,10 @@ class GrpcClient:
 
     def __init__(self, host: str, port: int, timeout: float):
         import grpc
+
+        from pipelines.serving import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # the stubs' messages are TensorFlow's protos
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         self.address = f"{host}:{port}"
@@ -134,8 +157,14 @@ class GrpcClient:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND and "Latest(" in (error.details() or ""):
+                raise RequestFailed(NOT_FOUND.format(where=f"gRPC {self.address}", name=request.model_spec.name,
+                                                     detail=f" ({error.details()})"), "NOT_FOUND") from error
             hint = ("; is a server running? Start one with `make serve` (or port-forward TF-Serving)"
                     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else "")
+            # An HTTP/1 server answers the HTTP/2 preface with text: "got frame type 79" ('O' of "HTTP/1.").
+            if re.search(r"http1|http/1|as the first frame", error.details() or "", re.IGNORECASE):
+                hint = "; it speaks HTTP/1: is it the REST port? Use --rest, or the gRPC port (8500 by default)"
             raise RequestFailed(f"gRPC {error.code().name} from {self.address}: {error.details()}{hint}",
                                 error.code().name) from error
 

@@ -6,24 +6,27 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from components.errors import InputError
 from components.model_store import check_model_name
-from components.serving_config import MONITORING_PATH
-from pipelines.serving.grpc_api import start_grpc
-from pipelines.serving.loaded_models import ModelRegistry
-from pipelines.serving.rest_api import RestServer
+from pipelines.interrupts import EXIT_CODES
+from pipelines.serving import import_tensorflow_quietly
+
+if TYPE_CHECKING:  # the serving modules import TensorFlow: `main` checks its arguments first
+    import grpc
+
+    from pipelines.serving.loaded_models import ModelRegistry
+    from pipelines.serving.rest_api import RestServer
 
 # --- running it --------------------------------------------------------------------------
 
 
 @dataclass
 class RunningServer:
-    registry: ModelRegistry
-    grpc_server: grpc.Server
-    rest_server: RestServer
+    registry: "ModelRegistry"
+    grpc_server: "grpc.Server"
+    rest_server: "RestServer"
     grpc_port: int
     rest_port: int
     stop_polling: threading.Event
@@ -35,7 +38,7 @@ class RunningServer:
         self.grpc_server.stop(grace=1).wait()
 
 
-def poll_forever(registry: ModelRegistry, every_seconds: float, stop: threading.Event) -> None:
+def poll_forever(registry: "ModelRegistry", every_seconds: float, stop: threading.Event) -> None:
     while not stop.wait(every_seconds):
         try:
             registry.poll()
@@ -43,12 +46,8 @@ def poll_forever(registry: ModelRegistry, every_seconds: float, stop: threading.
             print(f"serving: polling {registry.model_base_path} failed: {error}", flush=True)
 
 
-def serve(model_base_path: Path, model_name: str | None = None, host: str = "127.0.0.1",
-          grpc_port: int = 8500, rest_port: int = 8501, poll_seconds: float = 1.0) -> RunningServer:
-    """Load what the store holds, then serve gRPC and REST in background threads.
-
-    Port 0 picks a free port; the ports bound are in the result.
-    """
+def check_arguments(model_base_path: Path, model_name: str | None, poll_seconds: float, wait: bool) -> None:
+    """Everything `serve` can refuse before loading anything; `wait` lets the store and model come later."""
     if model_name is not None:
         try:
             check_model_name(model_name)  # the store's own rule for a model folder's name
@@ -56,6 +55,35 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
             raise InputError(f"--model-name '{model_name}' is not a model folder name") from None
     if poll_seconds <= 0:
         raise InputError(f"--poll-seconds must be positive, got {poll_seconds}")
+    if not wait:
+        check_store(model_base_path, model_name)
+
+
+def check_store(model_base_path: Path, model_name: str | None) -> None:
+    """Refuse a store folder that is not there, or a model it does not hold, naming the models it does."""
+    if not model_base_path.is_dir():
+        raise InputError(f"--model-base-path {model_base_path}: no such folder "
+                         "(`make run` creates model_store/ at its first deploy; --wait serves it once it exists)")
+    if model_name is not None and not (model_base_path / model_name).is_dir():
+        models = sorted(p.name for p in model_base_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise InputError(f"--model-name '{model_name}': {model_base_path} holds "
+                         + (f"the models {', '.join(models)}" if models else "no model yet")
+                         + " (--wait serves it once a first version is deployed)")
+
+
+def serve(model_base_path: Path, model_name: str | None = None, host: str = "127.0.0.1",
+          grpc_port: int = 8500, rest_port: int = 8501, poll_seconds: float = 1.0,
+          wait: bool = False) -> RunningServer:
+    """Load what the store holds, then serve gRPC and REST in background threads.
+
+    Port 0 picks a free port; the ports bound are in the result. Without `wait`, a
+    store folder or model that is not there is an error, not a wait for a first version.
+    """
+    check_arguments(Path(model_base_path), model_name, poll_seconds, wait)
+    from pipelines.serving.grpc_api import start_grpc
+    from pipelines.serving.loaded_models import ModelRegistry
+    from pipelines.serving.rest_api import RestServer
+
     registry = ModelRegistry(Path(model_base_path), model_name)
     registry.poll()
     grpc_server, grpc_bound = start_grpc(registry, host, grpc_port)
@@ -71,7 +99,7 @@ def serve(model_base_path: Path, model_name: str | None = None, host: str = "127
     return RunningServer(registry, grpc_server, rest_server, grpc_bound, rest_server.server_address[1], stop_polling)
 
 
-def describe_versions(registry: ModelRegistry, name: str) -> str:
+def describe_versions(registry: "ModelRegistry", name: str) -> str:
     """`version 3` or `versions 2 (stable), 3 (canary)`."""
     with registry.lock:
         numbers = sorted(registry.served.get(name, {}))
@@ -81,6 +109,8 @@ def describe_versions(registry: ModelRegistry, name: str) -> str:
 
 
 def describe(running: RunningServer, host: str) -> str:
+    from components.serving_config import MONITORING_PATH
+
     registry = running.registry
     served = ", ".join(f"{name} {describe_versions(registry, name)}" for name in sorted(registry.served))
     lines = [f"model store: {registry.model_base_path.resolve()}",
@@ -105,21 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=8500)
     parser.add_argument("--rest-port", type=int, default=8501)
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    parser.add_argument("--wait", action="store_true",
+                        help="start even if the store or the model is not there yet, and serve its first version")
     args = parser.parse_args(argv)
     try:
+        # Checked before TensorFlow is imported, which takes seconds.
+        check_arguments(args.model_base_path, args.model_name, args.poll_seconds, args.wait)
+        import_tensorflow_quietly()
         running = serve(args.model_base_path, args.model_name, args.host, args.grpc_port, args.rest_port,
-                        args.poll_seconds)
+                        args.poll_seconds, wait=args.wait)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     print(describe(running, args.host), flush=True)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    received: list[int] = []
+
+    def stop_serving(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    for signum in EXIT_CODES:
+        signal.signal(signum, stop_serving)
     stop.wait()
-    print("serving: stopping", flush=True)
     running.stop()
-    return 0
+    print(f"interrupted: the server stopped on {signal.Signals(received[0]).name}", file=sys.stderr, flush=True)
+    return EXIT_CODES[received[0]]
 
 
 if __name__ == "__main__":

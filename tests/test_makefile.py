@@ -1,0 +1,24 @@
+"""`make help`: every target once per group it belongs to, local and cluster apart, descriptions aligned."""
+
+import re
+import subprocess
+
+from conftest import REPO
+
+
+def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
+    shown = subprocess.run(["make", "-s", "-C", str(REPO), "help"], capture_output=True, text=True, timeout=60,
+                           check=True).stdout
+    assert "$(" not in shown
+    local, cluster = shown.split("\n\n")[:2]
+    assert local.startswith("On this machine") and cluster.startswith("On a Kubeflow cluster")
+    local_targets = re.findall(r"^  make (\S+)", local, re.M)
+    cluster_targets = re.findall(r"^  make (\S+)", cluster, re.M)
+    assert {"run", "serve", "predict", "test"} <= set(local_targets)
+    assert {"upload", "schedule", "publish", "deployer"} <= set(cluster_targets)
+    assert not {"upload", "publish", "schedule"} & set(local_targets)
+    declared = set(re.findall(r"^([a-z-]+):.*## ", (REPO / "Makefile").read_text(), re.M))
+    assert set(local_targets) | set(cluster_targets) == declared, "a target left out of make help"
+    rows = [line for line in (local + "\n" + cluster).splitlines() if line.startswith("  make")]
+    columns = {re.match(r"  make \S+\s+", line).end() for line in rows}
+    assert len(columns) == 1, "descriptions not aligned"

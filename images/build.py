@@ -142,8 +142,14 @@ def host_pip_settings() -> tuple[str, Path | None]:
     http(s) extra indexes; local find-links and file:// indexes stay on the host.
     """
     config: dict[str, str] = {}
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
-    for line in listed.stdout.splitlines():
+    listed = None
+    # This Python's pip, else the pip on PATH (Debian's python3 often comes without pip).
+    for command in ([sys.executable, "-m", "pip"], ["pip3"], ["pip"]):
+        if command[0] == sys.executable or shutil.which(command[0]):
+            listed = subprocess.run([*command, "config", "list"], capture_output=True, text=True)
+            if listed.returncode == 0:
+                break
+    for line in (listed.stdout if listed and listed.returncode == 0 else "").splitlines():
         key, _, value = line.partition("=")
         config[key.split(".", 1)[-1]] = value.strip().strip("'\"")
     index = os.environ.get("PIP_INDEX_URL") or config.get("index-url", "")
@@ -181,8 +187,10 @@ def build(tag: str, gpu: bool, base: str) -> None:
                    "--secret", f"id=pipconf,src={conf_file}", "-t", tag]
         if ca:
             command += ["--secret", f"id=pipca,src={ca}"]
+        index = next((line.split("= ", 1)[1] for line in pip_conf.splitlines() if line.startswith("index-url")),
+                     "pip's default index")
         print(f"building {tag} on {base} with {docker.executable} {' '.join(docker.build)} "
-              f"(engine {engine})", flush=True)
+              f"(engine {engine}); pip: {index}, CA bundle: {ca or 'the one pip carries'}", flush=True)
         started = time.monotonic()
         result = docker.run(*command, str(REPO), check=False, quiet=False)
         if result.returncode != 0:

@@ -120,7 +120,8 @@ def rendered_step_pod(executor: str, platform: dict, image: str) -> dict:
 
 
 def meets_restricted(container_context: dict) -> bool:
-    """The Pod Security "restricted" level's checks that a container's securityContext decides."""
+    """The Pod Security "restricted" level's checks that a container's securityContext decides
+    (with the backend's hardening added, only the identity fields differ between the modes)."""
     return (container_context.get("runAsNonRoot") is True and container_context.get("runAsUser", 1) != 0
             and container_context.get("allowPrivilegeEscalation") is False
             and container_context.get("capabilities", {}).get("drop") == ["ALL"]
@@ -128,7 +129,7 @@ def meets_restricted(container_context: dict) -> bool:
 
 
 @pytest.mark.parametrize("step_user, uid, restricted", [("root", 0, False), ("nonroot", 1000, True)])
-def test_every_step_says_who_it_runs_as_and_the_rendered_pod_is_valid(tmp_path, monkeypatch, step_user, uid,
+def test_every_step_says_who_it_runs_as_and_the_rendered_step_container_is_valid(tmp_path, monkeypatch, step_user, uid,
                                                                       restricted):
     monkeypatch.setenv("STEP_USER", step_user)
     spec, platform = compile_variant(tmp_path, registry.get("mnist"), False)

@@ -234,9 +234,11 @@ def test_the_ownership_job_makes_the_volume_writable_for_both_step_users():
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     script = " ".join(container["command"])
-    # STEP_USER=nonroot writes as the owner (uid 1000), STEP_USER=root (uid 0, no capabilities) through group 0.
-    assert "chown 1000:0 /models && chmod 2775 /models" in script
-    assert pod["securityContext"]["fsGroup"] == 1000
+    # STEP_USER=nonroot writes as the owner (uid 1000), STEP_USER=root (uid 0, no capabilities) through group 0,
+    # also into what an earlier version of this Job or another mode left there.
+    assert "chown -R 1000:0 /models && chmod -R g+rwX /models" in script
+    assert "find /models -type d -exec chmod g+s {} +" in script
+    assert "fsGroup" not in pod["securityContext"], "the kubelet would give the files to group 1000"
     assert container["volumeMounts"][0]["mountPath"] == kube_serving.MODEL_STORE_MOUNT
     # root, but with no capability beyond changing ownership and modes
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}

@@ -5,7 +5,9 @@ reaches a cluster.
 Registries answer anonymous requests with 401 and a `WWW-Authenticate`
 challenge; a Bearer challenge is answered with a token from its realm (with the
 credentials `docker login` saved in ~/.docker/config.json, when there are
-some), a Basic one with those credentials. Loopback registries are spoken to
+some), a Basic one with those credentials. Credential helpers (`credsStore`,
+Docker Desktop's keychain) are not asked: such a registry's private image gets
+the one-line warning below instead of a check. Loopback registries are spoken to
 over plain HTTP, as Docker does; every other one over HTTPS.
 
 Only a clear "not there" (404) refuses a package: a registry that cannot be
@@ -107,8 +109,16 @@ def _authorization(reference: ImageReference, challenge: str) -> str | None:
     return f"Bearer {token}" if token else None
 
 
+def _opener(reference: ImageReference) -> urllib.request.OpenerDirector:
+    """Loopback registries directly, whatever http_proxy says; others as the environment says."""
+    if reference.base_url.startswith("http://"):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
 def check_image(image: str) -> ImageCheck:
     reference = parse_image(image)
+    opener = _opener(reference)
     url = f"{reference.base_url}/v2/{reference.repository}/manifests/{reference.reference}"
     authorization = None
     for _attempt in range(2):
@@ -116,7 +126,7 @@ def check_image(image: str) -> ImageCheck:
         if authorization:
             request.add_header("Authorization", authorization)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+            with opener.open(request, timeout=TIMEOUT_S):
                 return ImageCheck(True)
         except urllib.error.HTTPError as error:
             if error.code == 404:

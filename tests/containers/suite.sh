@@ -19,7 +19,8 @@ started=()
 stop_started() {
     for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${started[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$state"
 }
@@ -29,6 +30,11 @@ apt_install() {  # package...: install what is missing, once
     local missing=()
     for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
     [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: ${missing[*]} missing, and installing Debian packages needs root (or start an engine" \
+             "and a registry yourself: DOCKER_HOST, REGISTRY=host:port)" >&2
+        exit 1
+    fi
     echo "installing ${missing[*]} (Debian packages)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -71,5 +77,6 @@ fi
 
 export DOCKER_HOST REGISTRY
 started_at=$SECONDS
-"$PY" -m pytest tests/containers -m container -p no:cacheprovider "$@"
+# A bound on the whole suite, well inside CI's limit: a hung engine fails it instead of the CI run.
+timeout "${CONTAINER_SUITE_TIMEOUT_S:-2400}" "$PY" -m pytest tests/containers -m container -p no:cacheprovider "$@"
 echo "container suite: $((SECONDS - started_at)) s of tests"

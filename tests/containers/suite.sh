@@ -22,7 +22,9 @@ stop_started() {
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$pid" 2>/dev/null || true
     done
-    rm -rf "$state"
+    # dockerd leaves its network namespace mounted under its exec-root.
+    umount "$state"/exec/netns/* 2>/dev/null || true
+    rm -rf "$state" 2>/dev/null || true
 }
 trap stop_started EXIT
 

@@ -57,7 +57,8 @@ def test_each_step_runs_hardened_in_a_container_of_the_published_image(published
     run_dir = run_dir_of(output)
 
     # One container per task, each from the image that was built, as uid 0 with nothing else.
-    tasks = re.findall(r"^  (\S+)\s+SUCCESS\s", output[output.rindex(f"pipeline {pipeline}:"):], re.M)
+    summary = output[output.rindex(f"pipeline {pipeline}:"):]
+    tasks = re.findall(r"^  (\S+(?: #\d+)?)\s+SUCCESS\s", summary, re.M)  # a sweep's trials: train-trial #0, …
     record = containers_record(run_dir)
     assert len(record) == len(tasks) > 3
     pipeline_root = str(run_dir / "artifacts")

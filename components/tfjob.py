@@ -16,12 +16,11 @@ Role `kfp-ml-tfjob` in deploy/rbac.yaml allows exactly this: create, get and del
 `tfjobs`, and get `pods/log`.
 """
 
-import time
 from typing import Callable
 
-from components import kube_api
+from components.cluster_jobs import JobResource, pod_log
 from components.errors import TrainingError
-from components.kube_api import FIELD_MANAGER, labels_of
+from components.kube_api import labels_of
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
 CONTAINER = "tensorflow"  # the container name the training-operator gives TF_CONFIG to
@@ -35,6 +34,8 @@ ORPHAN_TTL_S = 3600
 class TFJobError(TrainingError):
     """The cluster refused the TFJob, or the job failed or did not finish in time."""
 
+
+RESOURCE = JobResource(GROUP, VERSION, PLURAL, "TFJob", TFJobError, INSTALL_HINT)
 
 def tfjob_manifest(name: str, namespace: str, image: str, command: list[str], workers: int,
                    timeout_s: int, gpus_per_worker: int = 0, node_selector: dict | None = None,
@@ -75,97 +76,27 @@ def worker_pod_name(job_name: str, index: int) -> str:
     return f"{job_name}-worker-{index}"
 
 
-def _api_error(what: str, error) -> TFJobError:
-    import json
-
-    try:
-        message = json.loads(error.body).get("message", error.reason)
-    except (TypeError, ValueError, AttributeError):
-        message = error.reason
-    if error.status == 404 and "could not find the requested resource" in str(message):
-        return TFJobError(INSTALL_HINT)
-    hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/rbac.yaml)" if error.status == 403 else ""
-    return TFJobError(f"cannot {what}: HTTP {error.status} {message}{hint}")
-
-
 def create(api, manifest: dict) -> None:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    meta = manifest["metadata"]
-    try:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, manifest, field_manager=FIELD_MANAGER,
-            _request_timeout=30)
-    except ApiException as error:
-        raise _api_error(f"create TFJob {meta['name']} in {meta['namespace']}", error) from error
-
-
-def state(job: dict) -> tuple[str, str]:
-    """(latest condition type, its message); ("Pending", "") before the operator has seen it."""
-    conditions = [c for c in job.get("status", {}).get("conditions", []) if c.get("status") == "True"]
-    if not conditions:
-        return "Pending", ""
-    latest = conditions[-1]
-    return latest["type"], latest.get("message", "")
+    RESOURCE.create(api, manifest)
 
 
 def wait(api, name: str, namespace: str, timeout_s: float, emit: Callable[[str], None] = print) -> dict:
     """Poll until the job succeeds; TFJobError when it fails or `timeout_s` passes."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    objects = client.CustomObjectsApi(api)
-    deadline = time.monotonic() + timeout_s
-    shown = None
-    while True:
-        try:
-            job = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
-                                                       _request_timeout=30)
-        except ApiException as error:
-            raise _api_error(f"read TFJob {name} in {namespace}", error) from error
-        current, message = state(job)
+    def workers(job: dict) -> str:
         replicas = job.get("status", {}).get("replicaStatuses", {}).get("Worker", {})
-        line = f"TFJob {name}: {current}" + (f" ({message})" if message else "") + \
-            (f"; workers {replicas}" if replicas else "")
-        if line != shown:
-            emit(line)
-            shown = line
-        if current == "Succeeded":
-            return job
-        if current == "Failed":
-            raise TFJobError(f"TFJob {name} failed: {message or 'no reason given'}")
-        if time.monotonic() >= deadline:
-            raise TFJobError(f"TFJob {name} did not finish in {timeout_s:.0f}s (last state {current}): see "
-                             f"kubectl -n {namespace} describe tfjob {name}")
-        time.sleep(kube_api.POLL_INTERVAL_S)  # read when called: tests shorten it
+        return f"workers {replicas}" if replicas else ""
+
+    return RESOURCE.wait(api, name, namespace, timeout_s, "Succeeded", workers, emit)
 
 
 def worker_log(api, job_name: str, namespace: str, index: int, lines: int = LOG_LINES) -> str:
     """The last `lines` lines of worker `index`, or why they cannot be read."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    pod = worker_pod_name(job_name, index)
-    try:
-        return client.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=CONTAINER,
-                                                             tail_lines=lines, _request_timeout=30)
-    except ApiException as error:
-        return f"(no log from {pod}: HTTP {error.status} {error.reason})"
+    return pod_log(api, worker_pod_name(job_name, index), namespace, CONTAINER, lines)
 
 
 def delete(api, name: str, namespace: str) -> None:
     """Delete the job and, in the background, its pods; a job already gone is fine."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        client.CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, body=client.V1DeleteOptions(propagation_policy="Background"),
-            _request_timeout=30)
-    except ApiException as error:
-        if error.status != 404:
-            raise _api_error(f"delete TFJob {name} in {namespace}", error) from error
+    RESOURCE.delete(api, name, namespace)
 
 
 def run_tfjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], None] = print) -> None:

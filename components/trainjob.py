@@ -24,13 +24,11 @@ exactly create, get and delete of `trainjobs`, get of `trainingruntimes`,
 list of `pods` and get of `pods/log`.
 """
 
-import json
-import time
 from typing import Callable
 
-from components import kube_api
+from components.cluster_jobs import JobResource, pod_log
 from components.errors import TrainingError
-from components.kube_api import FIELD_MANAGER, labels_of
+from components.kube_api import labels_of
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 RUNTIME_KIND, RUNTIME_PLURAL, RUNTIME_NAME = "TrainingRuntime", "trainingruntimes", "tensorflow-distributed"
@@ -50,6 +48,9 @@ class TrainJobError(TrainingError):
 
 class RuntimeMissing(TrainJobError):
     """Trainer v2 is installed, the TensorFlow TrainingRuntime is not."""
+
+
+RESOURCE = JobResource(GROUP, VERSION, PLURAL, "TrainJob", TrainJobError, INSTALL_HINT)
 
 
 def runtime_hint(namespace: str) -> str:
@@ -76,17 +77,6 @@ def trainjob_manifest(name: str, namespace: str, image: str, args: list[str], wo
     }
 
 
-def _api_error(what: str, error, missing_hint: str = INSTALL_HINT) -> TrainJobError:
-    try:
-        message = json.loads(error.body).get("message", error.reason)
-    except (TypeError, ValueError, AttributeError):
-        message = error.reason
-    if error.status == 404 and "could not find the requested resource" in str(message):
-        return TrainJobError(missing_hint)
-    hint = " (grant it with deploy/rbac.yaml: kubectl apply -f deploy/rbac.yaml)" if error.status == 403 else ""
-    return TrainJobError(f"cannot {what}: HTTP {error.status} {message}{hint}")
-
-
 def check_runtime(api, namespace: str) -> None:
     """RuntimeMissing (one line, how to install it) unless the TensorFlow runtime is in `namespace`."""
     from kubernetes import client
@@ -98,64 +88,24 @@ def check_runtime(api, namespace: str) -> None:
     except ApiException as error:
         if error.status == 404:
             raise RuntimeMissing(runtime_hint(namespace)) from error
-        raise _api_error(f"read TrainingRuntime {RUNTIME_NAME} in {namespace}", error) from error
+        raise RESOURCE.api_error(f"read TrainingRuntime {RUNTIME_NAME} in {namespace}", error) from error
 
 
 def create(api, manifest: dict) -> None:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    meta = manifest["metadata"]
-    try:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, manifest, field_manager=FIELD_MANAGER, _request_timeout=30)
-    except ApiException as error:
-        raise _api_error(f"create TrainJob {meta['name']} in {meta['namespace']}", error) from error
+    RESOURCE.create(api, manifest)
 
 
-def state(job: dict) -> tuple[str, str]:
-    """(latest true condition, its message); ("Pending", "") before Trainer has reported any."""
-    conditions = [c for c in job.get("status", {}).get("conditions", []) if c.get("status") == "True"]
-    if not conditions:
-        return "Pending", ""
-    return conditions[-1]["type"], conditions[-1].get("message", "")
-
-
-def _node_counts(job: dict) -> dict:
+def _node_counts(job: dict) -> str:
     for status in job.get("status", {}).get("jobsStatus", []):
         if status.get("name") == "node":
-            return {key: status[key] for key in ("active", "ready", "succeeded", "failed") if status.get(key)}
-    return {}
+            counts = {key: status[key] for key in ("active", "ready", "succeeded", "failed") if status.get(key)}
+            return f"nodes {counts}" if counts else ""
+    return ""
 
 
 def wait(api, name: str, namespace: str, timeout_s: float, emit: Callable[[str], None] = print) -> dict:
     """Poll until the job completes; TrainJobError when it fails or `timeout_s` passes."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    objects = client.CustomObjectsApi(api)
-    deadline = time.monotonic() + timeout_s
-    shown = None
-    while True:
-        try:
-            job = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, _request_timeout=30)
-        except ApiException as error:
-            raise _api_error(f"read TrainJob {name} in {namespace}", error) from error
-        current, message = state(job)
-        nodes = _node_counts(job)
-        line = f"TrainJob {name}: {current}" + (f" ({message})" if message else "") + \
-            (f"; nodes {nodes}" if nodes else "")
-        if line != shown:
-            emit(line)
-            shown = line
-        if current == "Complete":
-            return job
-        if current == "Failed":
-            raise TrainJobError(f"TrainJob {name} failed: {message or 'no reason given'}")
-        if time.monotonic() >= deadline:
-            raise TrainJobError(f"TrainJob {name} did not finish in {timeout_s:.0f}s (last state {current}): see "
-                                f"kubectl -n {namespace} describe trainjob {name}")
-        time.sleep(kube_api.POLL_INTERVAL_S)  # read when called: tests shorten it
+    return RESOURCE.wait(api, name, namespace, timeout_s, "Complete", _node_counts, emit)
 
 
 def node_pods(api, job_name: str, namespace: str) -> list[str]:
@@ -172,30 +122,14 @@ def node_pods(api, job_name: str, namespace: str) -> list[str]:
     return [pod.metadata.name for pod in sorted(pods, key=index)]
 
 
-def pod_log(api, pod: str, namespace: str, lines: int = LOG_LINES) -> str:
+def node_log(api, pod: str, namespace: str, lines: int = LOG_LINES) -> str:
     """The last `lines` lines of a node's pod, or why they cannot be read."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return client.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=CONTAINER,
-                                                             tail_lines=lines, _request_timeout=30)
-    except ApiException as error:
-        return f"(no log from {pod}: HTTP {error.status} {error.reason})"
+    return pod_log(api, pod, namespace, CONTAINER, lines)
 
 
 def delete(api, name: str, namespace: str) -> None:
     """Delete the job and, in the background, its JobSet and pods; a job already gone is fine."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        client.CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, body=client.V1DeleteOptions(propagation_policy="Background"),
-            _request_timeout=30)
-    except ApiException as error:
-        if error.status != 404:
-            raise _api_error(f"delete TrainJob {name} in {namespace}", error) from error
+    RESOURCE.delete(api, name, namespace)
 
 
 def run_trainjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], None] = print) -> None:
@@ -213,7 +147,7 @@ def run_trainjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], No
         pods = node_pods(api, name, namespace)
         for pod in pods[:1] if outcome is None else pods[:4]:
             emit(f"--- last lines of {pod} ---")
-            emit(pod_log(api, pod, namespace).rstrip())
+            emit(node_log(api, pod, namespace).rstrip())
         delete(api, name, namespace)
         emit(f"TrainJob {name} deleted")
     if outcome:

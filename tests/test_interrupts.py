@@ -113,10 +113,13 @@ def test_a_stopped_server_says_so_in_one_line(tmp_path):
 def test_ctrl_c_under_make_adds_no_line_of_make_s_own(tmp_path):
     """`make run` and Ctrl-C: the run's one line, and no `make: *** [run] Interrupt` after it."""
     (tmp_path / "pyproject.toml").write_text('version = "0"\n')  # the Makefile reads the version there
+    # As from a terminal: SIGINT handled by default, also when the tests run in the background
+    # (a non-interactive shell starts background jobs with SIGINT ignored, and make inherits that).
     process = subprocess.Popen(["make", "-s", "-f", str(REPO / "Makefile"), "-o", "setup", "run",
                                 f"PY={sys.executable}", "PIPELINE=sp500"], cwd=tmp_path, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+                               env={**os.environ, "PYTHONPATH": str(REPO)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     shown = read_until(process, r"finished with status .*SUCCESS")
     shown += read_until(process, r"Executing task")
     rest, errors = interrupt(process, signal.SIGINT, whole_group=True)

@@ -128,3 +128,4 @@ def test_a_server_that_goes_away_mid_run_costs_one_warning_and_no_failure(tmp_pa
     steps = [line for line in warnings if "this step logs no more there" in line]
     # The runner warns once and tracks no more tasks; at most the task running then warns (once).
     assert len(runner) == 1 and len(steps) <= 1 and len(warnings) == len(runner) + len(steps), output[-6000:]
+

@@ -3,6 +3,8 @@
 with a small sweep (2 trials, 1 epoch, each on 2 local workers) to keep it quick."""
 
 import pytest
+from conftest import run_cli
+from mlflow_helpers import read_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -10,8 +12,11 @@ pytestmark = pytest.mark.e2e
 SMALL_SWEEP = "sweep_grid=[[0.003, 0], [0.003, 1]]"
 
 
-def test_sweep_on_two_workers_selects_evaluates_and_deploys(cli, tmp_path):
-    result = cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5")
+def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
+    # Tracked into MLflow as well (TRACKING): the sweep's shape there is checked at the end.
+    database = tmp_path / "tracking" / "mlflow.db"
+    result = run_cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5", cwd=tmp_path,
+                     TRACKING=f"sqlite:///{database}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout[result.stdout.rindex("pipeline mnist:"):]
     assert "pipeline mnist: SUCCEEDED" in summary
@@ -41,6 +46,22 @@ def test_sweep_on_two_workers_selects_evaluates_and_deploys(cli, tmp_path):
     # One TensorBoard log per trial, written by its chief alone.
     trial_logs = run_dir.glob("artifacts/*/for-loop-*/train-trial/tensorboard_logs/train/events.out.tfevents.*")
     assert len(list(trial_logs)) == 2
+
+    # MLflow: the pipeline run > the loop's run > one run per trial, named after its grid point,
+    # with its hyperparameters and its validation curves per epoch, as the platform's plugin nests them.
+    runs = read_runs(f"sqlite:///{database}")
+    by_id = {run["id"]: run for run in runs}
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run["tags"]]
+    trials = {run["name"]: run for run in runs if run["tags"].get("trial")}
+    assert set(trials) == {"lr0.003-layers0", "lr0.003-layers1"}
+    for name, trial in trials.items():
+        loop = by_id[trial["tags"]["mlflow.parentRunId"]]
+        assert loop is not parent and loop["tags"]["mlflow.parentRunId"] == parent["id"]
+        assert trial["params"]["hidden_layers"] == name[-1]
+        assert [step for step, _ in trial["histories"]["val_accuracy"]] == [1]
+    tasks = {run["name"] for run in runs if run["tags"].get("mlflow.parentRunId") == parent["id"]}
+    assert {"download-digits", "preprocess-digits", "select-best-trial", "evaluate", "gate-model",
+            "deploy-model"} <= tasks
 
 
 def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path):

@@ -34,7 +34,7 @@ STEP_USER ?= root
 PYTHON_IMAGE ?=
 PIP_INDEX_URL ?=
 PIP_CA_BUNDLE ?=
-# Compile-time cluster settings (components/cluster_settings.py): the run
+# Compile-time cluster settings (components/settings/cluster.py): the run
 # workspace claim's access mode and storage class (empty: the cluster's
 # default class), and the Secret every step's pod pulls the image with.
 WORKSPACE_ACCESS_MODE ?= ReadWriteOnce
@@ -42,7 +42,7 @@ WORKSPACE_STORAGE_CLASS ?=
 IMAGE_PULL_SECRET ?=
 export IMAGE IMAGE_GPU WORKSPACE_ACCESS_MODE WORKSPACE_STORAGE_CLASS IMAGE_PULL_SECRET STEP_USER
 export PYTHON_IMAGE PIP_INDEX_URL PIP_CA_BUNDLE
-# MLflow tracking of local runs (pipelines/local_tracking.py): TRACKING=runs/mlflow (a folder),
+# MLflow tracking of local runs (pipelines/local/tracking.py): TRACKING=runs/mlflow (a folder),
 # sqlite:///path/mlflow.db or http://host:port; empty: no tracking. MLflow's server and UI get
 # their own environment: the full mlflow package pins pyarrow<26, below the project's pin.
 TRACKING ?=
@@ -110,7 +110,7 @@ run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1
 	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER)) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
 
 tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store TRACKING (default runs/mlflow)
-	$(PY) -m pipelines.local_tracking "$(or $(TRACKING),runs/mlflow)"
+	$(PY) -m pipelines.local.tracking "$(or $(TRACKING),runs/mlflow)"
 
 upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)

@@ -22,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components.images import cpu_image  # noqa: E402
-from pipelines.container_runner import ContainerSettings  # noqa: E402
+from components.common.images import cpu_image  # noqa: E402
+from pipelines.local.containers import ContainerSettings  # noqa: E402
 
 PAIRS = 5
-IMPORTS = "import components.images, pipelines.registry"
+IMPORTS = "import components.common.images, pipelines.registry"
 HEAVY_IMPORTS = "import tensorflow, lightgbm, polars"
 
 

@@ -23,7 +23,7 @@
 3. Checks that both give the same values on every column they share (relative
    difference <= 1e-6; where the project keeps a value missing, the source's
    fillna(0) must have written 0). HL, OC, lower_shadow and upper_shadow are
-   redefined by the project (see components/crypto/features.py) and not compared.
+   redefined by the project (see pipelines/crypto/features.py) and not compared.
 4. Runs the whole pipeline locally through kfp.local on that data (its wall
    time, its steps' times, the peak memory of its process tree sampled every
    0.2 s) and checks the held-out weighted correlation, printed beside the

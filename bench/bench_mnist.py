@@ -5,7 +5,7 @@
     MNIST_SOURCE=<mnist.npz or folder of the four IDX files> python bench/bench_mnist.py
         [--full-epochs 12] [--learning-rate 0.003] [--hidden-layers 1] [--batch-size 64]
 
-Workers: the pipeline's own training (components.mnist.launcher: 1 worker in
+Workers: the pipeline's own training (pipelines.mnist.launcher: 1 worker in
 this process, more as local processes joined by MultiWorkerMirroredStrategy on
 loopback) with the same seed and global batch, on the digits that ship with the
 project (or MNIST_SOURCE). For each worker count it prints the examples per
@@ -42,11 +42,11 @@ def train_and_test(splits, config, workers: int, scratch: Path) -> tuple[dict, f
     """(history, wall seconds, test accuracy) of the pipeline's training on `workers` workers."""
     import numpy as np
 
-    from components.mnist.distributed import WorkerJob
-    from components.mnist.launcher import train_locally
-    from components.mnist.models import predict_digits
-    from components.mnist.preprocess import save_splits
-    from components.saved_model import load_predictor
+    from components.common.saved_model import load_predictor
+    from pipelines.mnist.distributed import WorkerJob
+    from pipelines.mnist.launcher import train_locally
+    from pipelines.mnist.models import predict_digits
+    from pipelines.mnist.preprocess import save_splits
 
     scratch.mkdir()
     save_splits(splits, scratch / "splits.npz")
@@ -60,7 +60,7 @@ def train_and_test(splits, config, workers: int, scratch: Path) -> tuple[dict, f
 
 
 def bench_workers(splits, config, worker_counts: list[int], scratch: Path) -> None:
-    from components.mnist import evaluation
+    from pipelines.mnist import evaluation
 
     baseline = evaluation.score(splits.train.labels, splits.test.labels, splits.test.labels).majority_class_accuracy
     cores = os.cpu_count() or 1
@@ -76,10 +76,10 @@ def bench_workers(splits, config, worker_counts: list[int], scratch: Path) -> No
 
 
 def bench_full_mnist(source: str, args, scratch: Path) -> int:
-    from components.mnist import evaluation
-    from components.mnist.data import fetch_digits
-    from components.mnist.models import TrainConfig
-    from components.mnist.preprocess import make_splits
+    from pipelines.mnist import evaluation
+    from pipelines.mnist.data import fetch_digits
+    from pipelines.mnist.models import TrainConfig
+    from pipelines.mnist.preprocess import make_splits
 
     digits = fetch_digits(source, scratch / "downloads")
     if not digits.has_official_test_set:
@@ -111,9 +111,9 @@ def main() -> int:
     args = parser.parse_args()
     source = os.environ.get("MNIST_SOURCE", "").strip()
 
-    from components.mnist.data import fetch_digits
-    from components.mnist.models import TrainConfig
-    from components.mnist.preprocess import make_splits
+    from pipelines.mnist.data import fetch_digits
+    from pipelines.mnist.models import TrainConfig
+    from pipelines.mnist.preprocess import make_splits
 
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)

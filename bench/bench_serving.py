@@ -41,8 +41,8 @@ def free_port() -> int:
 
 
 def export_sp500_model(store: Path) -> None:
-    from components.model_store import publish_version
-    from components.sp500.models import build_model, export_saved_model
+    from components.store.folder import publish_version
+    from pipelines.sp500.models import build_model, export_saved_model
 
     train = np.random.default_rng(0).normal(0, 0.01, size=(256, 6)).astype(np.float32)
     export_saved_model(build_model("deep", train, 0.001), store.parent / "export", "bench")

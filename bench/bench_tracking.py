@@ -1,4 +1,4 @@
-"""What MLflow tracking costs a step (components.tracking), off and on.
+"""What MLflow tracking costs a step (components.common.tracking), off and on.
 
 Off (no MLFLOW_RUN_ID / MLFLOW_TRACKING_URI): a fresh process imports the module, gets its
 run and makes every call; it must not import mlflow. On: a fresh process makes its first
@@ -24,7 +24,7 @@ REPEATS = 3
 STEP = """
 import json, sys, time
 started = time.perf_counter()
-from components import tracking
+from components.common import tracking
 run = tracking.task_run()
 run.set_tags({"bench": "first call"})
 first = time.perf_counter() - started
@@ -51,7 +51,7 @@ def median(results: list[dict], name: str) -> float:
 
 
 def main() -> int:
-    from pipelines.local_tracking import parse_store, serving
+    from pipelines.local.tracking import parse_store, serving
 
     plain = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     with tempfile.TemporaryDirectory() as folder:

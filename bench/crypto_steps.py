@@ -107,19 +107,19 @@ def source_merge(work: Path) -> None:
 # --- the project's steps (the plain functions the KFP steps call) ------------------------------
 
 def generate(work: Path, start: str, end: str) -> dict:
-    from components.crypto.data import generate as write_bars
+    from pipelines.crypto.data import generate as write_bars
 
     return {"generated_rows": write_bars(work / "raw", start, end)}
 
 
 def project_load(work: Path) -> dict:
-    from components.crypto.load import load
+    from pipelines.crypto.load import load
 
     return {"loaded_rows": load(work / "raw", work / "project" / "loaded", START_DATE)["rows"]}
 
 
 def project_features(work: Path) -> None:
-    from components.crypto.features import build_features
+    from pipelines.crypto.features import build_features
 
     build_features(work / "project" / "loaded", work / "project" / "features.arrow", VALID_START)
 
@@ -128,7 +128,7 @@ def compare(work: Path) -> dict:
     """Column by column, so that both tables are never held whole at once."""
     import numpy as np
 
-    from components.crypto.tables import open_table
+    from pipelines.crypto.tables import open_table
 
     with open(work / "source" / "merge_feature_df", "rb") as f:
         theirs = pickle.load(f)
@@ -154,7 +154,7 @@ def compare(work: Path) -> dict:
 
 
 def pipeline(work: Path) -> dict:
-    from pipelines.local_run import run_local
+    from pipelines.local.run import run_local
 
     shutil.rmtree(work / "pipeline-run", ignore_errors=True)
     result = run_local("crypto", {"source": str(work / "raw"), "model_base_path": str(work / "model_store")},
@@ -169,9 +169,9 @@ def pipeline(work: Path) -> dict:
 
 def before_training(work: Path) -> dict:
     """The previous training settings on the pipeline run's feature table, scored on the same test rows."""
-    from components.crypto.definitions import FEATURES_TABLE
-    from components.crypto.evaluation import evaluate
-    from components.crypto.models import train
+    from pipelines.crypto.definitions import FEATURES_TABLE
+    from pipelines.crypto.evaluation import evaluate
+    from pipelines.crypto.models import train
 
     features = work / "pipeline-run" / "workspace" / "crypto" / FEATURES_TABLE
     started = time.perf_counter()

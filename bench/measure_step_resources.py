@@ -4,7 +4,7 @@ kfp.local runs each step as its own Python process, so wrapping that process
 in `/usr/bin/time` measures the step alone: its maximum resident set size
 (what a memory request and limit must cover) and its user+system CPU seconds
 over its wall time (the cores it keeps busy). The figures go into
-components/resources.py.
+components/settings/resources.py.
 
     .venv/bin/python bench/measure_step_resources.py sp500 [name=value ...]
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kfp.local import subprocess_task_handler
 
-from pipelines import local_run
+from pipelines.local import run as local_run
 
 MARK = "STEP-RESOURCES"
 TIME_FORMAT = f"{MARK} wall_s=%e user_s=%U sys_s=%S max_rss_kb=%M"

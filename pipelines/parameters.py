@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from components.errors import InputError
+from components.common.errors import InputError
 
 KINDS = {"NUMBER_INTEGER": "an integer", "NUMBER_DOUBLE": "a number", "BOOLEAN": "true or false",
          "LIST": "a JSON list", "STRUCT": "a JSON object"}
@@ -45,9 +45,9 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     model_base_path that is not a file, and the registered pipeline's own
     `check_parameters`.
     """
-    from components.gate import check_threshold
-    from components.kube_serving import object_name
-    from components.model_store import check_canary_percent, check_model_name
+    from components.cluster.serving import object_name
+    from components.release.gate import check_threshold
+    from components.store.folder import check_canary_percent, check_model_name
     from pipelines import registry
 
     converted = {}

@@ -9,8 +9,8 @@ The list is discovered, not written down: every step of every registered
 pipeline variant is matched to the module-level component in `components.*`
 that produced it (same image, command and arguments), so a new step is
 published by the next `make compile`. Names: a shared component keeps its
-Python name (`components.deploy.deploy_model` -> `deploy-model`); a pipeline's
-step is prefixed with its package (`components.sp500.steps.evaluate` ->
+Python name (`components.release.deploy.deploy_model` -> `deploy-model`); a pipeline's
+step is prefixed with its package (`pipelines.sp500.steps.evaluate` ->
 `sp500-evaluate`), because kfp's own component names repeat between pipelines
 (each has an `evaluate`).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from kfp.dsl.base_component import BaseComponent
 
-from components.errors import PipelineError
+from components.common.errors import PipelineError
 from pipelines import registry
 
 CATALOG = "README.md"
@@ -31,7 +31,7 @@ CATALOG = "README.md"
 @dataclass(frozen=True)
 class PublishedComponent:
     name: str  # the file stem under compiled/components/
-    import_path: str  # e.g. components.sp500.steps.download_prices
+    import_path: str  # e.g. pipelines.sp500.steps.download_prices
     component: BaseComponent
 
 
@@ -42,10 +42,10 @@ def _executor_key(image: str, command, args) -> tuple:
 
 def _module_components() -> dict[tuple, tuple[str, BaseComponent]]:
     """Executor key -> (import path, component) of every component defined at module
-    level in an imported `components.*` module (the pipelines import them all)."""
+    level in an imported module of `components` or of a pipeline's package (the pipelines import them all)."""
     found = {}
     for module_name, module in sorted(sys.modules.items()):
-        if not module_name.startswith("components.") or module is None:
+        if not module_name.startswith(("components.", "pipelines.")) or module is None:
             continue
         for attribute, value in vars(module).items():
             if not isinstance(value, BaseComponent) or value.component_spec.implementation.container is None:
@@ -60,10 +60,10 @@ def _module_components() -> dict[tuple, tuple[str, BaseComponent]]:
 
 
 def published_name(import_path: str) -> str:
-    """`components.deploy.deploy_model` -> `deploy-model`; `components.sp500.steps.train_model_gpu`
+    """`components.release.deploy.deploy_model` -> `deploy-model`; `pipelines.sp500.steps.train_model_gpu`
     -> `sp500-train-model-gpu`."""
-    parts = import_path.split(".")[1:]
-    package = [parts[0]] if len(parts) > 2 else []
+    parts = import_path.split(".")
+    package = [parts[1]] if parts[0] == "pipelines" else []
     return "-".join(package + [parts[-1]]).replace("_", "-")
 
 
@@ -80,7 +80,8 @@ def used_components() -> list[PublishedComponent]:
                                                  container.get("args")))
             if match is None:
                 raise PipelineError(f"{pipeline_name}: step {executor_name} is not a "
-                                    "module-level component of components/, so it cannot be published")
+                                    "module-level component of components/ or of its pipeline's package, "
+                                    "so it cannot be published")
             import_path, component = match
             name = published_name(import_path)
             if name in used and used[name].import_path != import_path:

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from typing import Callable
 
-from components.errors import InputError
-from pipelines import crypto, mnist, sp500
+from components.common.errors import InputError
+from pipelines.crypto import pipeline as crypto
+from pipelines.mnist import pipeline as mnist
+from pipelines.sp500 import pipeline as sp500
 
 
 @dataclass(frozen=True)

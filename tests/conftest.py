@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[0]
 
 
 def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:
@@ -73,9 +73,9 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess, workdir: Path, pi
 @pytest.fixture
 def cluster_pod(tmp_path, monkeypatch):
     """This process as a pod: API address in the environment, service-account and deployer folders."""
-    from cluster_standins import self_signed_tls
+    from standins.cluster import self_signed_tls
 
-    from components import kube_api
+    from components.cluster import api as kube_api
 
     tls, ca = self_signed_tls(tmp_path)
     folders = {}
@@ -96,7 +96,7 @@ def cluster_pod(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` (SQLite store) on loopback for the session: its http:// URI."""
-    from mlflow_helpers import mlflow_server as start
+    from standins.mlflow import mlflow_server as start
 
     with start(tmp_path_factory.mktemp("mlflow")) as (uri, _):
         yield uri

@@ -14,7 +14,7 @@ built on). The cluster is chosen by environment variables:
 
 Conventions that make repeated commands safe:
 - A pipeline is registered under its compiled name (`sp500`, `sp500-gpu`) and gets
-  one pipeline version per project version (`components.images.VERSION`). The
+  one pipeline version per project version (`components.common.images.VERSION`). The
   version's description carries the package's sha256, so uploading the same
   package again is a no-op and a *different* package under an existing version
   is refused (KFP versions are immutable: bump the project version).

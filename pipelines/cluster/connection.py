@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from components.errors import InputError, TransientError
+from components.common.errors import InputError, TransientError
 
 PROBE_TIMEOUT_S = 15
 # Every Pipelines API call: seconds to connect, and to wait for each read of the answer.

@@ -5,7 +5,7 @@ anything is sent."""
 import datetime as dt
 import re
 
-from components.errors import InputError
+from components.common.errors import InputError
 
 CRON_DESCRIPTORS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 # (name, low, high, names) per field, in KFP's order: seconds come first.

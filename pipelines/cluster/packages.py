@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from components.errors import InputError
+from components.common.errors import InputError
 
 DEFAULT_COMPILED_DIR = Path("compiled")  # relative to the working directory, as `make compile` writes it
 
@@ -71,7 +71,7 @@ def check_images(package: Path) -> None:
     image was never pushed fails at its first step: both are stopped here,
     before anything is sent to the cluster.
     """
-    from components.images import cpu_image, gpu_image
+    from components.common.images import cpu_image, gpu_image
 
     configured = {cpu_image(), gpu_image()}
     foreign = sorted(package_images(package) - configured)

@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from components.errors import InputError
-from components.images import VERSION
+from components.common.errors import InputError
+from components.common.images import VERSION
 from pipelines.cluster.connection import Connection, api_call
 from pipelines.cluster.packages import convert_parameters
 from pipelines.cluster.upload import get_or_create_experiment, upload

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import InputError
+from components.common.errors import InputError
 from pipelines.cluster.connection import Connection, api_call
 from pipelines.cluster.cron import rfc3339, validate_cron
 from pipelines.cluster.packages import convert_parameters

@@ -5,8 +5,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import InputError
-from components.images import VERSION
+from components.common.errors import InputError
+from components.common.images import VERSION
 from pipelines.cluster.connection import Connection, api_call, equals_filter
 from pipelines.cluster.packages import pipeline_name, pipeline_spec, shown_path
 

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.images import VERSION
+from components.common.images import VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 

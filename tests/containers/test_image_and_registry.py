@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from components.images import VERSION
+from components.common.images import VERSION
 from containers.helpers import REPO, docker, make
 from pipelines.cluster.image_registry import check_image
 

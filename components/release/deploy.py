@@ -1,0 +1,157 @@
+"""The deploy step shared by every pipeline, and how a pipeline adds it.
+
+The step runs only inside the gate's `dsl.If` (see `components.release.gate`). It
+copies the model into the model store as a new TF-Serving version, with the
+evaluation the gate recorded (`evaluation.json`), and labels it: `stable` for a
+full deploy (and for a first deploy), `canary` with a share of the traffic when
+`canary_percent` < 100, the stable version staying as it is. When it runs in a
+Kubernetes pod it makes sure a server serves the store with those labels
+(TF-Serving for "tensorflow", KServe for "lightgbm" or `use_kserve`; see
+`components.cluster.serving`). Outside a cluster (a laptop run through kfp.local)
+the model store and its `labels.json` are the result.
+"""
+
+from kfp import dsl, kubernetes
+from kfp.dsl import Input, Markdown, Model
+
+from components.cluster.serving import MODEL_STORE_MOUNT, mount_deployer_credentials
+from components.common.images import cpu_component
+from components.release.gate import DEPLOY
+from components.release.gate_step import add_gate_task
+
+
+@cpu_component
+def deploy_model(
+    model: Input[Model],
+    verdict: Input[Markdown],
+    model_name: str,
+    model_base_path: str,
+    model_store_pvc: str,
+    model_format: str = "tensorflow",
+    serving_namespace: str = "",
+    use_kserve: bool = False,
+    canary_percent: int = 100,
+    kserve_deployment_mode: str = "Knative",
+    tf_serving_version: str = "2.21.0",
+) -> str:
+    """Publish `model` as version N+1 of `model_name` with its evaluation, label it and,
+    in a cluster, make sure a server serves that store.
+
+    Args:
+        model: The exported model: a TensorFlow SavedModel folder, or a LightGBM model file.
+        verdict: The gate's verdict; its metadata carries the evaluation stored with the version.
+        model_name: Name of the served model: its folder in the model store and, on a
+            cluster, the name of its serving objects (a Kubernetes name).
+        model_base_path: Root of the model store; versions go to
+            `<model_base_path>/<model_name>/<N>/`. On a cluster it must be where the
+            claim is mounted (/models).
+        model_store_pvc: PersistentVolumeClaim that holds the model store (the server
+            mounts it; the pipeline mounts it at /models in this step).
+        model_format: "tensorflow" (a SavedModel, served by TF-Serving or KServe) or
+            "lightgbm" (served by KServe).
+        serving_namespace: Namespace of the serving objects; empty means the pod's own.
+        use_kserve: Serve a TensorFlow model through a KServe InferenceService instead
+            of a TF-Serving Deployment (LightGBM models always use KServe).
+        canary_percent: 100 makes the version stable; below, it goes out as the canary with
+            that share of traffic (KServe splits it; TF-Serving clients ask for the label).
+        kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
+            possible) or "Standard" (no traffic split).
+        tf_serving_version: The TF-Serving release that serves a TensorFlow model: the image
+            tag of the TF-Serving Deployment, and KServe's runtimeVersion (KServe's own default,
+            2.6.2, cannot load SavedModels of TensorFlow 2.21).
+
+    Returns:
+        Output: The new version's folder, `<model_base_path>/<model_name>/<N>`; an
+            existing version is never overwritten.
+    """
+    from pathlib import Path
+
+    from components.cluster import serving as kube_serving
+    from components.common import tracking
+    from components.common.errors import InputError
+    from components.store import folder as model_store
+
+    model_store.check_canary_percent(canary_percent)
+    in_cluster = kube_serving.in_cluster()
+    if in_cluster:
+        # Checked before publishing: a version the server can never read is no deploy.
+        kube_serving.object_name(model_name)
+        if not model_store.is_gcs(model_base_path) and Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
+            raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
+                             f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
+        if model_format == "lightgbm" or use_kserve:
+            kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
+        kube_serving.check_tf_serving_version(tf_serving_version)
+    current = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
+    gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
+    version_dir = model_store.publish_version(Path(model.path), model_base_path, model_name,
+                                              evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
+    labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
+    print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
+          flush=True)
+    # The model stays in the model store, not in MLflow (README: Experiment tracking): its version and URI
+    # go on this task's run and on the pipeline's run.
+    deployed = {"model_store.model": model_name, "model_store.version": version_dir.name,
+                "model_store.uri": str(version_dir), "model_store.labels": labels.describe()}
+    tracking.task_run().set_tags(deployed)
+    tracking.task_run().tag_parent(deployed)
+    if in_cluster:
+        print(kube_serving.deploy_serving(
+            model_name=model_name, model_format=model_format, model_store_pvc=model_store_pvc,
+            namespace=serving_namespace or None, model_version=int(version_dir.name), kserve=use_kserve,
+            labels=labels, kserve_deployment_mode=kserve_deployment_mode,
+            model_store_uri=model_base_path if model_store.is_gcs(model_base_path) else "",
+            tf_serving_version=tf_serving_version,
+        ), flush=True)
+    elif model_store.is_gcs(model_base_path):
+        # Labels of a bucket store live with its server (a ConfigMap on a cluster); without
+        # one, TF-Serving serves the highest version, which is what labels_at reads back.
+        print("not in a Kubernetes pod: the bucket is the deployment", flush=True)
+    else:
+        model_store.write_labels(Path(model_base_path) / model_name, labels)
+        print("not in a Kubernetes pod: the model store (with labels.json) is the deployment"
+              + (f"; served locally: {labels.describe(router=False)}" if labels.canary else ""), flush=True)
+    return str(version_dir)
+
+
+def add_deploy_task(model, verdict, model_name, model_base_path, model_store_pvc, serving_namespace,
+                    model_format: str = "tensorflow", use_kserve=False, canary_percent=100,
+                    kserve_deployment_mode="Knative") -> dsl.PipelineTask:
+    """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`); the
+    arguments are the pipeline's channels (the trained model, the gate's verdict,
+    its parameters). `use_kserve` serves a TensorFlow model through a KServe
+    InferenceService instead of a TF-Serving Deployment (LightGBM models always use KServe).
+
+    Never cached (a deploy must happen every time it is asked for); the model
+    store claim is mounted where `model_base_path` points by default, and the
+    deployer's least-privilege credentials when their Secret exists.
+    """
+    task = deploy_model(model=model, verdict=verdict, model_name=model_name, model_base_path=model_base_path,
+                        model_store_pvc=model_store_pvc, model_format=model_format,
+                        serving_namespace=serving_namespace, use_kserve=use_kserve,
+                        canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
+    task.set_caching_options(False)
+    kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    mount_deployer_credentials(task)
+    return task
+
+
+def add_gated_deploy(evaluation: dsl.PipelineTask, model, gate_metric: str, baseline_metric: str, threshold,
+                     tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace,
+                     **deploy_options) -> dsl.PipelineTask:
+    """What every pipeline does after its evaluate step: the gate step decides, and the
+    deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
+
+    `evaluation` is the evaluate task (its `metrics` and `report` outputs); `gate_metric` and
+    `baseline_metric` name the score the gate decides on and the naive baseline beside it; `deploy_options` go
+    to `add_deploy_task` (model_format, use_kserve, canary_percent, kserve_deployment_mode).
+    Returns the gate task.
+    """
+    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"], gate_metric,
+                         baseline_metric, threshold, tolerance, require_beat_baseline, model_name, model_base_path,
+                         model_store_pvc, serving_namespace)
+    # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
+    with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
+        add_deploy_task(model, gate.outputs["verdict"], model_name, model_base_path, model_store_pvc,
+                        serving_namespace, **deploy_options)
+    return gate

@@ -1,0 +1,96 @@
+"""Promote a canary, or roll back, in the local model store or on a cluster.
+
+    python -m pipelines promote sp500 [--version N]      (default: the canary)
+    python -m pipelines rollback sp500 [--to N]          (default: drop the canary)
+    ... --cluster [--namespace kubeflow]                 (through the kubeconfig's cluster)
+
+Both rewrite the model's serving labels (`components.store.folder.ServingLabels`):
+locally `<model_base_path>/<model>/labels.json`, which the local server re-reads
+on its next poll; on a cluster the `serving-<model>` ConfigMap, whose TF-Serving
+model config TF-Serving re-reads (a label moving to a version TF-Serving does not
+serve yet waits until that version is loaded: `components.cluster.labels`), and an
+existing KServe InferenceService is pointed at the labelled versions. Each
+command is idempotent (the same command twice changes nothing the second time
+and says so) and refuses a version that was never published with one line.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from components.common.errors import InputError, PipelineError
+from components.store import folder as model_store
+from components.store.folder import ServingLabels
+
+
+def change_labels(action: str, current: ServingLabels, available: list[int], model_name: str,
+                  version: int | None) -> ServingLabels:
+    if action == "promote":
+        return model_store.promoted(current, available, model_name, version)
+    return model_store.rolled_back(current, available, model_name, version)
+
+
+def outcome_line(model_name: str, before: ServingLabels, after: ServingLabels, router: bool = True) -> str:
+    """`router=False`: the local store, whose server sends unlabelled requests to the highest version."""
+    if after == before:
+        return f"{model_name}: unchanged, {after.describe(router)}"
+    return f"{model_name}: {after.describe(router)} (was {before.describe()})"
+
+
+def run_local(action: str, model_name: str, version: int | None, model_base_path: Path) -> str:
+    model_store.check_model_name(model_name)
+    model_dir = model_base_path / model_name
+    available = model_store.versions(model_dir)
+    if not available:
+        raise InputError(f"model '{model_name}' has no versions in {model_base_path}")
+    before = model_store.current_labels(model_dir)
+    after = change_labels(action, before, available, model_name, version)
+    if after != before:
+        model_store.write_labels(model_dir, after)
+    return outcome_line(model_name, before, after, router=False)
+
+
+def run_cluster(action: str, model_name: str, version: int | None, namespace: str, api=None) -> str:
+    from components.cluster import labels as kube_labels
+    from components.cluster import serving as kube_serving
+
+    if api is None:
+        from kubernetes import config
+
+        try:
+            api = config.new_client_from_config()
+        except Exception as error:  # no kubeconfig, or a broken one: one line either way
+            raise InputError(f"--cluster: cannot load a kubeconfig ({error})") from error
+    before = kube_labels.read_labels(api, model_name, namespace)
+    if before is None:
+        raise InputError(f"model '{model_name}' has no serving labels in namespace {namespace} "
+                         f"(ConfigMap {kube_labels.config_map_name(model_name)}): deploy it first")
+    after = change_labels(action, before, list(before.known_versions), model_name, version)
+    line = outcome_line(model_name, before, after)
+    if after != before:
+        line += "; " + kube_serving.set_labels(api, model_name, namespace, after)
+    return line
+
+
+def main(action: str, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m pipelines {action}",
+        description=("Make a version (default: the canary) stable for all traffic." if action == "promote" else
+                     "Drop the canary, or with --to N serve version N as stable."))
+    parser.add_argument("model", help="the model name (its folder in the model store)")
+    flag = "--version" if action == "promote" else "--to"
+    parser.add_argument(flag, dest="version", type=int, help="the version to make stable")
+    parser.add_argument("--model-base-path", type=Path, default=Path("model_store"),
+                        help="the local model store (default: model_store)")
+    parser.add_argument("--cluster", action="store_true", help="change the labels on the kubeconfig's cluster")
+    parser.add_argument("--namespace", default="kubeflow", help="with --cluster: where the model is served")
+    args = parser.parse_args(argv)
+    try:
+        if args.cluster:
+            print(run_cluster(action, args.model, args.version, args.namespace), flush=True)
+        else:
+            print(run_local(action, args.model, args.version, args.model_base_path), flush=True)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0

@@ -1,0 +1,390 @@
+"""MLflow tracking of a local run (`make run TRACKING=<uri>`): the platform's part, played on this machine.
+
+On a cluster, Kubeflow Pipelines' MLflow plugin (KEP-12862) creates one parent
+MLflow run per pipeline run, one nested run per task (a loop gets a run, and
+each iteration a run inside it), starts every task's container with
+`MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID` (the task's nested run), and after the
+task logs its input parameters and scalar output metrics and closes its run.
+`LocalTracking` does the same around kfp.local's SubprocessRunner, so the
+steps (`components.common.tracking`) see exactly what they see on a cluster.
+
+How it hooks in: kfp.local starts every task through
+`subprocess_task_handler.SubprocessTaskHandler`, which passes its `env_vars` to
+the task's process alone (kfp 2.17). `LocalTracking.hooked()` replaces that
+class, for the run's duration, by one that creates the task's nested run first
+and adds the two variables to its `env_vars`. Tasks of a loop run at the same
+time, so the variables could not go through this process's own environment.
+The task's name and loop iteration are read from the executor input on its
+command line (its output folder: `<job>/[for-loop-N-iteration-I/]<task>`).
+
+TRACKING may be:
+- `http://…` / `https://…`: a running tracking server, used as it is;
+- `sqlite:///path/mlflow.db`: that store, artifacts in `mlartifacts/` beside it;
+- a folder: a SQLite store `mlflow.db` in it, artifacts in its `artifacts/`
+  (MLflow 3.17 refuses its plain-file store unless told otherwise: it is in
+  maintenance mode).
+For the last two the run starts MLflow's server on the store (loopback, a free
+port) for its duration, and the steps talk HTTP to it as they would on a
+cluster. MLflow's server is not a dependency of the project (it pins an older
+pyarrow): `make setup` installs it into its own environment, `.venv-mlflow`.
+
+A tracking server that fails costs one warning line; the run goes on untracked.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+from components.common.errors import InputError
+from components.common.tracking import HTTP_LIMITS, RUN_ID_VARIABLE, TRACKING_URI_VARIABLE
+
+TRACKING_VARIABLE = "TRACKING"  # what `make run TRACKING=…` sets
+SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with (default: MLFLOW_VENV's)
+MLFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow"
+SERVER_START_TIMEOUT_S = 180.0
+PARENT_TAG = "mlflow.parentRunId"
+# This process's MLflow client while a run is tracked: one attempt per request as in the steps, with
+# a longer bound (it creates the runs: a retry after a timeout could create one twice), and no
+# "View run at" lines.
+RUNNER_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where runs go: a server's URI, or a backend store and artifact folder to serve."""
+
+    uri: str  # as the user wrote it
+    backend: str | None = None  # sqlite:///… to start a server on; None: `uri` is a server
+    artifacts: Path | None = None
+
+    def describe(self) -> str:
+        return f"{self.backend} (artifacts: {self.artifacts})" if self.backend else self.uri
+
+
+def parse_store(uri: str) -> Store:
+    """TRACKING's value as a Store; InputError naming it when it is none of the three kinds."""
+    if uri.startswith(("http://", "https://")):
+        return Store(uri)
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).expanduser().resolve()
+        if database.is_dir():
+            raise InputError(f"TRACKING {uri}: {database} is a folder, not a SQLite file")
+        return Store(uri, f"sqlite:///{database}", database.parent / "mlartifacts")
+    if "://" in uri.removeprefix("file://"):
+        raise InputError(f"TRACKING {uri}: give a folder, sqlite:///path/mlflow.db or an http(s):// server")
+    folder = Path(uri.removeprefix("file://")).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"TRACKING {uri}: {folder} is a file, not a folder")
+    return Store(uri, f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
+
+
+def server_command() -> list[str]:
+    """The `mlflow` command: $MLFLOW_SERVER, else .venv-mlflow's, else one on PATH."""
+    command = os.environ.get(SERVER_VARIABLE) or str(MLFLOW_VENV / "bin" / "mlflow")
+    if not Path(command).is_file():
+        command = shutil.which("mlflow") or ""
+    if not command:
+        raise InputError(f"MLflow's server is not installed: `make setup` puts it into {MLFLOW_VENV} "
+                         f"(or set {SERVER_VARIABLE} to an `mlflow` command)")
+    return [command]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_arguments(store: Store, port: int) -> list[str]:
+    return ["server", "--backend-store-uri", store.backend, "--artifacts-destination", str(store.artifacts),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+@contextmanager
+def serving(store: Store, log_path: Path) -> Iterator[str]:
+    """The store's tracking URI: `store.uri` for a server, else a server started on it (stopped after)."""
+    if store.backend is None:
+        yield store.uri
+        return
+    store.artifacts.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with open(log_path, "w", encoding="utf-8") as log:
+        server = subprocess.Popen([*server_command(), *server_arguments(store, port)], stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_healthy(uri, server, log_path)
+        yield uri
+    finally:
+        stop_server(server)
+
+
+def wait_until_healthy(uri: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise InputError(f"MLflow's server for TRACKING exited with code {server.returncode}: see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                healthy = answer.status == 200
+        except OSError:
+            healthy = False
+        if healthy:
+            # The first API call loads the store (seconds): made here, not by a run's first request.
+            with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=120):
+                return
+        time.sleep(0.5)
+    stop_server(server)
+    raise InputError(f"MLflow's server did not answer within {SERVER_START_TIMEOUT_S:.0f}s: see {log_path}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (its workers too), SIGKILL after 10 s."""
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """One task as kfp.local starts it, read from the executor input on its command line: where it
+    sits (its output folder is `<job>/[<loop>-iteration-<i>/]<task>`), its input parameters and
+    which of its outputs are Metrics artifacts."""
+
+    job: str
+    task: str
+    loop: str | None
+    iteration: int | None
+    inputs: dict[str, Any]
+    metrics_outputs: tuple[str, ...]
+
+    @classmethod
+    def from_command(cls, full_command: list[str], pipeline_root: str) -> "TaskCall":
+        executor_input = json.loads(full_command[full_command.index("--executor_input") + 1])
+        outputs = executor_input["outputs"]
+        job, *groups, task = Path(outputs["outputFile"]).parent.relative_to(pipeline_root).parts
+        loop = iteration = None
+        for group in groups:  # the innermost loop
+            if "-iteration-" in group:
+                loop, index = group.rsplit("-iteration-", 1)
+                iteration = int(index)
+        metrics = tuple(name for name, listed in outputs.get("artifacts", {}).items()
+                        if listed["artifacts"][0]["type"].get("schemaTitle") == "system.Metrics")
+        return cls(job, task, loop, iteration, executor_input["inputs"].get("parameterValues", {}), metrics)
+
+    @property
+    def output_file(self) -> Path:
+        """Relative to the pipeline root."""
+        group = [] if self.iteration is None else [f"{self.loop}-iteration-{self.iteration}"]
+        return Path(self.job, *group, self.task, "executor_output.json")
+
+
+class LocalTracking:
+    """One pipeline run's MLflow runs: parent, loops, tasks (thread-safe: loop iterations run at once)."""
+
+    def __init__(self, store: Store, tracking_uri: str, pipeline: str, params: dict[str, Any],
+                 run_dir: Path, step_environment: dict[str, str]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.store, self.tracking_uri = store, tracking_uri
+        self.pipeline, self.params, self.run_dir = pipeline, params, run_dir
+        self.client = MlflowClient(tracking_uri)
+        self.active = True
+        self.parent_id: str | None = None
+        self.loop_runs: dict[str, str] = {}
+        self.experiment_id: str | None = None
+        self.lock = threading.Lock()
+        # The steps' own bounds (the user's settings win), not this process's RUNNER_HTTP_SETTINGS.
+        self.step_environment = step_environment
+
+    def describe(self) -> str:
+        """Where the runs went, for the run's summary."""
+        if self.parent_id is None:
+            return f"nothing recorded in {self.store.describe()}"
+        if self.store.backend is None:
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.parent_id}"
+        return (f"run {self.parent_id} in experiment '{self.pipeline}' of {self.store.describe()}; "
+                f"browse: make tracking-ui TRACKING={self.store.uri}")
+
+    @contextmanager
+    def hooked(self) -> Iterator[None]:
+        """kfp.local's tasks start inside their nested runs while this is open, in a subprocess
+        or in a container (the handler in place then, pipelines.local.containers's, is wrapped)."""
+        from kfp.local import docker_task_handler, status, subprocess_task_handler
+
+        tracking = self
+
+        def tracked(base):
+            class TrackedTaskHandler(base):
+                def run(self):
+                    call = tracking._call(lambda: TaskCall.from_command(self.full_command, self.pipeline_root))
+                    run_id = tracking.start_task(call) if call else None
+                    if run_id:
+                        self.env_vars = {**self.env_vars, **tracking.step_environment,
+                                         TRACKING_URI_VARIABLE: tracking.tracking_uri, RUN_ID_VARIABLE: run_id}
+                    result = base.run(self)
+                    if run_id:
+                        tracking.end_task(run_id, call, result == status.Status.SUCCESS)
+                    return result
+            return TrackedTaskHandler
+
+        with mock.patch.object(subprocess_task_handler, "SubprocessTaskHandler",
+                               tracked(subprocess_task_handler.SubprocessTaskHandler)), \
+                mock.patch.object(docker_task_handler, "DockerTaskHandler",
+                                  tracked(docker_task_handler.DockerTaskHandler)):
+            yield
+
+    def start_task(self, call: TaskCall) -> str | None:
+        """The task's nested run (under its loop's run, for a loop iteration); None when tracking stopped."""
+        with self.lock:
+            parent = self._call(lambda: self._parent(call.job))
+            if call.loop is not None and parent:
+                parent = self._call(lambda: self._loop_run(call.loop, parent))
+            if not parent:
+                return None
+            name = call.task if call.iteration is None else f"{call.task}-iteration-{call.iteration}"
+            tags = {PARENT_TAG: parent, "kfp.task_name": call.task}
+            if call.iteration is not None:
+                tags["kfp.iteration"] = str(call.iteration)
+            return self._call(lambda: self.client.create_run(self.experiment_id, run_name=name,
+                                                             tags=tags).info.run_id)
+
+    def end_task(self, run_id: str, call: TaskCall, succeeded: bool) -> None:
+        """What the platform's launcher does after a task: its inputs as parameters, the numbers of
+        its Metrics outputs (those the step did not log itself), then the run's end."""
+        def close() -> None:
+            from mlflow.entities import Metric, Param
+
+            logged = self.client.get_run(run_id).data
+            params = [Param(name, _param_value(value)) for name, value in call.inputs.items()
+                      if name not in logged.params]
+            stamp = int(time.time() * 1000)
+            metrics = [Metric(name, value, stamp, 0) for name, value in self._output_metrics(call).items()
+                       if name not in logged.metrics]
+            for start in range(0, max(len(params), len(metrics)), 100):
+                self.client.log_batch(run_id, metrics=metrics[start:start + 100], params=params[start:start + 100])
+            self.client.set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
+
+        with self.lock:
+            self._call(close)
+
+    def finish(self, succeeded: bool) -> None:
+        """End the loop runs and the parent run (the platform's API server does this at the run's end)."""
+        with self.lock:
+            for run_id in [*self.loop_runs.values(), *([self.parent_id] if self.parent_id else [])]:
+                self._call(lambda run_id=run_id: self.client.set_terminated(
+                    run_id, "FINISHED" if succeeded else "FAILED"))
+
+    def _parent(self, job: str) -> str:
+        if self.parent_id is None:
+            from mlflow.entities import Param
+
+            experiment = self.client.get_experiment_by_name(self.pipeline)
+            # A "model training" experiment: MLflow 3's UI opens others on its GenAI pages.
+            self.experiment_id = (experiment.experiment_id if experiment else self.client.create_experiment(
+                self.pipeline, tags={"mlflow.experimentKind": "custom_model_development"}))
+            run = self.client.create_run(self.experiment_id, run_name=job, tags={
+                "kfp.pipeline": self.pipeline, "kfp.run_dir": str(self.run_dir)})
+            self.client.log_batch(run.info.run_id, params=[Param(name, _param_value(value))
+                                                           for name, value in sorted(self.params.items())])
+            self.parent_id = run.info.run_id
+        return self.parent_id
+
+    def _loop_run(self, loop: str, parent: str) -> str:
+        if loop not in self.loop_runs:
+            self.loop_runs[loop] = self.client.create_run(self.experiment_id, run_name=loop,
+                                                          tags={PARENT_TAG: parent}).info.run_id
+        return self.loop_runs[loop]
+
+    def _output_metrics(self, call: TaskCall) -> dict[str, float]:
+        """The numbers in the task's Metrics outputs, as it wrote them (none when it failed)."""
+        output = self.run_dir / "artifacts" / call.output_file
+        if not output.is_file():
+            return {}
+        numbers = {}
+        for name, listed in json.loads(output.read_text()).get("artifacts", {}).items():
+            if name in call.metrics_outputs:
+                for artifact in listed.get("artifacts", []):
+                    numbers.update({k: float(v) for k, v in artifact.get("metadata", {}).items()
+                                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        return numbers
+
+    def _call(self, action):
+        """`action()`, or None once tracking has failed (one warning line, then nothing more is tried)."""
+        if not self.active:
+            return None
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001 - tracking must never fail the run
+            self.active = False
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            print(f"warning: MLflow tracking to {self.tracking_uri} failed, the run goes on untracked "
+                  f"({type(error).__name__}: {first_line[:200]})", flush=True)
+            return None
+
+
+def _param_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@contextmanager
+def tracked_run(store: Store | None, pipeline: str, params: dict[str, Any],
+                run_dir: Path) -> Iterator[LocalTracking | None]:
+    """The run's LocalTracking (None without a store, or when its server would not start: one
+    warning), its server up and kfp.local hooked while open."""
+    with ExitStack() as stack:
+        tracking = None
+        if store is not None:
+            try:
+                step_environment = {name: os.environ.get(name, value) for name, value in HTTP_LIMITS.items()}
+                stack.enter_context(mock.patch.dict(os.environ, RUNNER_HTTP_SETTINGS))
+                uri = stack.enter_context(serving(store, run_dir / "mlflow-server.log"))
+                tracking = LocalTracking(store, uri, pipeline, params, run_dir, step_environment)
+                stack.enter_context(tracking.hooked())
+            except Exception as error:  # noqa: BLE001 - tracking must never fail the run
+                print(f"warning: no MLflow tracking for this run: {error}", flush=True)
+                tracking = None
+        yield tracking
+
+
+def ui_main(argv: list[str]) -> int:
+    """`make tracking-ui TRACKING=…`: MLflow's UI on a local store (folder or sqlite:///), in the foreground."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.local.tracking",
+                                     description=ui_main.__doc__)
+    parser.add_argument("tracking", help="the TRACKING the runs went to: a folder or sqlite:///…")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    try:
+        store = parse_store(args.tracking)
+        if store.backend is None:
+            raise InputError(f"TRACKING {args.tracking} is a server already: open it in a browser")
+        command = [*server_command(), *server_arguments(store, args.port)]
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"MLflow UI on http://127.0.0.1:{args.port} for {store.describe()} (Ctrl-C stops it)", flush=True)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(ui_main(sys.argv[1:]))

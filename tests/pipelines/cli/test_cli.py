@@ -1,0 +1,56 @@
+"""The command line's assembly: the verbs' names, where options may go, and what each verb imports."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, free_port
+
+from pipelines import registry
+from pipelines.cli import main as cli
+
+
+def test_the_run_verb_knows_every_registered_pipeline():
+    assert sorted(cli.PIPELINE_NAMES) == sorted(registry.PIPELINES)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "sp500", "--verbose", "threshold=0.5", "epochs=2"],
+    ["run", "sp500", "threshold=0.5", "--verbose", "epochs=2"],
+    ["run", "sp500", "threshold=0.5", "epochs=2", "--verbose"],
+    ["--verbose", "run", "sp500", "threshold=0.5", "epochs=2"],
+])
+def test_verbose_is_accepted_anywhere(argv):
+    args = cli.parse_args(cli.build_parser(), argv)
+    assert args.verbose is True and args.params == ["threshold=0.5", "epochs=2"]
+
+
+def test_an_unknown_option_is_still_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_args(cli.build_parser(), ["run", "sp500", "--nope", "threshold=0.5"])
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def modules_after(*argv: str) -> set[str]:
+    """The heavy libraries a verb imported, run as a user runs it (its exit code not minded)."""
+    probe = ("import sys\nfrom pipelines.cli.main import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(' '.join(m for m in ('tensorflow', 'kfp', 'kubernetes') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return set(done.stdout.split())
+
+
+def test_predict_over_rest_imports_neither_tensorflow_nor_kfp():
+    assert modules_after("predict", "--model", "crypto", "--rest", "--port", str(free_port())) == set()
+
+
+@pytest.mark.parametrize("argv", [["upload", "sp500"], ["schedule", "list"], ["promote", "sp500"]])
+def test_cluster_and_lifecycle_verbs_do_not_import_tensorflow(argv):
+    assert "tensorflow" not in modules_after(*argv)
+
+
+def test_serve_refuses_an_unknown_model_before_importing_tensorflow(tmp_path):
+    (tmp_path / "model_store" / "sp500").mkdir(parents=True)
+    assert "tensorflow" not in modules_after("serve", "--model-base-path", str(tmp_path / "model_store"),
+                                             "--model-name", "sp50")

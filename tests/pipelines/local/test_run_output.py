@@ -1,0 +1,162 @@
+"""Reading kfp.local's output during a run: tasks and their times, a quiet terminal, each task's lines together."""
+
+import io
+import threading
+
+from pipelines.local.output import RunOutput
+
+
+def test_log_capture_times_tasks_and_keeps_the_last_error():
+    terminal, log = io.StringIO(), io.StringIO()
+    capture = RunOutput(terminal, log, verbose=False)
+    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
+    capture.write('    {"executor": "json echo"}\n    plain step line\n')
+    capture.write("    components.common.errors.InputError: data file not found: /x.csv\n")
+    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
+    assert capture.tasks["download"].status == "FAILURE"
+    assert capture.tasks["download"].seconds >= 0
+    assert capture.last_error() == "data file not found: /x.csv"
+    assert "plain step line" in terminal.getvalue() and "json echo" not in terminal.getvalue()
+    assert "json echo" in log.getvalue()
+
+
+def test_a_failed_step_shows_no_traceback_on_the_terminal():
+    terminal, log = io.StringIO(), io.StringIO()
+    capture = RunOutput(terminal, log, verbose=False)
+    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
+    capture.write("    reading sp500\n    Traceback (most recent call last):\n")
+    capture.write('      File "data.py", line 3, in read\n        raise ValueError("x")\n')
+    capture.write("    ValueError: x\n    \n    The above exception was the direct cause of the following exception:\n")
+    capture.write("    \n    Traceback (most recent call last):\n      File \"data.py\", line 5\n")
+    capture.write("    components.common.errors.TransientError: http://h/x.csv unreachable after 4 attempts\n")
+    capture.write("    a line the step printed after handling an error\n\n")
+    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
+    shown = terminal.getvalue()
+    assert "reading sp500" in shown and "finished with status FAILURE" in shown
+    assert "a line the step printed after handling an error" in shown
+    assert "Traceback" not in shown and "File " not in shown and "ValueError" not in shown
+    assert log.getvalue().count("Traceback") == 2
+    assert capture.last_error() == "http://h/x.csv unreachable after 4 attempts"
+
+
+def test_a_bug_keeps_its_exception_name():
+    capture = RunOutput(io.StringIO(), io.StringIO(), verbose=False)
+    capture.write("    KeyError: 'Close'\n")
+    assert capture.last_error() == "KeyError: 'Close'"
+
+
+def test_output_dumps_are_trimmed_to_a_line_per_output():
+    terminal = io.StringIO()
+    capture = RunOutput(terminal, io.StringIO(), verbose=False)
+    capture.write("10:00:00.000 - INFO - Task \x1b[96m'evaluate'\x1b[0m outputs:\n")
+    capture.write("    Output: 0.5408388520971302\n")
+    capture.write("    metrics: Metrics( name='metrics',\n                      uri='/runs/x/evaluate/metrics',\n")
+    capture.write("                      metadata={'accuracy': 0.5408388520971302, 'test_days': 453.0} )\n")
+    capture.write("    confusion: ClassificationMetrics( name='confusion',\n               uri='/runs/x/c',\n")
+    capture.write("               metadata={'confusionMatrix': {'rows': [{'row': [11.0, 196.0]}]}} )\n")
+    capture.write("--------------------------------------------------------------------------------\n")
+    assert terminal.getvalue().splitlines()[1:] == [
+        "    Output: 0.5408", "    metrics: Metrics", "      accuracy 0.5408  test_days 453",
+        "    confusion: ClassificationMetrics", "-" * 80]
+
+
+def trial_lines(iteration: int, learning_rate: str) -> list[str]:
+    """What kfp.local prints for one ParallelFor iteration's step, as it prints it (12 spaces deep)."""
+    pad = " " * 12
+    return [
+        "12:34:21.310 - INFO - Executing task \x1b[96m'train-trial'\x1b[0m",
+        "12:34:21.310 - INFO - Streamed logs:", "",
+        f"{pad}[KFP Executor 2026-12-03 12:34:21,370 INFO]: Got executor_input:",
+        f"{pad}{{", f'{pad}    "parameterValues": {{', f'{pad}        "config": [',
+        f"{pad}            {learning_rate},",
+        f"{pad}            1.0", f"{pad}        ]", f"{pad}    }},",
+        f'{pad}    "outputFile": "/r/artifacts/mnist-1/for-loop-1-iteration-{iteration}/train-trial/'
+        'executor_output.json"',
+        f"{pad}}}",
+        f"{pad}trial {iteration} starts",
+        f"{pad}WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        f"{pad}I0000 00:00:1796301262.634341   10294 port.cc:153] oneDNN custom operations are on.",
+        f"{pad}I0000 00:00:1796301262.640582   10294 cudart_stub.cc:31] Could not find cuda drivers on your machine",
+        f"{pad}E0000 00:00:1796301271.276806   10294 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
+        f"{pad}trial {iteration}: epoch 1/1: loss 0.6631",
+        f"{pad}trial {iteration} done", "",
+        "12:34:38.184 - INFO - Task \x1b[96m'train-trial'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m",
+        "12:34:38.185 - INFO - Task \x1b[96m'train-trial'\x1b[0m outputs:",
+        f"    Output: 0.9{iteration}",
+        "-" * 80,
+    ]
+
+
+def write_interleaved(capture: RunOutput, per_thread: list[list[str]]) -> None:
+    """Each list written by its own thread, the threads taking turns line by line."""
+    turn = threading.Barrier(len(per_thread))
+
+    def write(lines: list[str]) -> None:
+        for line in lines:
+            turn.wait()
+            capture.write(line + "\n")
+
+    threads = [threading.Thread(target=write, args=(lines,)) for lines in per_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_parallel_tasks_print_one_block_each_without_noise_and_get_a_row_each():
+    terminal, log = io.StringIO(), io.StringIO()
+    capture = RunOutput(terminal, log, verbose=False)
+    write_interleaved(capture, [trial_lines(0, "0.003"), trial_lines(1, "0.01")])
+    shown = terminal.getvalue().splitlines()
+    # Each task's lines together, in order: the one that started first, then the other.
+    own = [line.strip() for line in shown if line.strip().startswith("trial")]
+    first = own[0].split()[1].rstrip(":")
+    second = "1" if first == "0" else "0"
+    assert own == [f"trial {first} starts", f"trial {first}: epoch 1/1: loss 0.6631", f"trial {first} done",
+                   f"trial {second} starts", f"trial {second}: epoch 1/1: loss 0.6631", f"trial {second} done"]
+    assert shown.index("-" * 80) < shown.index(f"            trial {second} starts")
+    # No TensorFlow start-up lines, no fragments of the executor input, no empty blocks.
+    for noise in ("cuInit", "cuda drivers", "oneDNN", "absl", "0.003,", "0.01,", "1.0", "Streamed logs", "{"):
+        assert not [line for line in shown if noise in line], noise
+    assert "" not in shown
+    assert "failed call to cuInit" in log.getvalue() and "0.003," in log.getvalue()
+    # One row per iteration, named after it, with its output folder.
+    assert sorted(capture.tasks) == ["train-trial #0", "train-trial #1"]
+    assert capture.tasks["train-trial #1"].output_dir.as_posix().endswith("for-loop-1-iteration-1/train-trial")
+    assert all(task.status == "SUCCESS" for task in capture.runs)
+
+
+def test_a_silenced_output_keeps_writing_the_log():
+    terminal, log = io.StringIO(), io.StringIO()
+    capture = RunOutput(terminal, log, verbose=False)
+    capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'train'\x1b[0m\n")
+    capture.silenced = True
+    capture.write("    KeyboardInterrupt\n    step line after the signal\n")
+    assert "step line after the signal" not in terminal.getvalue()
+    assert "step line after the signal" in log.getvalue()
+    assert [task.name for task in capture.running()] == ["train"]
+
+
+def test_a_task_whose_end_went_unlogged_is_settled_by_its_executor_output(tmp_path):
+    """kfp.local loses the end line of a task that ran beside one that finished first."""
+    from pipelines.local.output import settle_unlogged
+
+    capture = RunOutput(io.StringIO(), io.StringIO(), verbose=False)
+    for iteration in (0, 1):
+        folder = tmp_path / f"for-loop-1-iteration-{iteration}" / "train-trial"
+        capture.write("10:00:00.000 - INFO - Executing task 'train-trial'\n")
+        capture.write(f'    "outputFile": "{folder}/executor_output.json"\n')
+        capture.write("-" * 80 + "\n")
+        folder.mkdir(parents=True)
+    (tmp_path / "for-loop-1-iteration-0" / "train-trial" / "executor_output.json").write_text("{}")
+    settle_unlogged(capture.tasks)
+    assert {name: task.status for name, task in capture.tasks.items()} == {
+        "train-trial #0": "SUCCESS", "train-trial #1": "FAILURE"}
+
+
+def test_a_numeric_output_is_written_for_people():
+    terminal = io.StringIO()
+    capture = RunOutput(terminal, io.StringIO(), verbose=False)
+    capture.write("10:00:00.000 - INFO - Task 'split' outputs:\n    Output: 1620258720\n    Output: 20.0\n")
+    assert terminal.getvalue().splitlines()[1:] == [
+        "    Output: 1620258720 (2021-05-05 23:52 UTC as a Unix time)", "    Output: 20"]

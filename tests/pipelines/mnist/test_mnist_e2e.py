@@ -1,0 +1,73 @@
+"""The mnist pipeline end to end through kfp.local, run as a user runs it
+(`python -m pipelines run mnist ...`, what `make run PIPELINE=mnist` calls),
+with a small sweep (2 trials, 1 epoch, each on 2 local workers) to keep it quick."""
+
+import pytest
+from conftest import run_cli
+from standins.mlflow import read_runs
+
+pytestmark = pytest.mark.e2e
+
+
+SMALL_SWEEP = "sweep_grid=[[0.003, 0], [0.003, 1]]"
+
+
+def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
+    # Tracked into MLflow as well (TRACKING): the sweep's shape there is checked at the end.
+    database = tmp_path / "tracking" / "mlflow.db"
+    result = run_cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5", cwd=tmp_path,
+                     TRACKING=f"sqlite:///{database}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout[result.stdout.rindex("pipeline mnist:"):]
+    assert "pipeline mnist: SUCCEEDED" in summary
+    for step in ("download-digits", "preprocess-digits", "train-trial", "select-best-trial", "evaluate",
+                 "deploy-model"):
+        assert step in summary
+    assert "baseline (majority_class_accuracy): 0.1000" in summary
+    version_1 = tmp_path / "model_store" / "mnist" / "1"
+    assert f"model deployed to {version_1}" in summary
+    assert (version_1 / "saved_model.pb").is_file()
+
+    # The trial table is in the log and in the sweep report, the best trial marked.
+    assert "lr0.003-layers0" in result.stdout and "lr0.003-layers1" in result.stdout
+    assert "best trial: lr0.003-layers" in result.stdout
+    # Both trials trained on two workers joined on loopback; the chiefs exported.
+    assert result.stdout.count("trial lr0.003-layers0 on 2 worker(s)") == 1
+    assert "worker 1 of 2: CollectiveAllReduceStrategy with 2 replica(s) in sync" in result.stdout
+    run_dir = next((tmp_path / "runs" / "mnist").iterdir())
+    sweep_report = next(run_dir.glob("artifacts/*/select-best-trial/sweep_report")).read_text()
+    assert "lr0.003-layers0" in sweep_report and "lr0.003-layers1" in sweep_report
+    assert "data:image/png;base64," in sweep_report and "Every trial per epoch" in sweep_report
+    report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
+    assert "Misclassified digits" in report and "majority_class_accuracy" in report
+    assert "Training of the chosen trial" in report and "no training history" not in report
+    decided = (run_dir / "reports" / "gate-model-report.html").read_text()
+    assert ">DEPLOY<" in decided and "first deploy" in decided and "Misclassified digits" in decided
+    # One TensorBoard log per trial, written by its chief alone.
+    trial_logs = run_dir.glob("artifacts/*/for-loop-*/train-trial/tensorboard_logs/train/events.out.tfevents.*")
+    assert len(list(trial_logs)) == 2
+
+    # MLflow: the pipeline run > the loop's run > one run per trial, named after its grid point,
+    # with its hyperparameters and its validation curves per epoch, as the platform's plugin nests them.
+    runs = read_runs(f"sqlite:///{database}")
+    by_id = {run["id"]: run for run in runs}
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run["tags"]]
+    trials = {run["name"]: run for run in runs if run["tags"].get("trial")}
+    assert set(trials) == {"lr0.003-layers0", "lr0.003-layers1"}
+    for name, trial in trials.items():
+        loop = by_id[trial["tags"]["mlflow.parentRunId"]]
+        assert loop is not parent and loop["tags"]["mlflow.parentRunId"] == parent["id"]
+        assert trial["params"]["hidden_layers"] == name[-1]
+        assert [step for step, _ in trial["histories"]["val_accuracy"]] == [1]
+    tasks = {run["name"] for run in runs if run["tags"].get("mlflow.parentRunId") == parent["id"]}
+    assert {"download-digits", "preprocess-digits", "select-best-trial", "evaluate", "gate-model",
+            "deploy-model"} <= tasks
+
+
+def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not the real file")
+    result = cli("run", "mnist", SMALL_SWEEP, f"source={tmp_path / 'mnist.npz'}")
+    assert result.returncode == 1
+    assert "step 'download-digits' failed" in result.stderr
+    assert "mnist.npz: SHA-256" in result.stderr
+    assert not (tmp_path / "model_store").exists()

@@ -1,0 +1,192 @@
+"""The compiled mnist pipeline: the run-time sweep, the workers, the GPU settings, the gate."""
+
+import pytest
+import yaml
+from kfp import compiler
+
+from components.common.errors import InputError
+from components.common.images import cpu_image, gpu_image
+from pipelines.mnist import pipeline as mnist
+from pipelines.mnist.sweep import DEFAULT_GRID
+
+
+def compile_documents(tmp_path, **options) -> tuple[dict, dict]:
+    path = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(mnist.make_pipeline(**options), str(path))
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def sweep_loop(spec: dict) -> tuple[dict, dict]:
+    """(the ParallelFor task in the root, the train task inside it)."""
+    (loop,) = [task for task in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in task]
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    return loop, inner["train-trial"]
+
+
+def train_executor(spec: dict) -> str:
+    _, train = sweep_loop(spec)
+    return spec["components"][train["componentRef"]["name"]]["executorLabel"]
+
+
+@pytest.fixture(autouse=True)
+def default_environment(monkeypatch):
+    for name in ("GPU_COUNT", "GPU_NODE_SELECTOR", "GPU_TOLERATION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit(tmp_path):
+    spec, _ = compile_documents(tmp_path)
+    grid = spec["root"]["inputDefinitions"]["parameters"]["sweep_grid"]
+    assert grid["parameterType"] == "LIST" and grid["defaultValue"] == DEFAULT_GRID
+    loop, train = sweep_loop(spec)
+    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--sweep_grid"}
+    assert loop["iteratorPolicy"]["parallelismLimit"] == mnist.SWEEP_PARALLELISM
+    assert loop["dependentTasks"] == ["preprocess-digits"]
+    item = loop["parameterIterator"]["itemInput"]
+    assert train["inputs"]["parameters"]["grid_point"] == {"componentInputParameter": item}
+
+
+def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_path):
+    spec, _ = compile_documents(tmp_path)
+    loop, train = sweep_loop(spec)
+    assert train["inputs"]["artifacts"]["splits"] == {
+        "componentInputArtifact": "pipelinechannel--preprocess-digits-splits"}
+    select = spec["root"]["dag"]["tasks"]["select-best-trial"]
+    assert select["inputs"]["artifacts"]["trial_models"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
+    loop_outputs = spec["components"][loop["componentRef"]["name"]]["dag"]["outputs"]["artifacts"]
+    assert list(loop_outputs.values()) == [{"artifactSelectors": [{"outputArtifactKey": "model",
+                                                                    "producerSubtask": "train-trial"}]}]
+    select_input = spec["components"]["comp-select-best-trial"]["inputDefinitions"]["artifacts"]["trial_models"]
+    assert select_input["isArtifactList"] is True
+
+
+def test_only_the_download_step_uses_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
+    spec, executors = compile_documents(tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    using_workspace = sorted(name for name, task in tasks.items()
+                             if "{{$.workspace_path}}" in yaml.safe_dump(task.get("inputs", {})))
+    assert using_workspace == ["download-digits"]
+    _, train = sweep_loop(spec)
+    assert "{{$.workspace_path}}" not in yaml.safe_dump(train)
+    mounting = sorted(label for label, executor in executors.items() if "pvcMount" in executor)
+    # The model store: the gate reads the champion, then the deploy writes; never at the same time.
+    assert mounting == ["exec-deploy-model", "exec-gate-model"]
+
+
+def test_compiling_twice_gives_the_same_file(tmp_path):
+    """The grid's default is written into the file's header too: it must not depend on the process."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from kfp import compiler; from pipelines import mnist; "
+              "compiler.Compiler().compile(mnist.make_pipeline(), sys.argv[1])")
+    for name in ("a.yaml", "b.yaml"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True)
+    assert (tmp_path / "a.yaml").read_text() == (tmp_path / "b.yaml").read_text()
+
+
+def test_workers_parameter_reaches_every_trial(tmp_path):
+    spec, executors = compile_documents(tmp_path)
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["workers"]["defaultValue"] == 1 and parameters["workers"]["parameterType"] == "NUMBER_INTEGER"
+    assert parameters["distributed_storage"]["defaultValue"] == ""
+    assert parameters["distributed_engine"]["defaultValue"] == "auto"
+    _, train = sweep_loop(spec)
+    assert train["inputs"]["parameters"]["workers"] == {"componentInputParameter": "pipelinechannel--workers"}
+    assert train["inputs"]["parameters"]["distributed_engine"] == {
+        "componentInputParameter": "pipelinechannel--distributed_engine"}
+    worker_pod = train["inputs"]["parameters"]["worker_pod"]["runtimeValue"]["constant"]
+    assert worker_pod["image"] == cpu_image() and worker_pod["gpus_per_worker"] == 0
+    # The TrainJob and TFJob paths talk to the API with the deployer's credentials.
+    assert executors[train_executor(spec)]["secretAsVolume"][0]["secretName"] == "kfp-ml-deployer-token"
+
+
+def test_every_input_has_a_description(tmp_path):
+    spec, _ = compile_documents(tmp_path)
+    for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items():
+        assert parameter.get("description"), f"pipeline parameter {name} has no description"
+    for component in ("comp-download-digits", "comp-preprocess-digits", "comp-train-trial",
+                      "comp-select-best-trial", "comp-evaluate"):
+        definitions = spec["components"][component]["inputDefinitions"]
+        for kind in ("parameters", "artifacts"):
+            for name, item in definitions.get(kind, {}).items():
+                assert item.get("description"), f"{component} input {name} has no description"
+
+
+def test_deploy_runs_only_when_accuracy_reaches_the_threshold(tmp_path):
+    spec, executors = compile_documents(tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "deploy-model" not in tasks
+    gate = tasks["condition-2"]
+    assert gate["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'")
+    deploy = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy-model"]
+    assert deploy["inputs"]["artifacts"]["model"]["componentInputArtifact"] == \
+        "pipelinechannel--select-best-trial-best_model"
+    assert executors["exec-deploy-model"]["pvcMount"][0]["mountPath"] == "/models"
+
+
+def test_cpu_variant_requests_no_gpu(tmp_path):
+    spec, executors = compile_documents(tmp_path)
+    assert not any("accelerator" in e["container"].get("resources", {})
+                   for e in spec["deploymentSpec"]["executors"].values())
+    assert not any("tolerations" in e or "nodeSelector" in e for e in executors.values())
+
+
+def test_gpu_variant_trains_every_trial_and_worker_on_a_tolerated_gpu_node(tmp_path):
+    spec, executors = compile_documents(tmp_path, gpu=True)
+    assert spec["pipelineInfo"]["name"] == "mnist-gpu"
+    label = train_executor(spec)
+    container = spec["deploymentSpec"]["executors"][label]["container"]
+    assert container["image"] == gpu_image()
+    assert container["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert int(container["resources"]["accelerator"]["resourceCount"]) == 1
+    toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert executors[label]["tolerations"] == [toleration]
+    assert executors[label]["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+    _, train = sweep_loop(spec)
+    assert train["inputs"]["parameters"]["worker_pod"]["runtimeValue"]["constant"] == {
+        "image": gpu_image(), "gpus_per_worker": 1, "node_selector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [toleration]}
+    others = [e for name, e in spec["deploymentSpec"]["executors"].items() if name != label]
+    assert others and not any("accelerator" in e["container"].get("resources", {}) for e in others)
+
+
+def test_gpu_settings_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPU_COUNT", "2")
+    monkeypatch.setenv("GPU_NODE_SELECTOR", "cloud.google.com/gke-accelerator=nvidia-l4")
+    monkeypatch.setenv("GPU_TOLERATION", "")
+    spec, executors = compile_documents(tmp_path, gpu=True)
+    label = train_executor(spec)
+    assert int(spec["deploymentSpec"]["executors"][label]["container"]["resources"]["accelerator"][
+        "resourceCount"]) == 2
+    assert executors[label]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert "tolerations" not in executors[label]
+    _, train = sweep_loop(spec)
+    worker_pod = train["inputs"]["parameters"]["worker_pod"]["runtimeValue"]["constant"]
+    assert worker_pod["gpus_per_worker"] == 2 and worker_pod["tolerations"] == []
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("GPU_COUNT", "zero", "GPU_COUNT must be a whole number"),
+    ("GPU_TOLERATION", "nvidia.com/gpu", "GPU_TOLERATION should look like 'key:value'"),
+    ("GPU_NODE_SELECTOR", "=x", "GPU_NODE_SELECTOR should look like 'key=value'"),
+])
+def test_bad_gpu_settings_are_clear_errors(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=message):
+        mnist.make_pipeline(gpu=True)
+
+
+def test_parameters_are_checked_before_a_run():
+    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    mnist.check_parameters(defaults)
+    with pytest.raises(InputError, match="validation_fraction \\+ test_fraction"):
+        mnist.check_parameters({**defaults, "validation_fraction": 0.5, "test_fraction": 0.6})
+    with pytest.raises(InputError, match="epochs must be at least 1"):
+        mnist.check_parameters({**defaults, "epochs": 0})
+    with pytest.raises(InputError, match="sweep_grid item 0 must be a pair"):
+        mnist.check_parameters({**defaults, "sweep_grid": [{"learning_rate": 0.1, "hidden_layers": 1}]})
+    with pytest.raises(InputError, match="workers must be between 1 and 32, got 0"):
+        mnist.check_parameters({**defaults, "workers": 0})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[0]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from components.common.images import VERSION, cpu_image, gpu_image
 from pipelines import registry
 from pipelines.cli.main import compile_all
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VARIANTS = [(entry, gpu) for entry, gpu in registry.variants()]
 IDS = [registry.compiled_name(entry, gpu) for entry, gpu in VARIANTS]
 

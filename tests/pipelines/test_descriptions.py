@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = sorted((REPO / "compiled").glob("*.yaml")) + sorted((REPO / "compiled" / "components").glob("*.yaml"))
 
 

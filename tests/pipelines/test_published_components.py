@@ -20,7 +20,7 @@ from pipelines import publish, registry
 
 # Steps run in this environment, not in the image the warning is about.
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = REPO / "compiled" / "components"
 # What each test below runs, in order; test_every_published_component_is_run checks nothing is left out.
 SP500_CHAIN = ("sp500-download-prices", "sp500-preprocess", "sp500-train-model-cpu", "sp500-evaluate",

@@ -745,7 +745,7 @@ class TrainingStandIn(TFJobStandIn):
             "application/json"
 
     def _get_runtime(self, match):
-        shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" /
+        shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" /
                                   "trainer-tensorflow-runtime.yaml").read_text())
         if not self.runtime or match["name"] != shipped["metadata"]["name"]:
             return 404, _status(404, f"trainingruntimes.trainer.kubeflow.org \"{match['name']}\" not found"), \

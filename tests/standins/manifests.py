@@ -8,7 +8,7 @@ import kubernetes_validate
 import yaml
 from referencing import Registry, Resource
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY_FILES = sorted((REPO / "deploy").glob("*.yaml"))
 K8S = kubernetes_validate.latest_version()
 

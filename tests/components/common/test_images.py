@@ -19,7 +19,7 @@ from packaging.specifiers import SpecifierSet
 
 from components.common.images import DEFAULT_REPOSITORY, VERSION
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOCKERFILES = [REPO / "images" / "Dockerfile"]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 CPU_IMAGE, GPU_IMAGE = f"{DEFAULT_REPOSITORY}:{VERSION}", f"{DEFAULT_REPOSITORY}-gpu:{VERSION}"

@@ -51,7 +51,7 @@ from components.common.tracking import HTTP_LIMITS, RUN_ID_VARIABLE, TRACKING_UR
 
 TRACKING_VARIABLE = "TRACKING"  # what `make run TRACKING=…` sets
 SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with (default: MLFLOW_VENV's)
-MLFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow"
+MLFLOW_VENV = Path(__file__).resolve().parents[2] / ".venv-mlflow"
 SERVER_START_TIMEOUT_S = 180.0
 PARENT_TAG = "mlflow.parentRunId"
 # This process's MLflow client while a run is tracked: one attempt per request as in the steps, with

@@ -143,10 +143,11 @@ def test_the_generated_range_binds_only_generated_data():
 
 
 def test_the_parameter_check_loads_no_data_libraries():
-    code = ("import sys; from tests.test_crypto_pipeline import defaults; from pipelines import crypto; "
+    code = ("import sys; from tests.pipelines.crypto.test_crypto_pipeline import defaults; "
+            "from pipelines.crypto import pipeline as crypto; "
             "before = set(sys.modules); crypto.check_parameters(defaults()); "
             "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
-            "('numpy', 'pandas', 'pyarrow', 'components')))")
+            "('numpy', 'pandas', 'pyarrow', 'pipelines')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout == "['pipelines.crypto.definitions']\n"
 

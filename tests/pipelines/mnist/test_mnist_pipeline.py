@@ -79,7 +79,7 @@ def test_compiling_twice_gives_the_same_file(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; from kfp import compiler; from pipelines import mnist; "
+    script = ("import sys; from kfp import compiler; from pipelines.mnist import pipeline as mnist; "
               "compiler.Compiler().compile(mnist.make_pipeline(), sys.argv[1])")
     for name in ("a.yaml", "b.yaml"):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True)

@@ -16,6 +16,7 @@ from kfp.dsl import Input, Markdown, Model
 
 from components.cluster.serving import MODEL_STORE_MOUNT, mount_deployer_credentials
 from components.common.images import cpu_component
+from components.release.config import ReleaseConfig
 from components.release.gate import DEPLOY
 from components.release.gate_step import add_gate_task
 
@@ -114,44 +115,36 @@ def deploy_model(
     return str(version_dir)
 
 
-def add_deploy_task(model, verdict, model_name, model_base_path, model_store_pvc, serving_namespace,
-                    model_format: str = "tensorflow", use_kserve=False, canary_percent=100,
-                    kserve_deployment_mode="Knative") -> dsl.PipelineTask:
-    """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`); the
-    arguments are the pipeline's channels (the trained model, the gate's verdict,
-    its parameters). `use_kserve` serves a TensorFlow model through a KServe
-    InferenceService instead of a TF-Serving Deployment (LightGBM models always use KServe).
+def add_deploy_task(model, verdict, release: ReleaseConfig) -> dsl.PipelineTask:
+    """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`): `model` and
+    `verdict` are the trained model's and the gate's channels, `release` the pipeline's
+    release settings (`components.release.config`).
 
     Never cached (a deploy must happen every time it is asked for); the model
     store claim is mounted where `model_base_path` points by default, and the
     deployer's least-privilege credentials when their Secret exists.
     """
-    task = deploy_model(model=model, verdict=verdict, model_name=model_name, model_base_path=model_base_path,
-                        model_store_pvc=model_store_pvc, model_format=model_format,
-                        serving_namespace=serving_namespace, use_kserve=use_kserve,
-                        canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
+    task = deploy_model(model=model, verdict=verdict, model_name=release.model_name,
+                        model_base_path=release.model_base_path, model_store_pvc=release.model_store_pvc,
+                        model_format=release.model_format, serving_namespace=release.serving_namespace,
+                        use_kserve=release.use_kserve, canary_percent=release.canary_percent,
+                        kserve_deployment_mode=release.kserve_deployment_mode)
     task.set_caching_options(False)
-    kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    kubernetes.mount_pvc(task, pvc_name=release.model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)
     return task
 
 
-def add_gated_deploy(evaluation: dsl.PipelineTask, model, gate_metric: str, baseline_metric: str, threshold,
-                     tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace,
-                     **deploy_options) -> dsl.PipelineTask:
+def add_gated_deploy(evaluation: dsl.PipelineTask, model, release: ReleaseConfig) -> dsl.PipelineTask:
     """What every pipeline does after its evaluate step: the gate step decides, and the
     deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
 
-    `evaluation` is the evaluate task (its `metrics` and `report` outputs); `gate_metric` and
-    `baseline_metric` name the score the gate decides on and the naive baseline beside it; `deploy_options` go
-    to `add_deploy_task` (model_format, use_kserve, canary_percent, kserve_deployment_mode).
-    Returns the gate task.
+    `evaluation` is the evaluate task (its `metrics` and `report` outputs), `model` the model
+    it scored, `release` the pipeline's release settings (the gate metric and the parameters
+    of `components.release.config`). Returns the gate task.
     """
-    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"], gate_metric,
-                         baseline_metric, threshold, tolerance, require_beat_baseline, model_name, model_base_path,
-                         model_store_pvc, serving_namespace)
+    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"], release)
     # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
     with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
-        add_deploy_task(model, gate.outputs["verdict"], model_name, model_base_path, model_store_pvc,
-                        serving_namespace, **deploy_options)
+        add_deploy_task(model, gate.outputs["verdict"], release)
     return gate

@@ -16,6 +16,7 @@ from kfp.dsl import HTML, Input, Markdown, Metrics, Model, Output
 
 from components.cluster.serving import MODEL_STORE_MOUNT, mount_deployer_credentials
 from components.common.images import cpu_component
+from components.release.config import ReleaseConfig
 
 
 @cpu_component
@@ -102,16 +103,17 @@ def gate_model(
     return result.decision
 
 
-def add_gate_task(metrics, model, evaluation_report, gate_metric: str, baseline_metric: str, threshold,
-                  tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc, serving_namespace):
-    """Add the gate step after an evaluate step; `dsl.If(task.outputs["Output"] == "deploy")`
-    then wraps the deploy. It reads the model store and, on a cluster, the serving labels."""
+def add_gate_task(metrics, model, evaluation_report, release: ReleaseConfig) -> dsl.PipelineTask:
+    """Add the gate step after an evaluate step (its `metrics` and `evaluation_report`, and the
+    `model` it scored); `dsl.If(task.outputs["Output"] == "deploy")` then wraps the deploy.
+    It reads the model store and, on a cluster, the serving labels."""
     task = gate_model(metrics=metrics, model=model, evaluation_report=evaluation_report,
-                      gate_metric=gate_metric, baseline_metric=baseline_metric,
-                      threshold=threshold, tolerance=tolerance, require_beat_baseline=require_beat_baseline,
-                      model_name=model_name, model_base_path=model_base_path,
-                      serving_namespace=serving_namespace, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+                      gate_metric=release.gate_metric, baseline_metric=release.baseline_metric,
+                      threshold=release.threshold, tolerance=release.tolerance,
+                      require_beat_baseline=release.require_beat_baseline, model_name=release.model_name,
+                      model_base_path=release.model_base_path, serving_namespace=release.serving_namespace,
+                      run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
     task.set_display_name("gate").set_caching_options(False)  # the champion changes between runs
-    kubernetes.mount_pvc(task, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    kubernetes.mount_pvc(task, pvc_name=release.model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)
     return task

@@ -13,9 +13,13 @@ in the project's images), and the pipeline's heavy lifting is I/O and memory.
 
 from kfp import dsl, kubernetes
 
+from components.release.config import LIGHTGBM, ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from pipelines.crypto import steps
+
+RELEASE = ReleaseConfig(gate_metric="weighted_correlation", baseline_metric="weighted_correlation_reversal_baseline",
+                        model_format=LIGHTGBM, model_name="crypto", threshold=0.01)
 
 
 def make_pipeline(gpu: bool = False):
@@ -31,6 +35,7 @@ def make_pipeline(gpu: bool = False):
                     "(KServe LightGBM) when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="20Gi"),
     )
+    @release_parameters(RELEASE)
     def crypto(
         source: str = "generated",
         competition: str = "g-research-crypto-forecasting",
@@ -46,15 +51,8 @@ def make_pipeline(gpu: bool = False):
         num_leaves: int = 31,
         seed: int = 2022,
         data_seed: int = 2022,
-        threshold: float = 0.01,
-        model_name: str = "crypto",
-        model_base_path: str = "/models",
-        model_store_pvc: str = "model-store",
-        serving_namespace: str = "",
-        tolerance: float = 0.0,
-        require_beat_baseline: bool = False,
-        canary_percent: int = 100,
-        kserve_deployment_mode: str = "Knative",
+        *,
+        release: ReleaseConfig,
     ):
         """G-Research crypto forecasting: TA-Lib features and LightGBM, deployed when good enough.
 
@@ -74,18 +72,7 @@ def make_pipeline(gpu: bool = False):
             num_leaves: Most leaves per tree.
             seed: LightGBM's seed.
             data_seed: Seed of the generator for source "generated".
-            threshold: Held-out weighted correlation needed to deploy the model.
-            model_name: Name of the model in the model store and of its InferenceService.
-            model_base_path: Model store path inside the deploy step (where model_store_pvc is mounted).
-            model_store_pvc: PersistentVolumeClaim holding the model store.
-            serving_namespace: Namespace of the InferenceService; empty: the run's own.
-            tolerance: How much worse than the serving champion (the version labelled stable)
-                the model may score and still deploy; 0: at least as good.
-            require_beat_baseline: Also require the model to beat the naive baselines.
-            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
-                with this share of KServe's traffic.
-            kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
-                possible) or "Standard" (no traffic split).
+            release: Gate, deploy and canary settings (`release_parameters` puts a line per parameter here).
         """
         download = steps.download_data(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source, competition=competition,
@@ -104,16 +91,13 @@ def make_pipeline(gpu: bool = False):
         evaluation = steps.evaluate(
             features_path=features.outputs["Output"], loaded_dir=loaded.outputs["Output"],
             model=training.outputs["model"],
-            test_start=training.outputs["Output"], threshold=threshold)
+            test_start=training.outputs["Output"], threshold=release.threshold)
 
         for task in (download, loaded, features, training, evaluation):
             # The workspace is per run, so a cached result would point at another run's files.
             task.set_caching_options(False)
 
-        add_gated_deploy(evaluation, training.outputs["model"], "weighted_correlation",
-                         "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
-                         model_name, model_base_path, model_store_pvc, serving_namespace, model_format="lightgbm",
-                         canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
+        add_gated_deploy(evaluation, training.outputs["model"], release)
         apply_cluster_settings("crypto")
 
     return crypto

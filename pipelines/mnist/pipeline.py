@@ -33,6 +33,7 @@ from kfp import dsl
 from components.cluster.serving import mount_deployer_credentials
 from components.common.errors import InputError
 from components.common.images import cpu_image, gpu_image
+from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
@@ -43,6 +44,8 @@ from pipelines.mnist.sweep import DEFAULT_GRID, parse_grid
 # Trials training at once on a cluster: each holds a node's CPU (or GPU) for minutes.
 SWEEP_PARALLELISM = 4
 MAX_WORKERS = 32
+RELEASE = ReleaseConfig(gate_metric="accuracy", baseline_metric="majority_class_accuracy", model_name="mnist",
+                        threshold=0.7)
 
 
 def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
@@ -58,6 +61,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                     "passes the gate.",
         pipeline_config=pipeline_config(workspace_size="2Gi"),
     )
+    @release_parameters(RELEASE)
     def mnist(
         source: str = "",
         validation_fraction: float = 0.1,
@@ -70,15 +74,8 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         workers: int = 1,
         distributed_storage: str = "",
         distributed_engine: str = "auto",
-        threshold: float = 0.7,
-        model_name: str = "mnist",
-        model_base_path: str = "/models",
-        model_store_pvc: str = "model-store",
-        serving_namespace: str = "",
-        use_kserve: bool = False,
-        tolerance: float = 0.0,
-        require_beat_baseline: bool = False,
-        canary_percent: int = 100,
+        *,
+        release: ReleaseConfig,
     ):
         """Train, pick, evaluate and deploy an MNIST digit classifier.
 
@@ -103,19 +100,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             distributed_engine: What runs the workers on a cluster: auto (a Kubeflow Trainer v2
                 TrainJob where Trainer and its TensorFlow runtime are installed, else a
                 training-operator TFJob), trainjob or tfjob.
-            threshold: Test accuracy the best model must reach to be deployed (0..1).
-            model_name: Name the model is served under (a DNS label).
-            model_base_path: Model store folder; on a cluster, where the model store claim is
-                mounted (/models).
-            model_store_pvc: The model store's PersistentVolumeClaim (cluster only).
-            serving_namespace: Namespace of the serving objects ('' = the pipeline's own).
-            use_kserve: Serve through a KServe InferenceService instead of a TF-Serving
-                Deployment.
-            tolerance: How much worse than the serving champion (the version labelled stable)
-                the model may score and still deploy; 0: at least as good.
-            require_beat_baseline: Also require the model to beat the naive baseline.
-            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
-                (TF-Serving label `canary`; KServe sends it this share of traffic).
+            release: Gate, deploy and canary settings (`release_parameters` puts a line per parameter here).
         """
         download = steps.download_digits(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, source=source)
         download.set_caching_options(False)
@@ -140,13 +125,10 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         select.set_caching_options(False)
 
         evaluation = steps.evaluate(
-            model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=threshold)
+            model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=release.threshold)
         evaluation.set_caching_options(False)
 
-        add_gated_deploy(evaluation, select.outputs["best_model"], "accuracy",
-                         "majority_class_accuracy", threshold, tolerance, require_beat_baseline, model_name,
-                         model_base_path, model_store_pvc, serving_namespace, use_kserve=use_kserve,
-                         canary_percent=canary_percent)
+        add_gated_deploy(evaluation, select.outputs["best_model"], release)
         apply_cluster_settings("mnist")
 
     return mnist

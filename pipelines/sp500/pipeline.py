@@ -6,10 +6,14 @@ the train/test tables, the model, metrics and the report are typed artifacts.
 
 from kfp import dsl
 
+from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.sp500 import steps
+
+RELEASE = ReleaseConfig(gate_metric="accuracy", baseline_metric="always_up_accuracy", model_name="sp500",
+                        threshold=0.7)
 
 
 def make_pipeline(gpu: bool = False):
@@ -23,6 +27,7 @@ def make_pipeline(gpu: bool = False):
                     "deployed to TF-Serving when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="1Gi"),
     )
+    @release_parameters(RELEASE)
     def sp500(
         tickers: str = "sp500,nasdaq",
         source: str = "",
@@ -36,15 +41,8 @@ def make_pipeline(gpu: bool = False):
         epochs: int = 20,
         learning_rate: float = 0.001,
         seed: int = 42,
-        threshold: float = 0.7,
-        model_name: str = "sp500",
-        model_base_path: str = "/models",
-        model_store_pvc: str = "model-store",
-        serving_namespace: str = "",
-        use_kserve: bool = False,
-        tolerance: float = 0.0,
-        require_beat_baseline: bool = False,
-        canary_percent: int = 100,
+        *,
+        release: ReleaseConfig,
     ):
         """S&P 500 daily direction, deployed when it passes the gate (threshold, champion, baseline).
 
@@ -63,20 +61,7 @@ def make_pipeline(gpu: bool = False):
             epochs: Training passes over the training days.
             learning_rate: Adam's learning rate.
             seed: Random seed of the training (same seed, same weights).
-            threshold: Deploy gate: the model is deployed only when its test accuracy
-                is at least this (0 to 1).
-            model_name: Name of the served model and of its folder in the model store.
-            model_base_path: Root of the model store where versions go; /models, where
-                the claim is mounted, on a cluster.
-            model_store_pvc: PersistentVolumeClaim holding the model store, mounted at
-                /models in the deploy step.
-            serving_namespace: Namespace of the serving objects; empty means the pod's own.
-            use_kserve: Serve through a KServe InferenceService instead of a TF-Serving Deployment.
-            tolerance: How much worse than the serving champion (the version labelled stable)
-                the model may score and still deploy; 0: at least as good.
-            require_beat_baseline: Also require the model to beat the naive baseline.
-            canary_percent: 100 deploys the model as stable; below 100 it goes out as the canary
-                (TF-Serving label `canary`; KServe sends it this share of traffic).
+            release: Gate, deploy and canary settings (`release_parameters` puts a line per parameter here).
         """
         download = steps.download_prices(
             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, tickers=tickers, source=source)
@@ -97,11 +82,9 @@ def make_pipeline(gpu: bool = False):
             GpuSettings.from_env().apply(training)
 
         evaluation = steps.evaluate(
-            model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=threshold)
+            model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=release.threshold)
 
-        add_gated_deploy(evaluation, training.outputs["model"], "accuracy", "always_up_accuracy",
-                         threshold, tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
-                         serving_namespace, use_kserve=use_kserve, canary_percent=canary_percent)
+        add_gated_deploy(evaluation, training.outputs["model"], release)
         apply_cluster_settings("sp500")
 
     return sp500

@@ -61,11 +61,11 @@ MODEL_STORE_SIZE ?= 10Gi
 SAID_IF_INTERRUPTED = || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
+	serve predict promote rollback test bench lint docs image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
 	tracking-ui
 
 # `make help` lists the targets in two groups, each target with its `## ` description.
-LOCAL_TARGETS := setup compile run tracking-ui serve predict promote rollback test container-test bench lint image clean help
+LOCAL_TARGETS := setup compile run tracking-ui serve predict promote rollback test container-test bench lint docs image clean help
 CLUSTER_TARGETS := image publish upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
 	model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest \
 	promote rollback
@@ -103,8 +103,9 @@ $(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt
 
 setup: $(VENV)/.installed $(MLFLOW_VENV)/.installed ## create .venv (the package, pinned) and .venv-mlflow (MLflow's server)
 
-compile: setup ## compile every pipeline (and GPU variant) into compiled/
+compile: setup ## compile every pipeline (and GPU variant) into compiled/, and their parameter tables into docs/
 	$(PY) -m pipelines compile --output-dir $(COMPILED)
+	$(PY) -m pipelines.docs_tables --compiled-dir $(COMPILED)
 
 run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."; TRACKING=… into MLflow
 	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER)) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
@@ -141,6 +142,11 @@ bench: setup ## run the benchmarks (not part of make test)
 
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench
+
+# The site is built from docs/ (mkdocs.yml) in strict mode: a broken link or a missing page fails.
+docs: setup ## write the pipelines' parameter tables from compiled/, then build the docs site into build/site
+	$(PY) -m pipelines.docs_tables --compiled-dir $(COMPILED)
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 image: ## build IMAGE:<version> with the Docker engine DOCKER_HOST reaches (GPU=1: also IMAGE_GPU)
 	$(PYTHON) images/build.py --tag $(IMAGE):$(VERSION)

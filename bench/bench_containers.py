@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import recorded  # this script's folder is on the path
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -88,8 +90,9 @@ def main() -> int:
     if probe.returncode != 0:
         print(f"skipped: no image {image} in the Docker engine (make image), or no engine at DOCKER_HOST")
         return 0
-    start_up(image)
-    whole_run()
+    with recorded("bench_containers"):
+        start_up(image)
+        whole_run()
     return 0
 
 

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import recorded  # this script's folder is on the path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -120,12 +122,14 @@ def main() -> int:
         splits = make_splits(fetch_digits("", scratch / "downloads"), 0.1, 0.2, seed=42)
         config = TrainConfig(learning_rate=args.learning_rate, hidden_layers=args.hidden_layers,
                              epochs=args.epochs, batch_size=args.batch_size)
-        bench_workers(splits, config, [int(n) for n in args.workers.split(",")], scratch)
+        with recorded("bench_mnist"):
+            bench_workers(splits, config, [int(n) for n in args.workers.split(",")], scratch)
         if not source:
             print("bench_mnist: full MNIST skipped, it is not available here. Set MNIST_SOURCE to mnist.npz or a "
                   "folder of the four IDX files (path, gs:// or https://) to run it.")
             return 0
-        return bench_full_mnist(source, args, scratch)
+        with recorded("bench_mnist_full"):
+            return bench_full_mnist(source, args, scratch)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import recorded  # this script's folder is on the path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -164,4 +165,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("bench_serving"):
+        main()

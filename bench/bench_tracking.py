@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from results import recorded  # this script's folder is on the path
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 REPEATS = 3
@@ -79,4 +81,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recorded("bench_tracking"):
+        status = main()
+    sys.exit(status)

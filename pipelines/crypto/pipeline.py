@@ -16,6 +16,7 @@ from kfp import dsl, kubernetes
 from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from pipelines.crypto import steps
+from pipelines.crypto.spec import SPEC
 
 
 def make_pipeline(gpu: bool = False):
@@ -114,7 +115,7 @@ def make_pipeline(gpu: bool = False):
                          "weighted_correlation_reversal_baseline", threshold, tolerance, require_beat_baseline,
                          model_name, model_base_path, model_store_pvc, serving_namespace, model_format="lightgbm",
                          canary_percent=canary_percent, kserve_deployment_mode=kserve_deployment_mode)
-        apply_cluster_settings("crypto")
+        apply_cluster_settings(SPEC.resources)
 
     return crypto
 

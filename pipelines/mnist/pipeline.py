@@ -38,6 +38,7 @@ from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.mnist import steps
 from pipelines.mnist.cluster_training import worker_pod_settings
+from pipelines.mnist.spec import SPEC
 from pipelines.mnist.sweep import DEFAULT_GRID, parse_grid
 
 # Trials training at once on a cluster: each holds a node's CPU (or GPU) for minutes.
@@ -147,7 +148,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                          "majority_class_accuracy", threshold, tolerance, require_beat_baseline, model_name,
                          model_base_path, model_store_pvc, serving_namespace, use_kserve=use_kserve,
                          canary_percent=canary_percent)
-        apply_cluster_settings("mnist")
+        apply_cluster_settings(SPEC.resources)
 
     return mnist
 

@@ -10,6 +10,7 @@ from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.sp500 import steps
+from pipelines.sp500.spec import SPEC
 
 
 def make_pipeline(gpu: bool = False):
@@ -102,7 +103,7 @@ def make_pipeline(gpu: bool = False):
         add_gated_deploy(evaluation, training.outputs["model"], "accuracy", "always_up_accuracy",
                          threshold, tolerance, require_beat_baseline, model_name, model_base_path, model_store_pvc,
                          serving_namespace, use_kserve=use_kserve, canary_percent=canary_percent)
-        apply_cluster_settings("sp500")
+        apply_cluster_settings(SPEC.resources)
 
     return sp500
 

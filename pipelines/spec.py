@@ -36,17 +36,16 @@ class DataRequests:
     """Requests that `predict` builds from the pipeline's own data instead of random numbers.
 
     Attributes:
-        options: The options that ask for such a request (`--date`). They share one
-            mutually exclusive group with `--random`, and are refused for another
-            pipeline's model.
-        add_arguments: `add_arguments(parser, kinds)` adds `options` to `kinds` (the
-            request kinds, one at a time) and the options that tune them to `parser`.
+        options: The options that ask for such a request, each with its `add_argument`
+            keywords (`{"--date": {"help": ...}}`). They share one mutually exclusive
+            group with `--random`, and are refused for another pipeline's model.
         build: `build(signature, args) -> Request`: the request for the served signature.
+        add_arguments: `add_arguments(parser)` adds the options that tune these requests.
     """
 
-    options: tuple[str, ...]
-    add_arguments: Callable[[argparse.ArgumentParser, argparse._MutuallyExclusiveGroup], None]
+    options: Mapping[str, Mapping[str, Any]]
     build: Callable[["Signature", argparse.Namespace], "Request"]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
     def asked(self, args: argparse.Namespace) -> bool:
         """Whether the command line asked for one of these requests."""

@@ -130,12 +130,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     asked.add_argument("--version", type=int, help="ask for this store version (default: the highest served)")
     asked.add_argument("--label", help="ask for the version labelled so: stable or canary")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
-    kinds = parser.add_mutually_exclusive_group()
+    kinds = parser.add_mutually_exclusive_group()  # one kind of request at a time
     kinds.add_argument("--random", action="store_true", help="random input of the signature's shape (default)")
+    requests = [spec.predict.requests for spec in registry.PIPELINES if spec.predict.requests is not None]
+    for request in requests:
+        for option, keywords in request.options.items():
+            kinds.add_argument(option, **keywords)
     parser.add_argument("--seed", type=int, default=0, help="seed for --random")
-    for spec in registry.PIPELINES:
-        if spec.predict.requests is not None:
-            spec.predict.requests.add_arguments(parser, kinds)
+    for request in requests:
+        if request.add_arguments is not None:
+            request.add_arguments(parser)
 
 
 def with_defaults(args: argparse.Namespace) -> argparse.Namespace:

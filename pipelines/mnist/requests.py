@@ -15,12 +15,6 @@ from components.serving.client import NUMPY_DTYPES, Request, Signature
 from pipelines.parameters import defaults
 
 
-def add_arguments(parser: argparse.ArgumentParser, kinds: argparse._MutuallyExclusiveGroup) -> None:
-    """`--image` and `--index` into `kinds` (predict's request kinds, one at a time)."""
-    kinds.add_argument("--image", type=Path, help="mnist: an image file of a digit")
-    kinds.add_argument("--index", type=int, help="mnist: this image of the offline test set")
-
-
 def image_from_file(path: Path) -> np.ndarray:
     """A picture of one digit as MNIST draws it: 28x28, light digit on a dark ground, 0..255."""
     from PIL import Image, UnidentifiedImageError

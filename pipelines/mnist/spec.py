@@ -1,5 +1,7 @@
 """The mnist pipeline as generic code sees it: its gate, its steps' resources, its requests."""
 
+from pathlib import Path
+
 from components.settings.resources import StepResources
 from pipelines.spec import DataRequests, PipelineSpec, PredictSpec, deferred
 
@@ -23,8 +25,8 @@ SPEC = PipelineSpec(
     baseline_metric="majority_class_accuracy",
     resources=RESOURCES,
     predict=PredictSpec(
-        requests=DataRequests(options=("--image", "--index"),
-                              add_arguments=deferred("pipelines.mnist.requests", "add_arguments"),
+        requests=DataRequests(options={"--image": {"type": Path, "help": "mnist: an image file of a digit"},
+                                       "--index": {"type": int, "help": "mnist: this image of the offline test set"}},
                               build=deferred("pipelines.mnist.requests", "digit_request")),
     ),
 )

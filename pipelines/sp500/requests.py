@@ -17,9 +17,8 @@ from components.serving.client import NUMPY_DTYPES, Request, Signature
 from pipelines.parameters import defaults
 
 
-def add_arguments(parser: argparse.ArgumentParser, kinds: argparse._MutuallyExclusiveGroup) -> None:
-    """`--date` into `kinds` (predict's request kinds, one at a time), and its features' options."""
-    kinds.add_argument("--date", help="sp500: the features of this trading day, YYYY-MM-DD")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `--date`'s features."""
     features = parser.add_argument_group("sp500 --date features (default: the pipeline's defaults)")
     features.add_argument("--tickers")
     features.add_argument("--num-lags", type=int)

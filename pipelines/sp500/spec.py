@@ -22,8 +22,8 @@ SPEC = PipelineSpec(
     resources=RESOURCES,
     predict=PredictSpec(
         class_names={0: "S&P 500 closes down (or flat)", 1: "S&P 500 closes up"},
-        requests=DataRequests(options=("--date",),
-                              add_arguments=deferred("pipelines.sp500.requests", "add_arguments"),
-                              build=deferred("pipelines.sp500.requests", "date_request")),
+        requests=DataRequests(options={"--date": {"help": "sp500: the features of this trading day, YYYY-MM-DD"}},
+                              build=deferred("pipelines.sp500.requests", "date_request"),
+                              add_arguments=deferred("pipelines.sp500.requests", "add_arguments")),
     ),
 )

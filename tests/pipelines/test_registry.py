@@ -120,9 +120,7 @@ FOURTH = PipelineSpec(
     gate_task="evaluate", gate_metric="mae", baseline_metric="last_value_mae", resources={},
     predict=PredictSpec(
         transport="rest", class_names={1: "high water"},
-        requests=DataRequests(options=("--tide",),
-                              add_arguments=lambda parser, kinds: kinds.add_argument("--tide"),
-                              build=tide_request)))
+        requests=DataRequests(options={"--tide": {"choices": ("high", "low")}}, build=tide_request)))
 
 
 def test_a_new_pipeline_is_asked_by_predict_through_its_spec_alone(monkeypatch):

@@ -49,8 +49,8 @@ class DataRequests:
 
     def asked(self, args: argparse.Namespace) -> bool:
         """Whether the command line asked for one of these requests."""
-        return any(getattr(args, option.lstrip("-").replace("-", "_"), None) not in (None, False)
-                   for option in self.options)
+        return any(getattr(args, keywords.get("dest", option.lstrip("-").replace("-", "_")), None)
+                   not in (None, False) for option, keywords in self.options.items())
 
 
 @dataclass(frozen=True)

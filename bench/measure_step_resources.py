@@ -3,8 +3,9 @@
 kfp.local runs each step as its own Python process, so wrapping that process
 in `/usr/bin/time` measures the step alone: its maximum resident set size
 (what a memory request and limit must cover) and its user+system CPU seconds
-over its wall time (the cores it keeps busy). The figures go into
-components/settings/resources.py.
+over its wall time (the cores it keeps busy). The figures go into the
+pipeline's spec (`resources` in pipelines/<name>/spec.py; the shared steps' in
+components/settings/resources.py).
 
     .venv/bin/python bench/measure_step_resources.py sp500 [name=value ...]
 """

@@ -1,6 +1,7 @@
 """Pipeline parameters given as text (`name=value`): typed and checked once,
 the same way for a local run and for a run or schedule on a cluster."""
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -68,9 +69,9 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     if "model_name" in effective:
         check_model_name(effective["model_name"])
         object_name(effective["model_name"])  # it also names the serving objects on a cluster
-    entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
-    if entry is not None:  # a package of a pipeline this project does not define is only type-checked
-        entry.check_parameters(effective)
+    spec = registry.find(pipeline)
+    if spec is not None:  # a package of a pipeline this project does not define is only type-checked
+        spec.check_parameters(effective)
     return converted
 
 
@@ -103,3 +104,9 @@ def declared_by(pipeline_func) -> dict[str, dict]:
 
     root = json_format.MessageToDict(pipeline_func.pipeline_spec.root)
     return root.get("inputDefinitions", {}).get("parameters", {})
+
+
+def defaults(pipeline) -> dict[str, object]:
+    """The parameter defaults of a @dsl.pipeline function, from its Python signature."""
+    return {name: parameter.default
+            for name, parameter in inspect.signature(pipeline.pipeline_func).parameters.items()}

@@ -17,7 +17,6 @@ NUMPY_DTYPES = {
     "DT_INT8": np.int8, "DT_INT16": np.int16, "DT_INT32": np.int32, "DT_INT64": np.int64,
     "DT_UINT8": np.uint8, "DT_BOOL": np.bool_,
 }
-CLASS_NAMES = {"sp500": {0: "S&P 500 closes down (or flat)", 1: "S&P 500 closes up"}}
 
 
 class RequestFailed(ServingError):
@@ -57,6 +56,14 @@ def signature_from_json(signature: dict) -> Signature:
                 for name, info in infos.items()}
 
     return Signature(specs(signature.get("inputs", {})), specs(signature.get("outputs", {})))
+
+
+@dataclass
+class Request:
+    """What a client sends: the inputs, and what they are for the printout."""
+    inputs: dict[str, np.ndarray]
+    about: str  # what was sent
+    truth: str = ""  # the known answer, when the request comes from labelled data
 
 
 @dataclass

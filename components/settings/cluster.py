@@ -32,19 +32,21 @@ what every default storage class offers; it attaches to one node at a time,
 so the pipelines never run two tasks on the workspace at once (the mnist
 trials hand their models on as artifacts).
 
-`apply_cluster_settings(pipeline)` is called once at the end of each pipeline
-function: it gives every task its resources and retry policy from
+`apply_cluster_settings(resources)` is called once at the end of each pipeline
+function with the pipeline's own resources table (its spec's): it gives every
+task its resources from that table or the shared rows of
 `components.settings.resources`, the image pull secret and the step user.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 from kfp.dsl import pipeline_context
 
 from components.common.errors import InputError
-from components.settings.resources import resources_for
+from components.settings.resources import StepResources, resources_for
 
 WORKSPACE_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany")
 STEP_USERS = {"root": (0, 0), "nonroot": (1000, 1000)}  # mode -> (uid, gid)
@@ -98,14 +100,15 @@ def pipeline_config(workspace_size: str) -> dsl.PipelineConfig:
         kubernetes=dsl.KubernetesWorkspaceConfig(pvcSpecPatch=settings.pvc_spec_patch())))
 
 
-def apply_cluster_settings(pipeline: str) -> None:
-    """Give every task of the pipeline being defined its resources, retry policy
-    and image pull secret. Call it once, at the end of the pipeline function,
-    so that it sees every task (those inside `dsl.If` and loops too)."""
+def apply_cluster_settings(resources: Mapping[str, StepResources]) -> None:
+    """Give every task of the pipeline being defined its resources (its row of
+    `resources`, the pipeline's own table, or a shared row), image pull secret
+    and user. Call it once, at the end of the pipeline function, so that it sees
+    every task (those inside `dsl.If` and loops too)."""
     settings = ClusterSettings.from_env()
-    tasks = pipeline_context.Pipeline.get_default_pipeline().tasks.values()
-    for task in tasks:
-        resources_for(pipeline, task.component_spec.name).apply(task)
+    pipeline = pipeline_context.Pipeline.get_default_pipeline()
+    for task in pipeline.tasks.values():
+        resources_for(resources, task.component_spec.name, pipeline.name).apply(task)
         if settings.image_pull_secret:
             kubernetes.set_image_pull_secrets(task, [settings.image_pull_secret])
         uid, gid = STEP_USERS[settings.step_user]

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from components.common.errors import InputError
+from pipelines import registry
 
 DEFAULT_COMPILED_DIR = Path("compiled")  # relative to the working directory, as `make compile` writes it
 
@@ -23,10 +24,8 @@ def package_path(pipeline: str, gpu: bool = False, compiled_dir: Path = DEFAULT_
 
 
 def _has_gpu_variant(pipeline: str) -> bool:
-    from pipelines import registry  # imports the pipelines: only to explain a missing package
-
-    entry = registry.PIPELINES.get(pipeline.removesuffix("-gpu"))
-    return entry is None or entry.has_gpu_variant
+    spec = registry.find(pipeline)
+    return spec is None or spec.has_gpu_variant
 
 
 def shown_path(path: Path) -> Path:

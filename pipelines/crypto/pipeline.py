@@ -13,13 +13,11 @@ in the project's images), and the pipeline's heavy lifting is I/O and memory.
 
 from kfp import dsl, kubernetes
 
-from components.release.config import LIGHTGBM, ReleaseConfig, release_parameters
+from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from pipelines.crypto import steps
-
-RELEASE = ReleaseConfig(gate_metric="weighted_correlation", baseline_metric="weighted_correlation_reversal_baseline",
-                        model_format=LIGHTGBM, model_name="crypto", threshold=0.01)
+from pipelines.crypto.spec import SPEC
 
 
 def make_pipeline(gpu: bool = False):
@@ -35,7 +33,7 @@ def make_pipeline(gpu: bool = False):
                     "(KServe LightGBM) when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="20Gi"),
     )
-    @release_parameters(RELEASE)
+    @release_parameters(SPEC.release)
     def crypto(
         source: str = "generated",
         competition: str = "g-research-crypto-forecasting",
@@ -98,7 +96,7 @@ def make_pipeline(gpu: bool = False):
             task.set_caching_options(False)
 
         add_gated_deploy(evaluation, training.outputs["model"], release)
-        apply_cluster_settings("crypto")
+        apply_cluster_settings(SPEC.resources)
 
     return crypto
 

@@ -38,6 +38,7 @@ from pipelines.local import tracking as local_tracking
 from pipelines.local.containers import ContainerSettings
 from pipelines.local.numbers import readable, readable_output
 from pipelines.local.output import RunOutput, TaskRun, settle_unlogged
+from pipelines.spec import PipelineSpec
 
 # kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run.
 LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner",
@@ -334,7 +335,7 @@ def _gate_verdict(result: LocalRunResult) -> dict | None:
     return gate.artifacts.get("verdict") if gate else None
 
 
-def summary(result: LocalRunResult, entry: registry.PipelineEntry, with_error: bool = True) -> str:
+def summary(result: LocalRunResult, entry: PipelineSpec, with_error: bool = True) -> str:
     """What ran, the scores beside the baseline, and the gate's verdict as the gate step
     wrote it: every comparison and the reason (the summary decides nothing itself).
     `with_error=False` leaves out the error line (the terminal prints it last, alone)."""

@@ -39,13 +39,12 @@ from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.mnist import steps
 from pipelines.mnist.cluster_training import worker_pod_settings
+from pipelines.mnist.spec import SPEC
 from pipelines.mnist.sweep import DEFAULT_GRID, parse_grid
 
 # Trials training at once on a cluster: each holds a node's CPU (or GPU) for minutes.
 SWEEP_PARALLELISM = 4
 MAX_WORKERS = 32
-RELEASE = ReleaseConfig(gate_metric="accuracy", baseline_metric="majority_class_accuracy", model_name="mnist",
-                        threshold=0.7)
 
 
 def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
@@ -61,7 +60,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                     "passes the gate.",
         pipeline_config=pipeline_config(workspace_size="2Gi"),
     )
-    @release_parameters(RELEASE)
+    @release_parameters(SPEC.release)
     def mnist(
         source: str = "",
         validation_fraction: float = 0.1,
@@ -129,7 +128,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         evaluation.set_caching_options(False)
 
         add_gated_deploy(evaluation, select.outputs["best_model"], release)
-        apply_cluster_settings("mnist")
+        apply_cluster_settings(SPEC.resources)
 
     return mnist
 

@@ -11,9 +11,7 @@ from components.release.deploy import add_gated_deploy
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.sp500 import steps
-
-RELEASE = ReleaseConfig(gate_metric="accuracy", baseline_metric="always_up_accuracy", model_name="sp500",
-                        threshold=0.7)
+from pipelines.sp500.spec import SPEC
 
 
 def make_pipeline(gpu: bool = False):
@@ -27,7 +25,7 @@ def make_pipeline(gpu: bool = False):
                     "deployed to TF-Serving when it passes the gate.",
         pipeline_config=pipeline_config(workspace_size="1Gi"),
     )
-    @release_parameters(RELEASE)
+    @release_parameters(SPEC.release)
     def sp500(
         tickers: str = "sp500,nasdaq",
         source: str = "",
@@ -85,7 +83,7 @@ def make_pipeline(gpu: bool = False):
             model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=release.threshold)
 
         add_gated_deploy(evaluation, training.outputs["model"], release)
-        apply_cluster_settings("sp500")
+        apply_cluster_settings(SPEC.resources)
 
     return sp500
 

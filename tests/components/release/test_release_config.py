@@ -14,9 +14,9 @@ from kfp import compiler, dsl
 
 from components.common.images import cpu_component
 from components.release.config import LIGHTGBM, TENSORFLOW, ReleaseConfig, release_parameters
-from pipelines.crypto import pipeline as crypto
-from pipelines.mnist import pipeline as mnist
-from pipelines.sp500 import pipeline as sp500
+from pipelines.crypto.spec import SPEC as crypto
+from pipelines.mnist.spec import SPEC as mnist
+from pipelines.sp500.spec import SPEC as sp500
 
 MODULES = {"sp500": sp500, "mnist": mnist, "crypto": crypto}
 PACKAGES = sorted((REPO / "compiled").glob("*.yaml"))
@@ -27,7 +27,7 @@ LEFT_OUT = {TENSORFLOW: {"kserve_deployment_mode"}, LIGHTGBM: {"use_kserve"}}
 
 
 def release_of(package: Path) -> ReleaseConfig:
-    return MODULES[package.stem.removesuffix("-gpu")].RELEASE
+    return MODULES[package.stem.removesuffix("-gpu")].release
 
 
 def test_every_compiled_pipeline_is_checked():
@@ -50,7 +50,7 @@ def test_a_compiled_pipeline_shows_every_release_parameter_as_declared(package):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_a_pipeline_function_takes_every_release_parameter_as_declared(name):
-    release = MODULES[name].RELEASE
+    release = MODULES[name].release
     function = MODULES[name].make_pipeline().pipeline_func
     signature = inspect.signature(function)
     described = {p.arg_name: p.description for p in docstring_parser.parse(inspect.getdoc(function)).params}
@@ -63,14 +63,14 @@ def test_a_pipeline_function_takes_every_release_parameter_as_declared(name):
 
 
 def test_each_pipeline_keeps_its_own_defaults_and_gate():
-    assert (sp500.RELEASE.model_name, sp500.RELEASE.threshold, sp500.RELEASE.gate_metric) == ("sp500", 0.7, "accuracy")
-    assert (mnist.RELEASE.model_name, mnist.RELEASE.threshold) == ("mnist", 0.7)
-    assert (crypto.RELEASE.model_name, crypto.RELEASE.threshold, crypto.RELEASE.model_format) == \
+    assert (sp500.release.model_name, sp500.release.threshold, sp500.release.gate_metric) == ("sp500", 0.7, "accuracy")
+    assert (mnist.release.model_name, mnist.release.threshold) == ("mnist", 0.7)
+    assert (crypto.release.model_name, crypto.release.threshold, crypto.release.model_format) == \
         ("crypto", 0.01, LIGHTGBM)
-    threshold = {p.name: p.description for p in crypto.RELEASE.parameters()}["threshold"]
+    threshold = {p.name: p.description for p in crypto.release.parameters()}["threshold"]
     assert "the least weighted correlation on the held-out test data" in threshold
     with pytest.raises(ValueError, match="model_format 'onnx'"):
-        dataclasses.replace(crypto.RELEASE, model_format="onnx")
+        dataclasses.replace(crypto.release, model_format="onnx")
 
 
 RELEASE = ReleaseConfig(gate_metric="accuracy", baseline_metric="baseline", model_name="toy", threshold=0.5)

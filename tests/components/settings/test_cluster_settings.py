@@ -85,10 +85,13 @@ def test_without_a_pull_secret_none_is_asked_for(tmp_path, monkeypatch):
 
 
 def test_the_table_gives_the_deploy_step_of_every_pipeline_and_refuses_an_unknown_step():
-    assert resources.resources_for("mnist", "deploy-model") == resources.SHARED["deploy-model"]
-    assert resources.resources_for("crypto", "evaluate") != resources.resources_for("sp500", "evaluate")
+    def row(pipeline: str, component: str) -> resources.StepResources:
+        return resources.resources_for(registry.get(pipeline).resources, component, pipeline)
+
+    assert row("mnist", "deploy-model") == resources.SHARED["deploy-model"]
+    assert row("crypto", "evaluate") != row("sp500", "evaluate")
     with pytest.raises(InputError, match="step 'tune' of pipeline 'sp500' has no resources"):
-        resources.resources_for("sp500", "tune")
+        row("sp500", "tune")
 
 
 def test_a_pipeline_with_a_step_missing_from_the_table_does_not_compile():
@@ -97,10 +100,10 @@ def test_a_pipeline_with_a_step_missing_from_the_table_does_not_compile():
         return "x"
 
     with pytest.raises(InputError, match="step 'unlisted-step' of pipeline 'sp500' has no resources"):
-        @dsl.pipeline(name="partial", pipeline_config=cluster_settings.pipeline_config("1Gi"))
+        @dsl.pipeline(name="sp500", pipeline_config=cluster_settings.pipeline_config("1Gi"))
         def partial():
             unlisted_step()
-            apply_cluster_settings("sp500")
+            apply_cluster_settings(registry.get("sp500").resources)
 
 
 # --------------------------------------------------------------------------- who the steps run as (STEP_USER)

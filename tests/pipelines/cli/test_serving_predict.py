@@ -63,7 +63,7 @@ def ask(server, *argv: str, transport: str = "grpc") -> tuple[int, str]:
     port = server.grpc_port if transport == "grpc" else server.rest_port
     args = [*argv, f"--{transport}", "--host", "127.0.0.1", "--port", str(port)]
     try:
-        return 0, "\n".join(predict.run(predict.parse_args(args)))
+        return 0, "\n".join(predict.answer(predict.parse_args(args)))
     except (predict.RequestFailed, predict.InputError) as error:
         return 1, str(error)
 

@@ -80,7 +80,7 @@ def test_steps_are_uncached_sized_and_not_retried_by_kfp(compiled):
     for name in STEPS:
         assert tasks[name]["cachingOptions"] == {}, f"{name} reads or writes the per-run workspace"
         resources = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]["resources"]
-        row = resources_for("crypto", name)
+        row = resources_for(registry.get("crypto").resources, name, "crypto")
         assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"],
                 resources["resourceMemoryLimit"]) == (row.cpu, row.memory, row.memory_limit)
     # The download retries its own transient errors; a KFP retry would repeat permanent ones too.

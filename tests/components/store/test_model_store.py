@@ -138,3 +138,37 @@ def test_labels_record_round_trip_and_the_fallback_without_one(tmp_path):
     (model_dir / "labels.json").write_text("[1")
     with pytest.raises(InputError, match="labels.json is not a labels record"):
         model_store.read_labels(model_dir)
+
+
+def test_open_store_picks_the_store_by_its_uri(tmp_path):
+    from components.store import open_store
+    from components.store.bucket import BucketStore
+
+    assert open_store("gs://models/serving") == BucketStore("gs://models/serving")
+    assert open_store(str(tmp_path)) == FolderStore(tmp_path) == open_store(tmp_path)
+
+
+def test_a_folder_store_through_the_front(tmp_path):
+    from components.store import PublishedVersion, open_store
+
+    store = open_store(str(tmp_path / "store"))
+    evaluation = {"metrics": {"accuracy": 0.6}}
+    assert store.publish(make_model(tmp_path / "a"), "sp500", evaluation) == \
+        PublishedVersion(1, str(tmp_path / "store" / "sp500" / "1"))
+    assert store.published_versions("sp500") == [1] and store.evaluation("sp500", 1) == evaluation
+    assert store.stored_labels("sp500") is None and store.serving_labels("sp500") == labels(stable=1, known=[1])
+    said = store.record_labels("sp500", labels(1, 2, 10, [1, 2]))
+    assert said.startswith("the model store (with labels.json) is the deployment; served locally: stable=1")
+    assert store.stored_labels("sp500") == labels(1, 2, 10, [1, 2]) == store.serving_labels("sp500")
+    assert store.cluster_uri(str(tmp_path / "store")) == "", "a server mounts the claim"
+    with pytest.raises(InputError, match="on a cluster the model store claim is mounted at /models, where"):
+        store.cluster_uri("/models")
+
+
+def test_a_bucket_keeps_no_labels_and_is_read_by_the_server_itself():
+    from components.store.bucket import BucketStore
+
+    store = BucketStore("gs://models/serving")
+    assert store.stored_labels("sp500") is None
+    assert store.record_labels("sp500", labels(stable=1)) == "the bucket is the deployment"
+    assert store.cluster_uri("/models") == "gs://models/serving"

@@ -73,8 +73,9 @@ def deploy_model(
 
     check_canary_percent(canary_percent)
     store = open_store(model_base_path)
-    target = serving_target(serving_namespace, ClusterServing(model_format, use_kserve, kserve_deployment_mode,
-                                                              tf_serving_version, model_store_pvc))
+    target = serving_target(serving_namespace, ClusterServing(
+        model_format=model_format, use_kserve=use_kserve, kserve_deployment_mode=kserve_deployment_mode,
+        tf_serving_version=tf_serving_version, model_store_pvc=model_store_pvc))
     # Checked before publishing: a version the server can never read is no deploy.
     target.check(store, model_name, canary_percent)
     current = target.current_labels(store, model_name)
@@ -86,7 +87,7 @@ def deploy_model(
           flush=True)
     # The model stays in the model store, not in MLflow (README: Experiment tracking): its version and URI
     # go on this task's run and on the pipeline's run.
-    deployed = {"model_store.model": model_name, "model_store.version": str(version.number),
+    deployed = {"model_store.model": model_name, "model_store.version": version.name,
                 "model_store.uri": str(version), "model_store.labels": labels.describe()}
     tracking.task_run().set_tags(deployed)
     tracking.task_run().tag_parent(deployed)

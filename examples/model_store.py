@@ -6,21 +6,20 @@ run and the gate's verdict) and writes the serving labels (`stable`, `canary`) t
 `<model_name>/labels.json`. run_locally.py fills one:
 
     python examples/model_store.py --model-base-path /tmp/my-run/model_store --model-name my-sp500
+
+`open_store` takes a folder or a gs:// URI: the same calls read a bucket.
 """
 
 import argparse
-from pathlib import Path
 
-from components.store import folder as store
+from components.store import open_store
 
 
-def describe(model_base_path: Path, model_name: str) -> list[str]:
+def describe(model_base_path: str, model_name: str) -> list[str]:
     """One line per version (its evaluation and label), then the labels."""
-    # The model store API, all in one place.
-    model_dir = model_base_path / model_name
-    versions = store.versions(model_dir)
-    evaluations = {version: store.read_evaluation(model_dir, version) for version in versions}
-    labels = store.current_labels(model_dir)  # without labels.json: the highest version is stable
+    store = open_store(model_base_path)
+    evaluations = {version: store.evaluation(model_name, version) for version in store.published_versions(model_name)}
+    labels = store.serving_labels(model_name)  # without labels.json: the highest version is stable
 
     by_version = {labels.stable: "stable", labels.canary: "canary"}
     lines = []
@@ -38,7 +37,7 @@ def describe(model_base_path: Path, model_name: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-base-path", type=Path, default=Path("model_store"), help="the store's root")
+    parser.add_argument("--model-base-path", default="model_store", help="the store's root: a folder or gs://bucket/path")
     parser.add_argument("--model-name", default="my-sp500")
     args = parser.parse_args()
     print("\n".join(describe(args.model_base_path, args.model_name)))

@@ -48,7 +48,8 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     """
     from components.cluster.serving import object_name
     from components.release.gate import check_threshold
-    from components.store.folder import check_canary_percent, check_model_name
+    from components.store.base import check_model_name
+    from components.store.serving_labels import check_canary_percent
     from pipelines import registry
 
     converted = {}

@@ -11,6 +11,7 @@ Secret is mounted (deploy/rbac.yaml), else the pod's own ServiceAccount.
 """
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +26,12 @@ POLL_INTERVAL_S = 2.0
 PLURALS = {"Deployment": "deployments", "Service": "services", "ConfigMap": "configmaps",
            "InferenceService": "inferenceservices"}
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def in_cluster() -> bool:
+    """True inside a Kubernetes pod (the API address and a service-account token exist): the one
+    place that tells a step on a cluster from one on a laptop (kfp.local)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
 
 
 def labels_of(model_name: str, component: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ from components.cluster.api import (
 )
 from components.common.errors import ServingError
 from components.release.serving_config import model_config_text, monitoring_config_text, version_labels
-from components.store.folder import ServingLabels
+from components.store.serving_labels import ServingLabels
 
 
 def config_map_name(model_name: str) -> str:
@@ -70,7 +70,7 @@ def labels_from_config_map(config_map: dict) -> ServingLabels:
     return ServingLabels.from_json(json.loads(config_map.get("data", {}).get("labels.json", "{}")))
 
 
-def read_labels(api, model_name: str, namespace: str) -> ServingLabels | None:
+def config_map_labels(api, model_name: str, namespace: str) -> ServingLabels | None:
     """The serving labels record in the model's ConfigMap, or None before the first deploy."""
     found = request(api, "GET", config_map_path(model_name, namespace))
     return None if found is None else labels_from_config_map(found)

@@ -31,7 +31,6 @@ Deployments, Services, ConfigMaps and InferenceServices in its namespace, and
 read TF-Serving's model status through the Service proxy.
 """
 
-import os
 import re
 import time
 
@@ -48,12 +47,11 @@ from components.cluster.api import (
     resource_path,
     serving_name,
 )
-from components.cluster.labels import begin_label_change, config_map_name, finish_label_change, read_labels
+from components.cluster.labels import begin_label_change, config_map_labels, config_map_name, finish_label_change
 from components.common.errors import InputError, ServingError
 from components.common.images import VERSION
 from components.release.serving_config import MONITORING_PATH
-from components.store import folder as model_store
-from components.store.folder import ServingLabels
+from components.store.serving_labels import ServingLabels
 
 # The TF-Serving release both servers run: the TF-Serving Deployment's image tag, and the KServe
 # TensorFlow runtime's `runtimeVersion` (without it KServe 0.20 runs tensorflow/serving:2.6.2, which
@@ -68,11 +66,6 @@ CONFIG_DIR = "/etc/tf-serving"
 MODEL_CONFIG_POLL_S = 10
 KSERVE_MODES = {"Knative": "Knative", "Serverless": "Knative", "Standard": "Standard",
                 "RawDeployment": "Standard"}  # the names since KServe 0.15, and the older ones
-
-
-def in_cluster() -> bool:
-    """True inside a Kubernetes pod (the API address and a service-account token exist)."""
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (kube_api.SERVICE_ACCOUNT_DIR / "token").is_file()
 
 
 def mount_deployer_credentials(task):
@@ -342,15 +335,8 @@ def deploy_serving(model_name: str, model_format: str, model_store_pvc: str,
 # --------------------------------------------------------------------------- labels
 
 def labels_in_cluster(model_name: str, namespace: str | None) -> ServingLabels | None:
-    """Inside a pod (the gate and deploy steps): the serving labels, or None."""
-    return read_labels(kube_api_client(), model_name, namespace or pod_namespace())
-
-
-def current_labels(model_name: str, namespace: str | None, model_base_path: str) -> ServingLabels:
-    """The labels serving now: the cluster's when the step runs in a pod and the cluster has them,
-    else the model store's labels.json (a local run, or a model never served on this cluster)."""
-    return ((labels_in_cluster(model_name, namespace) if in_cluster() else None)
-            or model_store.labels_at(model_base_path, model_name))
+    """Inside a pod (the gate and deploy steps): the serving labels in the cluster, or None."""
+    return config_map_labels(kube_api_client(), model_name, namespace or pod_namespace())
 
 
 def set_labels(api, model_name: str, namespace: str, labels: ServingLabels,

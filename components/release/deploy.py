@@ -67,52 +67,33 @@ def deploy_model(
     """
     from pathlib import Path
 
-    from components.cluster import serving as kube_serving
+    from components.cluster.target import ClusterServing, serving_target
     from components.common import tracking
-    from components.common.errors import InputError
-    from components.store import folder as model_store
+    from components.store import open_store
+    from components.store.serving_labels import check_canary_percent, labels_after_deploy
 
-    model_store.check_canary_percent(canary_percent)
-    in_cluster = kube_serving.in_cluster()
-    if in_cluster:
-        # Checked before publishing: a version the server can never read is no deploy.
-        kube_serving.object_name(model_name)
-        if not model_store.is_gcs(model_base_path) and Path(model_base_path) != Path(kube_serving.MODEL_STORE_MOUNT):
-            raise InputError(f"model_base_path '{model_base_path}': on a cluster the model store claim is "
-                             f"mounted at {kube_serving.MODEL_STORE_MOUNT}, where the server reads it")
-        if model_format == "lightgbm" or use_kserve:
-            kube_serving.check_kserve_canary(model_format, canary_percent, kserve_deployment_mode)
-        kube_serving.check_tf_serving_version(tf_serving_version)
-    current = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
+    check_canary_percent(canary_percent)
+    store = open_store(model_base_path)
+    target = serving_target(serving_namespace, ClusterServing(
+        model_format=model_format, use_kserve=use_kserve, kserve_deployment_mode=kserve_deployment_mode,
+        tf_serving_version=tf_serving_version, model_store_pvc=model_store_pvc))
+    # Checked before publishing: a version the server can never read is no deploy.
+    target.check(store, model_name, canary_percent)
+    current = target.current_labels(store, model_name)
     gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
-    version_dir = model_store.publish_version(Path(model.path), model_base_path, model_name,
-                                              evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
-    labels = model_store.labels_after_deploy(current, int(version_dir.name), canary_percent)
-    print(f"deployed {model_name} version {version_dir.name} to {version_dir}; labels: {labels.describe()}",
+    version = store.publish(Path(model.path), model_name,
+                            evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
+    labels = labels_after_deploy(current, version.number, canary_percent)
+    print(f"deployed {model_name} version {version.number} to {version}; labels: {labels.describe()}",
           flush=True)
     # The model stays in the model store, not in MLflow (README: Experiment tracking): its version and URI
     # go on this task's run and on the pipeline's run.
-    deployed = {"model_store.model": model_name, "model_store.version": version_dir.name,
-                "model_store.uri": str(version_dir), "model_store.labels": labels.describe()}
+    deployed = {"model_store.model": model_name, "model_store.version": version.name,
+                "model_store.uri": str(version), "model_store.labels": labels.describe()}
     tracking.task_run().set_tags(deployed)
     tracking.task_run().tag_parent(deployed)
-    if in_cluster:
-        print(kube_serving.deploy_serving(
-            model_name=model_name, model_format=model_format, model_store_pvc=model_store_pvc,
-            namespace=serving_namespace or None, model_version=int(version_dir.name), kserve=use_kserve,
-            labels=labels, kserve_deployment_mode=kserve_deployment_mode,
-            model_store_uri=model_base_path if model_store.is_gcs(model_base_path) else "",
-            tf_serving_version=tf_serving_version,
-        ), flush=True)
-    elif model_store.is_gcs(model_base_path):
-        # Labels of a bucket store live with its server (a ConfigMap on a cluster); without
-        # one, TF-Serving serves the highest version, which is what labels_at reads back.
-        print("not in a Kubernetes pod: the bucket is the deployment", flush=True)
-    else:
-        model_store.write_labels(Path(model_base_path) / model_name, labels)
-        print("not in a Kubernetes pod: the model store (with labels.json) is the deployment"
-              + (f"; served locally: {labels.describe(router=False)}" if labels.canary else ""), flush=True)
-    return str(version_dir)
+    print(target.serve(store, model_name, version.number, labels), flush=True)
+    return str(version)
 
 
 def add_deploy_task(model, verdict, release: ReleaseConfig) -> dsl.PipelineTask:

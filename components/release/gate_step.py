@@ -62,22 +62,25 @@ def gate_model(
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from components.cluster import serving as kube_serving
+    from components.cluster.target import serving_target
     from components.common import reports, tracking
     from components.common.storage import atomic_path
     from components.release.gate import Champion, decide, verdict_markdown
-    from components.store import folder as model_store
+    from components.store import open_store
+    from components.store.base import content_hash as hash_of_model
+
+    store = open_store(model_base_path)
 
     def served_version(version: int) -> Champion:
-        record = model_store.evaluation_at(model_base_path, model_name, version) or {}
+        record = store.evaluation(model_name, version) or {}
         return Champion(version, record.get("metrics", {}).get(gate_metric), record.get("test_set", ""),
                         record.get("content_hash", ""))
 
     scores = {k: v for k, v in metrics.metadata.items() if isinstance(v, (int, float))}
     test_set = str(metrics.metadata.get("test_set", ""))
     # The train steps record it (they have TensorFlow loaded already); a model from elsewhere is hashed here.
-    content_hash = model.metadata.get("content_hash") or model_store.content_hash(Path(model.path))
-    labels = kube_serving.current_labels(model_name, serving_namespace, model_base_path)
+    content_hash = model.metadata.get("content_hash") or hash_of_model(Path(model.path))
+    labels = serving_target(serving_namespace).current_labels(store, model_name)
     champion = served_version(labels.stable) if labels.stable is not None else None
     canary = (served_version(labels.canary),) if labels.canary is not None else ()
     result = decide(gate_metric, scores[gate_metric], threshold, baseline_metric, scores.get(baseline_metric),

@@ -13,7 +13,7 @@ The monitoring config turns on TF-Serving's Prometheus endpoint on the REST port
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from components.store.folder import ServingLabels
+from components.store.serving_labels import ServingLabels
 
 MONITORING_PATH = "/monitoring/prometheus/metrics"
 

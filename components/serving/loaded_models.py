@@ -10,7 +10,8 @@ import grpc
 from components.common.errors import InputError
 from components.serving.metrics import ServingMetrics
 from components.serving.servables import MAX_LOAD_ATTEMPTS, RequestRefused, Servable, invalid, load_servable
-from components.store.folder import ServingLabels, read_labels, versions
+from components.store.folder import published_versions, read_labels
+from components.store.serving_labels import ServingLabels
 
 # --- the model registry and its poller ----------------------------------------
 
@@ -67,15 +68,15 @@ class ModelRegistry:
             return read_labels(self.model_base_path / name)
         except InputError as error:  # a bad record must not stop serving what is loaded
             print(f"serving: {error}; keeping the versions served", flush=True)
-            return ServingLabels(*self._current_labels(name))
+            return ServingLabels(*self._labels_in_use(name))
 
-    def _current_labels(self, name: str) -> tuple[int | None, int | None]:
+    def _labels_in_use(self, name: str) -> tuple[int | None, int | None]:
         with self.lock:
             labels = self.labels.get(name, {})
         return labels.get("stable"), labels.get("canary")
 
     def poll_model(self, name: str) -> None:
-        on_disk = versions(self.model_base_path / name)
+        on_disk = published_versions(self.model_base_path / name)
         record = self._labels_record(name)
         loadable = [v for v in on_disk if self.failed_loads.get((name, v), 0) < MAX_LOAD_ATTEMPTS]
         if record is not None and record.stable is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from components.common.errors import InputError
 from components.serving import import_tensorflow_quietly
-from components.store.folder import check_model_name
+from components.store.base import check_model_name
 from pipelines.local.interrupts import EXIT_CODES
 
 if TYPE_CHECKING:  # the serving modules import TensorFlow: `main` checks its arguments first

@@ -2,7 +2,9 @@
 
 TF-Serving and KServe read `gs://` model folders natively, so a cluster needs
 no ReadWriteMany volume to share models between the deploy step and the
-server. The layout is TF-Serving's, as in `components.store.folder`.
+server. The layout is TF-Serving's, as in `components.store.folder`. A bucket keeps
+no labels record: its labels live with its server (on a cluster the `serving-<model>`
+ConfigMap); without one, TF-Serving serves the highest version.
 
 GCS has neither folders nor rename: `<N>/` exists as soon as one object has
 that prefix, and several objects cannot appear at once. A version is
@@ -37,26 +39,11 @@ from urllib.parse import urlparse
 
 from components.common.errors import InputError, TransientError
 from components.common.storage import gcs_client
-from components.store.folder import EVALUATION_FILE
+from components.store.base import EVALUATION_FILE, ModelStore, PublishedVersion, check_model_name
+from components.store.serving_labels import ServingLabels
 
 GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")  # copied last: a server loads a version from these
 MAX_CLAIM_ATTEMPTS = 100
-
-
-@dataclass(frozen=True)
-class GcsVersion:
-    """A published version; `name` is the version number as text, like a version folder's."""
-
-    bucket: str
-    prefix: str  # <prefix>/<model_name>/<N>
-    number: int
-
-    @property
-    def name(self) -> str:
-        return str(self.number)
-
-    def __str__(self) -> str:
-        return f"gs://{self.bucket}/{self.prefix}"
 
 
 def parse_gcs_uri(uri: str) -> tuple[str, str]:
@@ -70,8 +57,8 @@ def parse_gcs_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, prefix
 
 
-def versions(bucket, model_prefix: str) -> list[int]:
-    """Version numbers present or claimed under `<model_prefix>/`, ascending."""
+def taken_numbers(bucket, model_prefix: str) -> list[int]:
+    """Version numbers published or claimed under `<model_prefix>/`, ascending."""
     found = set()
     listing = bucket.client.list_blobs(bucket, prefix=f"{model_prefix}/", delimiter="/")
     for _ in listing.pages:  # the prefixes are filled in as the pages are read
@@ -91,7 +78,7 @@ def claim_version(bucket, model_prefix: str) -> int:
     """Take the next free version number with a create-only marker object."""
     from google.api_core.exceptions import PreconditionFailed
 
-    number = (versions(bucket, model_prefix) or [0])[-1] + 1
+    number = (taken_numbers(bucket, model_prefix) or [0])[-1] + 1
     for _ in range(MAX_CLAIM_ATTEMPTS):
         try:
             bucket.blob(f"{model_prefix}/.claims/{number}").upload_from_string(
@@ -129,63 +116,73 @@ def _copy_into_place(bucket, staged, target_name: str) -> None:
                              "a published version is never overwritten") from None
 
 
-def publish_gcs_version(model: Path, model_base_path: str, model_name: str,
-                        evaluation: dict | None = None) -> GcsVersion:
-    """Publish `model` (a SavedModel folder or one model file) as the next version, with
-    `evaluation` as its `evaluation.json` (uploaded before the graph, like every other file)."""
-    from components.store.folder import check_model_name
-
-    if not model.exists():
-        raise InputError(f"model to deploy not found: {model}")
-    check_model_name(model_name)
-    bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
-    bucket = gcs_client(model_base_path).bucket(bucket_name)
-    files = model_files(model)
-
-    number = claim_version(bucket, model_prefix)
-    staging = f"{model_prefix}/.staging-{number}-{secrets.token_hex(4)}"
-    staged = []
-    try:
-        if evaluation is not None:
-            blob = bucket.blob(f"{staging}/{EVALUATION_FILE}")
-            blob.upload_from_string(json.dumps(evaluation, indent=2, sort_keys=True), if_generation_match=0)
-            staged.append((Path(EVALUATION_FILE), blob))
-        for relative in files:
-            blob = bucket.blob(f"{staging}/{relative.as_posix()}")
-            source = model if model.is_file() else model / relative
-            blob.upload_from_filename(str(source), if_generation_match=0)
-            staged.append((relative, blob))
-        for relative, blob in staged:  # in model_files' order: the graph last
-            _copy_into_place(bucket, blob, f"{model_prefix}/{number}/{relative.as_posix()}")
-    finally:
-        for _, blob in staged:
-            blob.delete()
-    return GcsVersion(bucket_name, f"{model_prefix}/{number}", number)
-
-
-def _model_prefix(model_base_path: str, model_name: str) -> tuple[str, str]:
-    bucket_name, base_prefix = parse_gcs_uri(model_base_path)
-    return bucket_name, f"{base_prefix}/{model_name}" if base_prefix else model_name
-
-
-def gcs_versions(model_base_path: str, model_name: str) -> list[int]:
-    """The versions published under `<model_base_path>/<model_name>/`, ascending."""
-    bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
-    bucket = gcs_client(model_base_path).bucket(bucket_name)
-    return [number for number in versions(bucket, model_prefix) if _has_objects(bucket, f"{model_prefix}/{number}/")]
-
-
 def _has_objects(bucket, prefix: str) -> bool:
     return any(True for _ in bucket.client.list_blobs(bucket, prefix=prefix, max_results=1))
 
 
-def read_gcs_evaluation(model_base_path: str, model_name: str, version: int) -> dict | None:
-    """Version N's `evaluation.json`, or None when it has none."""
-    bucket_name, model_prefix = _model_prefix(model_base_path, model_name)
-    blob = gcs_client(model_base_path).bucket(bucket_name).get_blob(f"{model_prefix}/{version}/{EVALUATION_FILE}")
-    if blob is None:
-        return None
-    try:
-        return json.loads(blob.download_as_bytes())
-    except ValueError as error:
-        raise InputError(f"{model_base_path}/{model_name}/{version}/{EVALUATION_FILE} is not valid JSON") from error
+@dataclass(frozen=True)
+class BucketStore(ModelStore):
+    """The model store under `uri`, `gs://bucket/prefix` (checked at the first request)."""
+
+    uri: str
+
+    def _bucket(self, model_name: str):
+        """The bucket, and `<prefix>/<model_name>` in it."""
+        bucket_name, base_prefix = parse_gcs_uri(self.uri)
+        model_prefix = f"{base_prefix}/{model_name}" if base_prefix else model_name
+        return gcs_client(self.uri).bucket(bucket_name), model_prefix
+
+    def published_versions(self, model_name: str) -> list[int]:
+        bucket, model_prefix = self._bucket(model_name)
+        return [number for number in taken_numbers(bucket, model_prefix)
+                if _has_objects(bucket, f"{model_prefix}/{number}/")]
+
+    def publish(self, model: Path, model_name: str, evaluation: dict | None = None) -> PublishedVersion:
+        """The four moves of this module's notes; `evaluation.json` is uploaded before the graph,
+        like every other file."""
+        if not model.exists():
+            raise InputError(f"model to deploy not found: {model}")
+        check_model_name(model_name)
+        bucket, model_prefix = self._bucket(model_name)
+        files = model_files(model)
+
+        number = claim_version(bucket, model_prefix)
+        staging = f"{model_prefix}/.staging-{number}-{secrets.token_hex(4)}"
+        staged = []
+        try:
+            if evaluation is not None:
+                blob = bucket.blob(f"{staging}/{EVALUATION_FILE}")
+                blob.upload_from_string(json.dumps(evaluation, indent=2, sort_keys=True), if_generation_match=0)
+                staged.append((Path(EVALUATION_FILE), blob))
+            for relative in files:
+                blob = bucket.blob(f"{staging}/{relative.as_posix()}")
+                source = model if model.is_file() else model / relative
+                blob.upload_from_filename(str(source), if_generation_match=0)
+                staged.append((relative, blob))
+            for relative, blob in staged:  # in model_files' order: the graph last
+                _copy_into_place(bucket, blob, f"{model_prefix}/{number}/{relative.as_posix()}")
+        finally:
+            for _, blob in staged:
+                blob.delete()
+        return PublishedVersion(number, f"gs://{bucket.name}/{model_prefix}/{number}")
+
+    def evaluation(self, model_name: str, version: int) -> dict | None:
+        bucket, model_prefix = self._bucket(model_name)
+        blob = bucket.get_blob(f"{model_prefix}/{version}/{EVALUATION_FILE}")
+        if blob is None:
+            return None
+        try:
+            return json.loads(blob.download_as_bytes())
+        except ValueError as error:
+            raise InputError(f"{self.uri}/{model_name}/{version}/{EVALUATION_FILE} is not valid JSON") from error
+
+    def stored_labels(self, model_name: str) -> ServingLabels | None:
+        return None  # a bucket's labels live with its server
+
+    def record_labels(self, model_name: str, labels: ServingLabels) -> str:
+        """Nothing to write: without a server, TF-Serving would serve the highest version,
+        which `serving_labels` reads back."""
+        return "the bucket is the deployment"
+
+    def cluster_uri(self, claim_mount: str) -> str:
+        return self.uri  # TF-Serving and KServe read gs:// themselves: no claim

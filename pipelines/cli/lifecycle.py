@@ -4,7 +4,7 @@
     python -m pipelines rollback sp500 [--to N]          (default: drop the canary)
     ... --cluster [--namespace kubeflow]                 (through the kubeconfig's cluster)
 
-Both rewrite the model's serving labels (`components.store.folder.ServingLabels`):
+Both rewrite the model's serving labels (`components.store.serving_labels.ServingLabels`):
 locally `<model_base_path>/<model>/labels.json`, which the local server re-reads
 on its next poll; on a cluster the `serving-<model>` ConfigMap, whose TF-Serving
 model config TF-Serving re-reads (a label moving to a version TF-Serving does not
@@ -19,15 +19,15 @@ import sys
 from pathlib import Path
 
 from components.common.errors import InputError, PipelineError
-from components.store import folder as model_store
-from components.store.folder import ServingLabels
+from components.store.folder import FolderStore
+from components.store.serving_labels import ServingLabels, promoted, rolled_back
 
 
 def change_labels(action: str, current: ServingLabels, available: list[int], model_name: str,
                   version: int | None) -> ServingLabels:
     if action == "promote":
-        return model_store.promoted(current, available, model_name, version)
-    return model_store.rolled_back(current, available, model_name, version)
+        return promoted(current, available, model_name, version)
+    return rolled_back(current, available, model_name, version)
 
 
 def outcome_line(model_name: str, before: ServingLabels, after: ServingLabels, router: bool = True) -> str:
@@ -38,15 +38,14 @@ def outcome_line(model_name: str, before: ServingLabels, after: ServingLabels, r
 
 
 def run_local(action: str, model_name: str, version: int | None, model_base_path: Path) -> str:
-    model_store.check_model_name(model_name)
-    model_dir = model_base_path / model_name
-    available = model_store.versions(model_dir)
+    store = FolderStore(model_base_path)
+    available = store.published_versions(model_name)
     if not available:
         raise InputError(f"model '{model_name}' has no versions in {model_base_path}")
-    before = model_store.current_labels(model_dir)
+    before = store.serving_labels(model_name)
     after = change_labels(action, before, available, model_name, version)
     if after != before:
-        model_store.write_labels(model_dir, after)
+        store.write_labels(model_name, after)
     return outcome_line(model_name, before, after, router=False)
 
 
@@ -61,7 +60,7 @@ def run_cluster(action: str, model_name: str, version: int | None, namespace: st
             api = config.new_client_from_config()
         except Exception as error:  # no kubeconfig, or a broken one: one line either way
             raise InputError(f"--cluster: cannot load a kubeconfig ({error})") from error
-    before = kube_labels.read_labels(api, model_name, namespace)
+    before = kube_labels.config_map_labels(api, model_name, namespace)
     if before is None:
         raise InputError(f"model '{model_name}' has no serving labels in namespace {namespace} "
                          f"(ConfigMap {kube_labels.config_map_name(model_name)}): deploy it first")

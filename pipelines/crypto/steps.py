@@ -116,7 +116,7 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
     from components.common import history, tracking
     from components.common.readable import timestamp
     from components.common.reports import figure_html, table_html, write_report
-    from components.store.folder import content_hash
+    from components.store.base import content_hash
     from pipelines.crypto.models import MAX_BIN, ROW_FRACTION, importance_figure, train
 
     run = tracking.task_run()

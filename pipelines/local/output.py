@@ -218,7 +218,7 @@ class RunOutput(io.TextIOBase):
 
 def trimmed_output(plain: str) -> str | None:
     """One short line per output in kfp's outputs dump: `name: Type` plus its numbers, if any."""
-    from pipelines.local.numbers import readable, readable_output
+    from components.common.readable import readable, readable_output
 
     if match := OUTPUT_ARTIFACT.match(plain):
         return f"    {match[1]}: {match[2]}"

@@ -30,13 +30,13 @@ from typing import Any
 from unittest import mock
 
 from components.common import images
+from components.common.readable import readable, readable_output
 from components.common.storage import atomic_path, retry_budget_s
 from pipelines import parameters, registry
 from pipelines.local import containers as container_runner
 from pipelines.local import interrupts
 from pipelines.local import tracking as local_tracking
 from pipelines.local.containers import ContainerSettings
-from pipelines.local.numbers import readable, readable_output
 from pipelines.local.output import RunOutput, TaskRun, settle_unlogged
 from pipelines.spec import PipelineSpec
 

@@ -117,7 +117,6 @@ def train_trial(
     from pathlib import Path
 
     from components.cluster import api as kube_api
-    from components.cluster import serving as kube_serving
     from components.cluster.engine import check_engine
     from components.common import history as trained
     from components.common import tracking
@@ -139,7 +138,7 @@ def train_trial(
     started = time.monotonic()
     with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs, \
             tempfile.TemporaryDirectory() as scratch:
-        if workers > 1 and kube_serving.in_cluster():
+        if workers > 1 and kube_api.in_cluster():
             from pipelines.mnist.cluster_training import train_on_cluster
 
             history = train_on_cluster(kube_api.kube_api_client(), kube_api.pod_namespace(), config,

@@ -34,7 +34,7 @@ from components.cluster import serving as kube_serving
 from components.common.errors import InputError
 from components.common.images import VERSION
 from components.release import deploy
-from components.store.folder import ServingLabels
+from components.store.serving_labels import ServingLabels
 
 PROFILE_EXAMPLE = "kubeflow-user-example-com"  # deploy/profile-namespace.yaml's, the Kubeflow manifests' example
 
@@ -285,9 +285,9 @@ SERVICE = "/api/v1/namespaces/kubeflow/services/tf-serving-sp500"
 
 
 def test_in_cluster(cluster_pod, monkeypatch):
-    assert kube_serving.in_cluster()
+    assert kube_api.in_cluster()
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
-    assert not kube_serving.in_cluster()
+    assert not kube_api.in_cluster()
 
 
 def test_deploy_create_then_unchanged_then_new_version(cluster_pod):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.common.saved_model import content_hash
-from components.store import folder as model_store
+from components.store import base as model_store
 from pipelines.sp500 import models
 
 

@@ -4,10 +4,12 @@ stand-in Kubernetes API in test_kube_serving.py)."""
 import pytest
 from kfp.dsl import Markdown, Model
 
+from components.cluster import api as kube_api
 from components.cluster import serving as kube_serving
 from components.common.errors import InputError
 from components.release.deploy import deploy_model
 from components.store import folder as model_store
+from components.store.serving_labels import ServingLabels
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def deploy(model, base, name="sp500", **options):
 
 
 def test_outside_a_cluster_the_model_store_is_the_deployment(saved_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: False)
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: False)
     assert deploy(saved_model, tmp_path / "store") == str(tmp_path / "store" / "sp500" / "1")
     assert deploy(saved_model, tmp_path / "store") == str(tmp_path / "store" / "sp500" / "2")
 
@@ -48,25 +50,25 @@ def test_outside_a_cluster_the_model_store_is_the_deployment(saved_model, tmp_pa
 ])
 def test_in_a_cluster_what_the_server_cannot_read_is_refused_before_publishing(
         saved_model, tmp_path, monkeypatch, base, name, options, message):
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: True)
     served = []
     monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs))
     store = tmp_path / "store"
-    monkeypatch.setattr(kube_serving, "MODEL_STORE_MOUNT", str(store))
+    monkeypatch.setattr(kube_api, "MODEL_STORE_MOUNT", str(store))
     with pytest.raises(InputError, match=message):
         deploy(saved_model, base or store, name, **options)
     assert not (tmp_path / "elsewhere").exists() and not store.exists() and served == []
 
 
 def test_in_a_cluster_the_new_version_is_served(saved_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: True)
     served = []
     monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs) or "ok")
-    monkeypatch.setattr(kube_serving, "MODEL_STORE_MOUNT", str(tmp_path / "store"))
+    monkeypatch.setattr(kube_api, "MODEL_STORE_MOUNT", str(tmp_path / "store"))
     monkeypatch.setattr(kube_serving, "labels_in_cluster", lambda *args: None)
     deploy(saved_model, tmp_path / "store")
     (call,) = served
-    assert call.pop("labels") == model_store.ServingLabels(stable=1, known_versions=(1,))
+    assert call.pop("labels") == ServingLabels(stable=1, known_versions=(1,))
     assert call == dict(model_name="sp500", model_format="tensorflow", model_store_pvc="model-store",
                         namespace=None, model_version=1, kserve=False, kserve_deployment_mode="Knative",
                         model_store_uri="", tf_serving_version=kube_serving.TF_SERVING_VERSION)
@@ -74,7 +76,7 @@ def test_in_a_cluster_the_new_version_is_served(saved_model, tmp_path, monkeypat
 
 
 def test_a_version_carries_its_evaluation_and_a_canary_keeps_the_stable_version(saved_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: False)
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: False)
     store = tmp_path / "store"
     deploy(saved_model, store, canary_percent=20)
     model_dir = store / "sp500"
@@ -94,8 +96,8 @@ def test_a_version_carries_its_evaluation_and_a_canary_keeps_the_stable_version(
 ])
 def test_a_canary_the_server_cannot_split_is_refused_before_publishing(saved_model, tmp_path, monkeypatch,
                                                                        options, message):
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
-    monkeypatch.setattr(kube_serving, "MODEL_STORE_MOUNT", str(tmp_path / "store"))
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: True)
+    monkeypatch.setattr(kube_api, "MODEL_STORE_MOUNT", str(tmp_path / "store"))
     with pytest.raises(InputError, match=message):
         deploy(saved_model, tmp_path / "store", **options)
     assert not (tmp_path / "store").exists()

@@ -11,6 +11,7 @@ from components.common.errors import InputError
 from components.release.gate import Champion, check_threshold, decide, log_scores
 from components.release.gate_step import gate_model
 from components.store import folder as model_store
+from components.store.serving_labels import ServingLabels
 
 
 class RecordedMetrics:
@@ -133,7 +134,7 @@ def test_the_step_reads_the_stable_versions_stored_evaluation_and_records_its_ve
     model.mkdir()
     (model / "saved_model.pb").write_text("graph")
     model_store.publish_version(model, store, "sp500", evaluation)
-    model_store.write_labels(store / "sp500", model_store.ServingLabels(stable=1))
+    model_store.write_labels(store / "sp500", ServingLabels(stable=1))
 
     worse, verdict = run_gate_step(tmp_path, 0.55, store)
     assert worse == "refuse" and verdict.metadata["champion_version"] == 1
@@ -211,7 +212,7 @@ def test_the_step_refuses_to_deploy_the_serving_model_again_and_fills_in_the_rep
     model.mkdir()
     (model / "model.bst").write_bytes(b"same trees")
     model_store.publish_version(model, store, "sp500", verdict.metadata["evaluation"])
-    model_store.write_labels(store / "sp500", model_store.ServingLabels(stable=1))
+    model_store.write_labels(store / "sp500", ServingLabels(stable=1))
     assert model_store.read_evaluation(store / "sp500", 1)["content_hash"] == recorded_hash
 
     again, verdict = run_gate_step(tmp_path, 0.57, store, model_bytes=b"same trees")

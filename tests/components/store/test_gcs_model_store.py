@@ -15,9 +15,9 @@ from conftest import free_port
 
 from components.common.errors import InputError
 from components.store import bucket as gcs_model_store
-from components.store import folder as model_store
-from components.store.bucket import publish_gcs_version
-from components.store.folder import publish_version
+from components.store import open_store
+from components.store.bucket import BucketStore
+from components.store.serving_labels import ServingLabels
 
 BUCKET = "models"
 
@@ -83,8 +83,8 @@ def names(bucket, prefix: str) -> list[str]:
 
 def test_publishes_numbered_versions_with_every_file(gcs, saved_model):
     bucket, _ = gcs
-    first = publish_gcs_version(saved_model, "gs://models/serving", "sp500")
-    second = publish_version(saved_model, "gs://models/serving", "sp500")  # the store's own entry point
+    first = BucketStore("gs://models/serving").publish(saved_model, "sp500")
+    second = open_store("gs://models/serving").publish(saved_model, "sp500")  # the store's front
     assert (str(first), first.name, str(second), second.name) == (
         "gs://models/serving/sp500/1", "1", "gs://models/serving/sp500/2", "2")
     expected = sorted(p.relative_to(saved_model).as_posix() for p in saved_model.rglob("*") if p.is_file())
@@ -97,7 +97,7 @@ def test_publishes_numbered_versions_with_every_file(gcs, saved_model):
 
 def test_a_polling_server_sees_the_graph_only_after_everything_it_needs(gcs, saved_model):
     bucket, writes = gcs
-    publish_gcs_version(saved_model, "gs://models/m", "mnist")
+    BucketStore("gs://models/m").publish(saved_model, "mnist")
     in_version = [name for name in writes if name.startswith("m/mnist/1/")]
     assert len(in_version) == 5
     assert in_version[-1] == "m/mnist/1/saved_model.pb", "the SavedModel's graph appears last"
@@ -111,7 +111,7 @@ def test_an_existing_version_is_never_overwritten(gcs, saved_model):
     bucket, _ = gcs
     bucket.blob("m/sp500/1/saved_model.pb").upload_from_string(b"someone else's model")
     bucket.blob("m/sp500/3/saved_model.pb").upload_from_string(b"published by another tool")
-    version = publish_gcs_version(saved_model, "gs://models/m", "sp500")
+    version = BucketStore("gs://models/m").publish(saved_model, "sp500")
     assert version.number == 4
     assert bucket.blob("m/sp500/1/saved_model.pb").download_as_bytes() == b"someone else's model"
     assert bucket.blob("m/sp500/3/saved_model.pb").download_as_bytes() == b"published by another tool"
@@ -120,23 +120,23 @@ def test_an_existing_version_is_never_overwritten(gcs, saved_model):
 def test_a_number_claimed_meanwhile_is_skipped(gcs, saved_model, monkeypatch):
     """Two deploys at once: the other one claims N between this one's listing and its claim."""
     bucket, _ = gcs
-    real_versions = gcs_model_store.versions
+    real_versions = gcs_model_store.taken_numbers
 
     def listing_then_race(bucket_, model_prefix):
         found = real_versions(bucket_, model_prefix)
         bucket_.blob(f"{model_prefix}/.claims/1").upload_from_string(b"", if_generation_match=0)
         return found
 
-    monkeypatch.setattr(gcs_model_store, "versions", listing_then_race)
-    assert publish_gcs_version(saved_model, "gs://models/m", "sp500").number == 2
+    monkeypatch.setattr(gcs_model_store, "taken_numbers", listing_then_race)
+    assert BucketStore("gs://models/m").publish(saved_model, "sp500").number == 2
     assert names(bucket, "m/sp500/1/") == []
 
 
 def test_a_folder_in_the_way_of_a_claimed_number_is_left_alone(gcs, saved_model, monkeypatch):
     bucket, _ = gcs
-    monkeypatch.setattr(gcs_model_store, "versions", lambda bucket_, prefix: [])
+    monkeypatch.setattr(gcs_model_store, "taken_numbers", lambda bucket_, prefix: [])
     bucket.blob("m/sp500/1/variables/variables.index").upload_from_string(b"half of another model")
-    assert publish_gcs_version(saved_model, "gs://models/m", "sp500").number == 2
+    assert BucketStore("gs://models/m").publish(saved_model, "sp500").number == 2
     assert names(bucket, "m/sp500/1/") == ["variables/variables.index"]
 
 
@@ -144,7 +144,7 @@ def test_a_single_model_file_and_a_bucket_root(gcs, tmp_path):
     bucket, _ = gcs
     model = tmp_path / "model.bst"
     model.write_text("tree")
-    version = publish_gcs_version(model, "gs://models", "crypto")
+    version = BucketStore("gs://models").publish(model, "crypto")
     assert str(version) == "gs://models/crypto/1"
     assert names(bucket, "crypto/1/") == ["model.bst"]
 
@@ -156,16 +156,16 @@ def test_a_single_model_file_and_a_bucket_root(gcs, tmp_path):
 ])
 def test_bad_uris_name_the_parameter(saved_model, uri, message):
     with pytest.raises(InputError, match=f"model_base_path '{uri}' {message}"):
-        publish_gcs_version(saved_model, uri, "sp500")
+        BucketStore(uri).publish(saved_model, "sp500")
 
 
 def test_missing_model_and_bad_name_fail_before_any_request(tmp_path, monkeypatch):
     monkeypatch.setattr(gcs_model_store, "gcs_client", lambda *_: pytest.fail("no request expected"))
     with pytest.raises(InputError, match="model to deploy not found"):
-        publish_gcs_version(tmp_path / "nope", "gs://models/m", "sp500")
+        BucketStore("gs://models/m").publish(tmp_path / "nope", "sp500")
     (tmp_path / "m").mkdir()
     with pytest.raises(InputError, match="model_name '../x' is not a valid folder name"):
-        publish_gcs_version(tmp_path / "m", "gs://models/m", "../x")
+        BucketStore("gs://models/m").publish(tmp_path / "m", "../x")
 
 
 def test_a_copy_never_replaces_an_object_but_accepts_its_own_repeat(gcs, saved_model, monkeypatch):
@@ -174,11 +174,11 @@ def test_a_copy_never_replaces_an_object_but_accepts_its_own_repeat(gcs, saved_m
     bucket, _ = gcs
     monkeypatch.setattr(gcs_model_store, "claim_version", lambda bucket_, prefix: 1)
     bucket.blob("m/sp500/1/variables/variables.index").upload_from_string(b"index")  # same bytes
-    assert publish_gcs_version(saved_model, "gs://models/m", "sp500").number == 1
+    assert BucketStore("gs://models/m").publish(saved_model, "sp500").number == 1
     monkeypatch.setattr(gcs_model_store, "claim_version", lambda bucket_, prefix: 2)
     bucket.blob("m/sp500/2/fingerprint.pb").upload_from_string(b"another model's")
     with pytest.raises(InputError, match="gs://models/m/sp500/2/fingerprint.pb already exists"):
-        publish_gcs_version(saved_model, "gs://models/m", "sp500")
+        BucketStore("gs://models/m").publish(saved_model, "sp500")
     assert bucket.blob("m/sp500/2/fingerprint.pb").download_as_bytes() == b"another model's"
     assert "saved_model.pb" not in names(bucket, "m/sp500/2/"), "the graph never joins a broken version"
 
@@ -193,7 +193,7 @@ def test_on_a_cluster_the_server_reads_the_bucket_with_no_claim():
     (container,) = pod["containers"]
     assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
     assert [m["name"] for m in container["volumeMounts"]] == ["serving-config", "tmp"]
-    config = kube_labels.serving_config_map("sp500", "team-a", model_store.ServingLabels(stable=3),
+    config = kube_labels.serving_config_map("sp500", "team-a", ServingLabels(stable=3),
                                             model_store_uri="gs://models/serving")
     assert 'base_path: "gs://models/serving/sp500"' in config["data"]["models.config"]
     import kubernetes_validate
@@ -209,11 +209,12 @@ def test_the_deploy_step_in_a_cluster_publishes_to_the_bucket_and_serves_from_it
 
     from kfp.dsl import Markdown, Model
 
+    from components.cluster import api as kube_api
     from components.cluster import serving as kube_serving
     from components.release.deploy import deploy_model
 
     bucket, _ = gcs
-    monkeypatch.setattr(kube_serving, "in_cluster", lambda: True)
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: True)
     monkeypatch.setattr(kube_serving, "labels_in_cluster", lambda *args: None)
     served = []
     monkeypatch.setattr(kube_serving, "deploy_serving", lambda **kwargs: served.append(kwargs) or "ok")
@@ -227,8 +228,8 @@ def test_the_deploy_step_in_a_cluster_publishes_to_the_bucket_and_serves_from_it
     assert "saved_model.pb" in names(bucket, "serving/sp500/1/")
     record = json.loads(bucket.blob("serving/sp500/1/evaluation.json").download_as_bytes())
     assert record["metrics"] == {"accuracy": 0.6} and record["gate"]["decision"] == "deploy"
-    assert model_store.evaluation_at("gs://models/serving", "sp500", 1) == record
-    labels = model_store.labels_at("gs://models/serving", "sp500")
-    assert labels == model_store.ServingLabels(stable=1, known_versions=(1,))
+    assert open_store("gs://models/serving").evaluation("sp500", 1) == record
+    labels = open_store("gs://models/serving").serving_labels("sp500")
+    assert labels == ServingLabels(stable=1, known_versions=(1,))
     (call,) = served
     assert (call["model_store_uri"], call["model_version"]) == ("gs://models/serving", 1)

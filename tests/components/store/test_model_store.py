@@ -6,6 +6,8 @@ import pytest
 
 from components.common.errors import InputError
 from components.store import folder as model_store
+from components.store import serving_labels
+from components.store.folder import FolderStore
 
 
 def make_model(path, content="weights"):
@@ -21,7 +23,7 @@ def test_versions_count_up_and_earlier_ones_stay(tmp_path):
     assert (first.name, second.name) == ("1", "2")
     assert (first / "saved_model.pb").read_text() == "one"
     assert (second / "saved_model.pb").read_text() == "two"
-    assert model_store.versions(store / "sp500") == [1, 2]
+    assert model_store.published_versions(store / "sp500") == [1, 2]
     assert sorted(p.name for p in (store / "sp500").iterdir()) == ["1", "2"]
 
 
@@ -91,48 +93,82 @@ def test_a_killed_deploys_staging_folder_is_removed_and_a_running_ones_kept(tmp_
 
 
 def labels(stable=None, canary=None, percent=0, known=()):
-    return model_store.ServingLabels(stable, canary, percent, tuple(known))
+    return serving_labels.ServingLabels(stable, canary, percent, tuple(known))
 
 
 def test_a_first_deploy_is_stable_whatever_the_share_and_a_canary_keeps_stable():
-    first = model_store.labels_after_deploy(labels(), 1, 20)
+    first = serving_labels.labels_after_deploy(labels(), 1, 20)
     assert first == labels(stable=1, known=[1])
-    canary = model_store.labels_after_deploy(first, 2, 20)
+    canary = serving_labels.labels_after_deploy(first, 2, 20)
     assert canary == labels(1, 2, 20, [1, 2]) and canary.served() == [1, 2]
     assert canary.describe() == "stable=1, canary=2 (20% of traffic)"
     # Without a router (the local server) the share is not what happens: unlabelled requests get version 2.
     local = canary.describe(router=False)
     assert "requests without a label get the highest version, 2" in local and "20% of traffic" not in local
-    full = model_store.labels_after_deploy(canary, 3, 100)
+    full = serving_labels.labels_after_deploy(canary, 3, 100)
     assert full == labels(stable=3, known=[1, 2, 3])
     with pytest.raises(InputError, match="canary_percent must be between 1 and 100"):
-        model_store.labels_after_deploy(first, 2, 0)
+        serving_labels.labels_after_deploy(first, 2, 0)
 
 
 def test_promote_and_rollback_are_idempotent_and_refuse_unknown_versions():
     out = labels(1, 2, 20, [1, 2])
-    promoted = model_store.promoted(out, [1, 2], "sp500")
+    promoted = serving_labels.promoted(out, [1, 2], "sp500")
     assert promoted == labels(stable=2, known=[1, 2])
-    assert model_store.promoted(promoted, [1, 2], "sp500") == promoted, "no canary left: nothing changes"
-    dropped = model_store.rolled_back(out, [1, 2], "sp500")
+    assert serving_labels.promoted(promoted, [1, 2], "sp500") == promoted, "no canary left: nothing changes"
+    dropped = serving_labels.rolled_back(out, [1, 2], "sp500")
     assert dropped == labels(stable=1, known=[1, 2])
-    assert model_store.rolled_back(dropped, [1, 2], "sp500") == dropped
-    back = model_store.rolled_back(promoted, [1, 2], "sp500", version=1)
-    assert back == labels(stable=1, known=[1, 2]) == model_store.rolled_back(back, [1, 2], "sp500", version=1)
+    assert serving_labels.rolled_back(dropped, [1, 2], "sp500") == dropped
+    back = serving_labels.rolled_back(promoted, [1, 2], "sp500", version=1)
+    assert back == labels(stable=1, known=[1, 2]) == serving_labels.rolled_back(back, [1, 2], "sp500", version=1)
     with pytest.raises(InputError, match=r"^version 7 of sp500 is not in the model store \(versions: 1, 2\)$"):
-        model_store.promoted(out, [1, 2], "sp500", version=7)
+        serving_labels.promoted(out, [1, 2], "sp500", version=7)
     with pytest.raises(InputError, match="version 9 of sp500"):
-        model_store.rolled_back(out, [1, 2], "sp500", version=9)
+        serving_labels.rolled_back(out, [1, 2], "sp500", version=9)
 
 
 def test_labels_record_round_trip_and_the_fallback_without_one(tmp_path):
     model_dir = tmp_path / "m"
-    assert model_store.current_labels(model_dir) == labels()
+    assert FolderStore(tmp_path).serving_labels("m") == labels()
     for number in (1, 2):
         make_model(model_dir / str(number))
-    assert model_store.current_labels(model_dir) == labels(stable=2, known=[1, 2]), "TF-Serving serves the latest"
+    assert FolderStore(tmp_path).serving_labels("m") == labels(stable=2, known=[1, 2]), "TF-Serving serves the latest"
     model_store.write_labels(model_dir, labels(1, 2, 10, [1, 2]))
     assert model_store.read_labels(model_dir) == labels(1, 2, 10, [1, 2])
     (model_dir / "labels.json").write_text("[1")
     with pytest.raises(InputError, match="labels.json is not a labels record"):
         model_store.read_labels(model_dir)
+
+
+def test_open_store_picks_the_store_by_its_uri(tmp_path):
+    from components.store import open_store
+    from components.store.bucket import BucketStore
+
+    assert open_store("gs://models/serving") == BucketStore("gs://models/serving")
+    assert open_store(str(tmp_path)) == FolderStore(tmp_path) == open_store(tmp_path)
+
+
+def test_a_folder_store_through_the_front(tmp_path):
+    from components.store import PublishedVersion, open_store
+
+    store = open_store(str(tmp_path / "store"))
+    evaluation = {"metrics": {"accuracy": 0.6}}
+    assert store.publish(make_model(tmp_path / "a"), "sp500", evaluation) == \
+        PublishedVersion(1, str(tmp_path / "store" / "sp500" / "1"))
+    assert store.published_versions("sp500") == [1] and store.evaluation("sp500", 1) == evaluation
+    assert store.stored_labels("sp500") is None and store.serving_labels("sp500") == labels(stable=1, known=[1])
+    said = store.record_labels("sp500", labels(1, 2, 10, [1, 2]))
+    assert said.startswith("the model store (with labels.json) is the deployment; served locally: stable=1")
+    assert store.stored_labels("sp500") == labels(1, 2, 10, [1, 2]) == store.serving_labels("sp500")
+    assert store.cluster_uri(str(tmp_path / "store")) == "", "a server mounts the claim"
+    with pytest.raises(InputError, match="on a cluster the model store claim is mounted at /models, where"):
+        store.cluster_uri("/models")
+
+
+def test_a_bucket_keeps_no_labels_and_is_read_by_the_server_itself():
+    from components.store.bucket import BucketStore
+
+    store = BucketStore("gs://models/serving")
+    assert store.stored_labels("sp500") is None
+    assert store.record_labels("sp500", labels(stable=1)) == "the bucket is the deployment"
+    assert store.cluster_uri("/models") == "gs://models/serving"

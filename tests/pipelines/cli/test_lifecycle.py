@@ -6,7 +6,7 @@
 import pytest
 
 from components.store import folder as model_store
-from components.store.folder import ServingLabels
+from components.store.serving_labels import ServingLabels
 from pipelines.cli import main as cli
 
 

@@ -11,8 +11,8 @@ steps (`components.common.tracking`) see exactly what they see on a cluster.
 How it hooks in: kfp.local starts every task through
 `subprocess_task_handler.SubprocessTaskHandler`, which passes its `env_vars` to
 the task's process alone (kfp 2.17). `LocalTracking.hooked()` replaces that
-class, for the run's duration, by one that creates the task's nested run first
-and adds the two variables to its `env_vars`. Tasks of a loop run at the same
+class for the run's duration (pipelines.local.swaps) by one that creates the
+task's nested run first and adds the two variables to its `env_vars`. Tasks of a loop run at the same
 time, so the variables could not go through this process's own environment.
 The task's name and loop iteration are read from the executor input on its
 command line (its output folder: `<job>/[for-loop-N-iteration-I/]<task>`).

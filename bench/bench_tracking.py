@@ -53,7 +53,7 @@ def median(results: list[dict], name: str) -> float:
 
 
 def main() -> int:
-    from pipelines.local.tracking import parse_store, serving
+    from pipelines.local.mlflow_server import parse_store, serving
 
     plain = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     with tempfile.TemporaryDirectory() as folder:

@@ -49,7 +49,7 @@ def import_tensorflow_quietly() -> None:
     import sys
     import tempfile
 
-    from pipelines.local.output import TENSORFLOW_START_UP
+    from pipelines.local.kfp_output import TENSORFLOW_START_UP
 
     if "tensorflow" in sys.modules:
         return

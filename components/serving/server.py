@@ -1,19 +1,14 @@
-"""Start, describe and stop the local server; `python -m components.serving.server`."""
+"""Start, describe and stop the local server (`kfp-ml serve`, in the foreground: pipelines/cli/serve.py)."""
 
-import argparse
-import signal
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.common.errors import InputError
-from components.serving import import_tensorflow_quietly
 from components.store.base import check_model_name
-from pipelines.local.interrupts import EXIT_CODES
 
-if TYPE_CHECKING:  # the serving modules import TensorFlow: `main` checks its arguments first
+if TYPE_CHECKING:  # the serving modules import TensorFlow: its arguments are checked first
     import grpc
 
     from components.serving.loaded_models import ModelRegistry
@@ -121,47 +116,3 @@ def describe(running: RunningServer, host: str) -> str:
              f"metrics: http://{host}:{running.rest_port}{MONITORING_PATH}",
              "new versions are picked up without a restart; Ctrl-C stops"]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines serve",
-        description="Serve the local model store with TF-Serving's gRPC and REST APIs (offline stand-in "
-                    "for TF-Serving; on a cluster the real TF-Serving serves).")
-    parser.add_argument("--model-base-path", type=Path, default=Path("model_store"),
-                        help="the store: <model-base-path>/<model-name>/<N>/ (default: model_store)")
-    parser.add_argument("--model-name", default=None, help="serve only this model (default: every model in the store)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    parser.add_argument("--grpc-port", type=int, default=8500)
-    parser.add_argument("--rest-port", type=int, default=8501)
-    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
-    parser.add_argument("--wait", action="store_true",
-                        help="start even if the store or the model is not there yet, and serve its first version")
-    args = parser.parse_args(argv)
-    try:
-        # Checked before TensorFlow is imported, which takes seconds.
-        check_arguments(args.model_base_path, args.model_name, args.poll_seconds, args.wait)
-        import_tensorflow_quietly()
-        running = serve(args.model_base_path, args.model_name, args.host, args.grpc_port, args.rest_port,
-                        args.poll_seconds, wait=args.wait)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 1
-    print(describe(running, args.host), flush=True)
-    stop = threading.Event()
-    received: list[int] = []
-
-    def stop_serving(signum, _frame) -> None:
-        received.append(signum)
-        stop.set()
-
-    for signum in EXIT_CODES:
-        signal.signal(signum, stop_serving)
-    stop.wait()
-    running.stop()
-    print(f"interrupted: the server stopped on {signal.Signals(received[0]).name}", file=sys.stderr, flush=True)
-    return EXIT_CODES[received[0]]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

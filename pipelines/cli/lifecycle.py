@@ -1,8 +1,10 @@
 """Promote a canary, or roll back, in the local model store or on a cluster.
 
-    python -m pipelines promote sp500 [--version N]      (default: the canary)
-    python -m pipelines rollback sp500 [--to N]          (default: drop the canary)
-    ... --cluster [--namespace kubeflow]                 (through the kubeconfig's cluster)
+    kfp-ml promote sp500 [--version N]      (default: the canary)
+    kfp-ml rollback sp500 [--to N]          (default: drop the canary)
+    ... --cluster [--namespace kubeflow]    (through the kubeconfig's cluster)
+
+The two verbs are pipelines/cli/promote.py and rollback.py; what they do is here.
 
 Both rewrite the model's serving labels (`components.store.serving_labels.ServingLabels`):
 locally `<model_base_path>/<model>/labels.json`, which the local server re-reads
@@ -71,19 +73,18 @@ def run_cluster(action: str, model_name: str, version: int | None, namespace: st
     return line
 
 
-def main(action: str, argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m pipelines {action}",
-        description=("Make a version (default: the canary) stable for all traffic." if action == "promote" else
-                     "Drop the canary, or with --to N serve version N as stable."))
+def add_arguments(parser: argparse.ArgumentParser, version_flag: str) -> None:
+    """The options of `promote` (the version to make stable: `--version`) and `rollback` (`--to`)."""
     parser.add_argument("model", help="the model name (its folder in the model store)")
-    flag = "--version" if action == "promote" else "--to"
-    parser.add_argument(flag, dest="version", type=int, help="the version to make stable")
+    parser.add_argument(version_flag, dest="version", type=int, help="the version to make stable")
     parser.add_argument("--model-base-path", type=Path, default=Path("model_store"),
                         help="the local model store (default: model_store)")
     parser.add_argument("--cluster", action="store_true", help="change the labels on the kubeconfig's cluster")
     parser.add_argument("--namespace", default="kubeflow", help="with --cluster: where the model is served")
-    args = parser.parse_args(argv)
+
+
+def run_action(action: str, args: argparse.Namespace) -> int:
+    """`promote` or `rollback` (`action`): one line saying what changed, or one error line and exit 1."""
     try:
         if args.cluster:
             print(run_cluster(action, args.model, args.version, args.namespace), flush=True)

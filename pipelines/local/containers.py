@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.errors import InputError
+from pipelines.local.swaps import swapped
 
 MODES = ("root", "nonroot")
 NONROOT_UID = 1000
@@ -266,11 +267,9 @@ def container_steps(settings: ContainerSettings, folders: list[Path]) -> Iterato
                                  f"and group-writable, and this user cannot make it so ({error.strerror})") from error
         previous_umask = os.umask(0o002)
     _stopping.clear()
-    original = docker_task_handler.DockerTaskHandler
-    docker_task_handler.DockerTaskHandler = _handler_class(settings)
     try:
-        yield local.DockerRunner(**settings.run_args())
+        with swapped(docker_task_handler, "DockerTaskHandler", _handler_class(settings)):
+            yield local.DockerRunner(**settings.run_args())
     finally:
-        docker_task_handler.DockerTaskHandler = original
         if previous_umask is not None:
             os.umask(previous_umask)

@@ -77,9 +77,9 @@ def stop_children(grace_s: float = CHILD_GRACE_S, wait: bool = True) -> None:
 @contextlib.contextmanager
 def refuse_new_steps(stopped: threading.Event) -> Iterator[None]:
     """kfp.local's SubprocessRunner starts no step process once `stopped` is set (the step fails)."""
-    from unittest import mock
-
     from kfp.local import subprocess_task_handler
+
+    from pipelines.local.swaps import swapped
 
     start_step = subprocess_task_handler.run_local_subprocess
 
@@ -88,5 +88,5 @@ def refuse_new_steps(stopped: threading.Event) -> Iterator[None]:
             return 1
         return start_step(full_command, env_vars)
 
-    with mock.patch.object(subprocess_task_handler, "run_local_subprocess", guarded):
+    with swapped(subprocess_task_handler, "run_local_subprocess", guarded):
         yield

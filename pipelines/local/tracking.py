@@ -11,156 +11,41 @@ steps (`components.common.tracking`) see exactly what they see on a cluster.
 How it hooks in: kfp.local starts every task through
 `subprocess_task_handler.SubprocessTaskHandler`, which passes its `env_vars` to
 the task's process alone (kfp 2.17). `LocalTracking.hooked()` replaces that
-class, for the run's duration, by one that creates the task's nested run first
-and adds the two variables to its `env_vars`. Tasks of a loop run at the same
+class for the run's duration (pipelines.local.swaps) by one that creates the
+task's nested run first and adds the two variables to its `env_vars`. Tasks of a loop run at the same
 time, so the variables could not go through this process's own environment.
 The task's name and loop iteration are read from the executor input on its
 command line (its output folder: `<job>/[for-loop-N-iteration-I/]<task>`).
 
-TRACKING may be:
-- `http://…` / `https://…`: a running tracking server, used as it is;
-- `sqlite:///path/mlflow.db`: that store, artifacts in `mlartifacts/` beside it;
-- a folder: a SQLite store `mlflow.db` in it, artifacts in its `artifacts/`
-  (MLflow 3.17 refuses its plain-file store unless told otherwise: it is in
-  maintenance mode).
-For the last two the run starts MLflow's server on the store (loopback, a free
-port) for its duration, and the steps talk HTTP to it as they would on a
-cluster. MLflow's server is not a dependency of the project (it pins an older
-pyarrow): `make setup` installs it into its own environment, `.venv-mlflow`.
+TRACKING is a server, a SQLite store or a folder; for the last two the run starts
+MLflow's server on the store for its duration (pipelines.local.mlflow_server).
 
 A tracking server that fails costs one warning line; the run goes on untracked.
 """
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
-from unittest import mock
 
 from components.common.errors import InputError
 from components.common.tracking import HTTP_LIMITS, RUN_ID_VARIABLE, TRACKING_URI_VARIABLE
+from pipelines.local.kfp_output import loop_iteration
+from pipelines.local.mlflow_server import Store, parse_store, server_arguments, server_command, serving
+from pipelines.local.swaps import environment, swapped
 
 TRACKING_VARIABLE = "TRACKING"  # what `make run TRACKING=…` sets
-SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with (default: MLFLOW_VENV's)
-MLFLOW_VENV = Path(__file__).resolve().parents[2] / ".venv-mlflow"
-SERVER_START_TIMEOUT_S = 180.0
 PARENT_TAG = "mlflow.parentRunId"
 # This process's MLflow client while a run is tracked: one attempt per request as in the steps, with
 # a longer bound (it creates the runs: a retry after a timeout could create one twice), and no
 # "View run at" lines.
 RUNNER_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where runs go: a server's URI, or a backend store and artifact folder to serve."""
-
-    uri: str  # as the user wrote it
-    backend: str | None = None  # sqlite:///… to start a server on; None: `uri` is a server
-    artifacts: Path | None = None
-
-    def describe(self) -> str:
-        return f"{self.backend} (artifacts: {self.artifacts})" if self.backend else self.uri
-
-
-def parse_store(uri: str) -> Store:
-    """TRACKING's value as a Store; InputError naming it when it is none of the three kinds."""
-    if uri.startswith(("http://", "https://")):
-        return Store(uri)
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///")).expanduser().resolve()
-        if database.is_dir():
-            raise InputError(f"TRACKING {uri}: {database} is a folder, not a SQLite file")
-        return Store(uri, f"sqlite:///{database}", database.parent / "mlartifacts")
-    if "://" in uri.removeprefix("file://"):
-        raise InputError(f"TRACKING {uri}: give a folder, sqlite:///path/mlflow.db or an http(s):// server")
-    folder = Path(uri.removeprefix("file://")).expanduser().resolve()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"TRACKING {uri}: {folder} is a file, not a folder")
-    return Store(uri, f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
-
-
-def server_command() -> list[str]:
-    """The `mlflow` command: $MLFLOW_SERVER, else .venv-mlflow's, else one on PATH."""
-    command = os.environ.get(SERVER_VARIABLE) or str(MLFLOW_VENV / "bin" / "mlflow")
-    if not Path(command).is_file():
-        command = shutil.which("mlflow") or ""
-    if not command:
-        raise InputError(f"MLflow's server is not installed: `make setup` puts it into {MLFLOW_VENV} "
-                         f"(or set {SERVER_VARIABLE} to an `mlflow` command)")
-    return [command]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_arguments(store: Store, port: int) -> list[str]:
-    return ["server", "--backend-store-uri", store.backend, "--artifacts-destination", str(store.artifacts),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-
-
-@contextmanager
-def serving(store: Store, log_path: Path) -> Iterator[str]:
-    """The store's tracking URI: `store.uri` for a server, else a server started on it (stopped after)."""
-    if store.backend is None:
-        yield store.uri
-        return
-    store.artifacts.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    with open(log_path, "w", encoding="utf-8") as log:
-        server = subprocess.Popen([*server_command(), *server_arguments(store, port)], stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until_healthy(uri, server, log_path)
-        yield uri
-    finally:
-        stop_server(server)
-
-
-def wait_until_healthy(uri: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise InputError(f"MLflow's server for TRACKING exited with code {server.returncode}: see {log_path}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                healthy = answer.status == 200
-        except OSError:
-            healthy = False
-        if healthy:
-            # The first API call loads the store (seconds): made here, not by a run's first request.
-            with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=120):
-                return
-        time.sleep(0.5)
-    stop_server(server)
-    raise InputError(f"MLflow's server did not answer within {SERVER_START_TIMEOUT_S:.0f}s: see {log_path}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (its workers too), SIGKILL after 10 s."""
-    import signal
-
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 @dataclass(frozen=True)
@@ -183,9 +68,8 @@ class TaskCall:
         job, *groups, task = Path(outputs["outputFile"]).parent.relative_to(pipeline_root).parts
         loop = iteration = None
         for group in groups:  # the innermost loop
-            if "-iteration-" in group:
-                loop, index = group.rsplit("-iteration-", 1)
-                iteration = int(index)
+            if found := loop_iteration(group):
+                loop, iteration = found
         metrics = tuple(name for name, listed in outputs.get("artifacts", {}).items()
                         if listed["artifacts"][0]["type"].get("schemaTitle") == "system.Metrics")
         return cls(job, task, loop, iteration, executor_input["inputs"].get("parameterValues", {}), metrics)
@@ -246,10 +130,9 @@ class LocalTracking:
                     return result
             return TrackedTaskHandler
 
-        with mock.patch.object(subprocess_task_handler, "SubprocessTaskHandler",
-                               tracked(subprocess_task_handler.SubprocessTaskHandler)), \
-                mock.patch.object(docker_task_handler, "DockerTaskHandler",
-                                  tracked(docker_task_handler.DockerTaskHandler)):
+        with swapped(subprocess_task_handler, "SubprocessTaskHandler",
+                     tracked(subprocess_task_handler.SubprocessTaskHandler)), \
+                swapped(docker_task_handler, "DockerTaskHandler", tracked(docker_task_handler.DockerTaskHandler)):
             yield
 
     def start_task(self, call: TaskCall) -> str | None:
@@ -355,7 +238,7 @@ def tracked_run(store: Store | None, pipeline: str, params: dict[str, Any],
         if store is not None:
             try:
                 step_environment = {name: os.environ.get(name, value) for name, value in HTTP_LIMITS.items()}
-                stack.enter_context(mock.patch.dict(os.environ, RUNNER_HTTP_SETTINGS))
+                stack.enter_context(environment(RUNNER_HTTP_SETTINGS))
                 uri = stack.enter_context(serving(store, run_dir / "mlflow-server.log"))
                 tracking = LocalTracking(store, uri, pipeline, params, run_dir, step_environment)
                 stack.enter_context(tracking.hooked())

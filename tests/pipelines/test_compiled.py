@@ -14,7 +14,7 @@ from standins.manifests import validate
 
 from components.common.images import VERSION, cpu_image, gpu_image
 from pipelines import registry
-from pipelines.cli.main import compile_all
+from pipelines.cli.compile import compile_all
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = [(entry, gpu) for entry, gpu in registry.variants()]

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from conftest import free_port
 
-from pipelines.local.tracking import Store, server_arguments, server_command, stop_server, wait_until_healthy
+from pipelines.local.mlflow_server import Store, server_arguments, server_command, stop_server, wait_until_healthy
 
 DUMP = """
 import json, sys

@@ -8,10 +8,11 @@ from conftest import REPO, free_port
 
 from pipelines import registry
 from pipelines.cli import main as cli
+from pipelines.cli import run as run_verb
 
 
 def test_the_run_verb_knows_every_registered_pipeline():
-    assert sorted(cli.PIPELINE_NAMES) == sorted(spec.name for spec in registry.PIPELINES)
+    assert sorted(run_verb.PIPELINE_NAMES) == sorted(spec.name for spec in registry.PIPELINES)
 
 
 @pytest.mark.parametrize("argv", [
@@ -54,3 +55,34 @@ def test_serve_refuses_an_unknown_model_before_importing_tensorflow(tmp_path):
     (tmp_path / "model_store" / "sp500").mkdir(parents=True)
     assert "tensorflow" not in modules_after("serve", "--model-base-path", str(tmp_path / "model_store"),
                                              "--model-name", "sp50")
+
+
+def test_every_verb_is_a_module_of_the_one_table():
+    for name, verb in cli.VERBS.items():
+        assert verb.HELP and verb.__doc__ and callable(verb.add_arguments) and callable(verb.run), name
+
+
+@pytest.mark.parametrize("verb, options", [
+    ("compile", ["--output-dir"]),
+    ("run", ["--verbose", "--gpu", "--runner", "--container-user", "--compiled-dir"]),
+    ("upload", ["--gpu", "--compiled-dir"]),
+    ("schedule", ["create", "list", "pause", "resume", "delete"]),
+    ("serve", ["--model-base-path", "--model-name", "--host", "--grpc-port", "--rest-port", "--poll-seconds",
+               "--wait"]),
+    ("predict", ["--model", "--grpc", "--rest", "--label", "--date", "--index"]),
+    ("promote", ["--version", "--model-base-path", "--cluster", "--namespace"]),
+    ("rollback", ["--to", "--model-base-path", "--cluster", "--namespace"]),
+])
+def test_each_verbs_help_lists_its_options(verb, options, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([verb, "--help"])
+    shown = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert [option for option in options if option not in shown] == []
+
+
+def test_the_main_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    shown = capsys.readouterr().out
+    assert [verb for verb in cli.VERBS if f"    {verb} " not in shown] == []

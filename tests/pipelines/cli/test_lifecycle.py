@@ -67,7 +67,6 @@ def test_a_store_without_labels_starts_from_the_latest_version(store, capsys):
 
 
 def test_options_may_come_before_the_model_name(store, capsys):
-    """The verbs with their own parsers get the command line as typed (argparse's REMAINDER
-    would refuse one that starts with an option, e.g. `serve --model-base-path x`)."""
+    """The verb's options and its model name in any order (`rollback --to 1 ... sp500`)."""
     assert cli.main(["rollback", "--to", "1", "--model-base-path", str(store), "sp500"]) == 0
     assert capsys.readouterr().out.startswith("sp500: stable=1 (was stable=2, canary=3")

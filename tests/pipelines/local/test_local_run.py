@@ -10,16 +10,9 @@ from components.common.errors import InputError
 from components.release.gate import Champion, Verdict, decide
 from components.store import folder as model_store
 from pipelines import registry
-from pipelines.local.run import (
-    LocalRunResult,
-    TaskRun,
-    _read_task_outputs,
-    link_reports,
-    run_local,
-    run_record,
-    summary,
-    write_index,
-)
+from pipelines.local.output import TaskRun
+from pipelines.local.report import LocalRunResult, link_reports, run_record, summary, write_index
+from pipelines.local.run import _read_task_outputs, run_local
 
 
 def result_with(run_dir: Path, accuracy: float, verdict, deployed: str | None = None) -> LocalRunResult:

@@ -14,13 +14,14 @@ from standins.mlflow import mlflow_server, read_runs
 
 from components.common.errors import InputError
 from pipelines.local import tracking as local_tracking
-from pipelines.local.tracking import TaskCall, parse_store, stop_server
+from pipelines.local.mlflow_server import Store, parse_store, stop_server
+from pipelines.local.tracking import TaskCall
 
 SP500_TASKS = {"download-prices", "preprocess", "train", "evaluate", "gate-model"}
 
 
 def test_tracking_values_name_a_server_a_sqlite_store_or_a_folder(tmp_path):
-    assert parse_store("http://mlflow:5000") == local_tracking.Store("http://mlflow:5000")
+    assert parse_store("http://mlflow:5000") == Store("http://mlflow:5000")
     database = parse_store(f"sqlite:///{tmp_path}/t.db")
     assert database.backend == f"sqlite:///{tmp_path}/t.db" and database.artifacts == tmp_path / "mlartifacts"
     folder = parse_store(str(tmp_path / "store"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.serving import import_tensorflow_quietly
+from components.common.quiet_tensorflow import import_tensorflow_quietly
 from components.serving.client import GrpcClient, RestClient
 from components.serving.server import serve
 

@@ -1,7 +1,6 @@
 """Pipeline parameters given as text (`name=value`): typed and checked once,
 the same way for a local run and for a run or schedule on a cluster."""
 
-import inspect
 import json
 import math
 from pathlib import Path
@@ -105,9 +104,3 @@ def declared_by(pipeline_func) -> dict[str, dict]:
 
     root = json_format.MessageToDict(pipeline_func.pipeline_spec.root)
     return root.get("inputDefinitions", {}).get("parameters", {})
-
-
-def defaults(pipeline) -> dict[str, object]:
-    """The parameter defaults of a @dsl.pipeline function, from its Python signature."""
-    return {name: parameter.default
-            for name, parameter in inspect.signature(pipeline.pipeline_func).parameters.items()}

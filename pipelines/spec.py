@@ -12,6 +12,7 @@ them (the pipeline function, the parameter checks, the request builders) are
 
 import argparse
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -111,3 +112,10 @@ class PipelineSpec:
     def baseline_metric(self) -> str:
         """The naive baseline's key in the evaluate task's Metrics artifact."""
         return self.release.baseline_metric
+
+
+def parameter_defaults(pipeline) -> dict[str, object]:
+    """The parameter defaults of a @dsl.pipeline function, from its Python signature: the data
+    a model was trained on unless told otherwise (the request builders of `predict`)."""
+    return {name: parameter.default
+            for name, parameter in inspect.signature(pipeline.pipeline_func).parameters.items()}

@@ -35,7 +35,7 @@ from components.cluster.api import (
     serving_name,
 )
 from components.common.errors import ServingError
-from components.release.serving_config import model_config_text, monitoring_config_text, version_labels
+from components.store.serving_config import model_config_text, monitoring_config_text, version_labels
 from components.store.serving_labels import ServingLabels
 
 

@@ -50,7 +50,7 @@ from components.cluster.api import (
 from components.cluster.labels import begin_label_change, config_map_labels, config_map_name, finish_label_change
 from components.common.errors import InputError, ServingError
 from components.common.images import VERSION
-from components.release.serving_config import MONITORING_PATH
+from components.store.serving_config import MONITORING_PATH
 from components.store.serving_labels import ServingLabels
 
 # The TF-Serving release both servers run: the TF-Serving Deployment's image tag, and the KServe

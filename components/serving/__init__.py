@@ -38,33 +38,3 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a server or a
 # client: set before any module of this package imports TensorFlow.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# TensorFlow's C++ start-up lines ("I0000 00:00:... cudart_stub.cc:31] Could not find cuda
-# drivers", "E0000 ... failed call to cuInit" on a machine without a GPU) are written to fd 2
-# at import and at the first look for devices, before absl's logging is set up, whatever
-# TF_CPP_MIN_LOG_LEVEL says: serve and predict drop them.
-
-
-def import_tensorflow_quietly() -> None:
-    import sys
-    import tempfile
-
-    from pipelines.local.kfp_output import TENSORFLOW_START_UP
-
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as captured:
-        terminal = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow
-
-            tensorflow.config.list_physical_devices()  # the device search logs once, now
-        finally:
-            os.dup2(terminal, 2)
-            os.close(terminal)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if not TENSORFLOW_START_UP.match(line):  # anything else (an error) still shows
-                    print(line, file=sys.stderr)

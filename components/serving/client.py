@@ -148,7 +148,7 @@ class GrpcClient:
     def __init__(self, host: str, port: int, timeout: float):
         import grpc
 
-        from components.serving import import_tensorflow_quietly
+        from components.common.quiet_tensorflow import import_tensorflow_quietly
 
         import_tensorflow_quietly()  # the stubs' messages are TensorFlow's protos
         from tensorflow_serving.apis import prediction_service_pb2_grpc

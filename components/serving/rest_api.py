@@ -17,7 +17,6 @@ from tensorflow_serving.apis import (
     model_pb2,
 )
 
-from components.release.serving_config import MONITORING_PATH
 from components.serving.grpc_api import model_status_response
 from components.serving.loaded_models import ModelRegistry
 from components.serving.metrics import CONTENT_TYPE
@@ -30,6 +29,7 @@ from components.serving.servables import (
     invalid,
     numpy_dtype,
 )
+from components.store.serving_config import MONITORING_PATH
 
 # --- REST: TF-Serving's JSON API ---------------------------------------------------------
 

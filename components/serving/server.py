@@ -104,7 +104,7 @@ def describe_versions(registry: "ModelRegistry", name: str) -> str:
 
 
 def describe(running: RunningServer, host: str) -> str:
-    from components.release.serving_config import MONITORING_PATH
+    from components.store.serving_config import MONITORING_PATH
 
     registry = running.registry
     served = ", ".join(f"{name} {describe_versions(registry, name)}" for name in sorted(registry.served))

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve in the foreground until SIGINT or SIGTERM: exit 1 when refused (one error line),
     130 or 143 when stopped by that signal."""
-    from components.serving import import_tensorflow_quietly, server
+    from components.common.quiet_tensorflow import import_tensorflow_quietly
+    from components.serving import server
 
     try:
         # Checked before TensorFlow is imported, which takes seconds.

@@ -13,6 +13,7 @@ import ast
 import re
 
 from components.common.errors import PipelineError
+from components.common.quiet_tensorflow import TENSORFLOW_START_UP
 from components.common.readable import readable, readable_output
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -24,10 +25,6 @@ OUTPUT_FILE = re.compile(r'"outputFile": "(.+)/executor_output\.json"')
 # A loop iteration's folder in the pipeline root: `<loop>-iteration-<i>` (kfp's loops are `for-loop-<n>`).
 ITERATION = re.compile(r"^(.+)-iteration-(\d+)$")
 ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
-# TensorFlow's C++ start-up lines (absl format: `I0000 00:00:... port.cc:153] oneDNN ...`,
-# `E0000 ... failed call to cuInit` without a GPU), written before absl's logging is set up,
-# whatever TF_CPP_MIN_LOG_LEVEL says.
-TENSORFLOW_START_UP = re.compile(r"^(?:[IWE]\d{4} \d\d:\d\d:\S+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl)")
 # kfp's executor announcing itself, and kfp.local's header of a task's output.
 KFP_CHATTER = re.compile(r"^(?:\[KFP Executor |.* - INFO - Streamed logs:)")
 # A line of kfp's JSON echo (the executor input, or output) starts with JSON's punctuation;

@@ -12,7 +12,7 @@ import numpy as np
 
 from components.common.errors import InputError
 from components.serving.client import NUMPY_DTYPES, Request, Signature
-from pipelines.parameters import defaults
+from pipelines.spec import parameter_defaults
 
 
 def image_from_file(path: Path) -> np.ndarray:
@@ -36,7 +36,7 @@ def offline_test_image(index: int) -> tuple[np.ndarray, int]:
     from pipelines.mnist.pipeline import make_pipeline
     from pipelines.mnist.preprocess import make_splits
 
-    trained = defaults(make_pipeline())
+    trained = parameter_defaults(make_pipeline())
     with tempfile.TemporaryDirectory() as downloads:
         digits = fetch_digits(trained["source"], Path(downloads))
     test = make_splits(digits, trained["validation_fraction"], trained["test_fraction"], trained["seed"]).test

@@ -14,7 +14,7 @@ import numpy as np
 
 from components.common.errors import InputError
 from components.serving.client import NUMPY_DTYPES, Request, Signature
-from pipelines.parameters import defaults
+from pipelines.spec import parameter_defaults
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def date_request(signature: Signature, args: argparse.Namespace) -> Request:
     )
     from pipelines.sp500.pipeline import make_pipeline
 
-    trained = defaults(make_pipeline())  # the data a model was trained on unless told otherwise
+    trained = parameter_defaults(make_pipeline())  # the data a model was trained on unless told otherwise
     tickers = args.tickers or trained["tickers"]
     num_lags = args.num_lags or trained["num_lags"]
     same_day_text = trained["same_day_tickers"] if args.same_day_tickers is None else args.same_day_tickers

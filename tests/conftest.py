@@ -73,7 +73,7 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess, workdir: Path, pi
 @pytest.fixture
 def cluster_pod(tmp_path, monkeypatch):
     """This process as a pod: API address in the environment, service-account and deployer folders."""
-    from standins.cluster import self_signed_tls
+    from standins.http import self_signed_tls
 
     from components.cluster import api as kube_api
 

@@ -64,7 +64,8 @@ def installed(tmp_path_factory) -> Path:
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
                            str(source)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (site / "components" / "deploy.py").is_file() and not (site / "components" / "__editable__").exists()
+    assert (site / "components" / "release" / "deploy.py").is_file()
+    assert not (site / "components" / "__editable__").exists()
     return site
 
 

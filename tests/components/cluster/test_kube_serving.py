@@ -1,7 +1,7 @@
 """components/cluster/serving.py and deploy/ against the Kubernetes schemas and a
 local stand-in of the Kubernetes API.
 
-There is no cluster here: `cluster_standins.KubeStandIn` is an HTTPS server on
+There is no cluster here: `standins.kube_api.KubeStandIn` is an HTTPS server on
 127.0.0.1 (self-signed certificate) that answers GET and server-side apply the
 way the API server does for what the deploy step sends, checks each body
 against the `kubernetes` client models, and enforces the Role shipped in
@@ -16,7 +16,7 @@ from importlib import metadata
 import kubernetes_validate
 import pytest
 import yaml
-from standins.cluster import KubeStandIn
+from standins.kube_api import KubeStandIn
 from standins.manifests import (
     CRD_FILES,
     DEPLOY_FILES,

@@ -3,8 +3,8 @@ schemas, and its life (creation, status, failure, missing CRD, cleanup) against 
 Kubernetes API stand-in with training-operator 1.9's TFJob resource."""
 
 import pytest
-from standins.cluster import TFJobStandIn
 from standins.manifests import role_rules, shipped, validate_part
+from standins.training import TFJobStandIn
 
 from components.cluster import serving as kube_serving
 from components.cluster import tfjob

@@ -10,8 +10,8 @@ import subprocess
 import jsonschema
 import pytest
 import yaml
-from standins.cluster import TrainingStandIn
 from standins.manifests import CRD_FILES, REPO, role_rules, shipped, validate_custom, validate_part
+from standins.training import TrainingStandIn
 
 from components.cluster import serving as kube_serving
 from components.cluster import trainjob

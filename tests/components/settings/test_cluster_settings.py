@@ -1,5 +1,5 @@
 """Compile-time cluster settings: the workspace claim's patch, the image pull
-secret, and every step's resources from the one table (and no KFP-level retry)."""
+secret, and every step's resources from its pipeline's spec (and no KFP-level retry)."""
 
 import pytest
 import yaml

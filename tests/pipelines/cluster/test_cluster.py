@@ -1,6 +1,6 @@
 """pipelines/cluster/ (connection, upload, runs, schedules, cron) against a local stand-in of the KFP API.
 
-There is no cluster here: `cluster_standins.KfpStandIn` serves the v2beta1
+There is no cluster here: `standins.kfp_api.KfpStandIn` serves the v2beta1
 endpoints the project calls on 127.0.0.1 and checks every request body
 against the kfp-server-api models. The code under test is the real
 `kfp.Client` path, configured only through the environment as a user does.
@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import REPO, free_port
 from kfp import compiler, dsl
-from standins.cluster import KfpStandIn
+from standins.kfp_api import KfpStandIn
 
 from components.common.errors import InputError
 from components.common.images import VERSION, cpu_component

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from standins.cluster import TrainingStandIn
 from standins.manifests import role_rules, validate_custom
+from standins.training import TrainingStandIn
 
 from components.cluster import engine as training_engine
 from components.cluster import serving as kube_serving

@@ -10,6 +10,9 @@ minute). A deploy that moves a label to a version TF-Serving does not serve yet
 loads it first and moves the label once it is AVAILABLE (see kube_labels). Pod
 annotations `prometheus.io/scrape|port|path` let a Prometheus with the usual
 pod-annotation scrape job find the metrics without a ServiceMonitor.
+
+(At about 360 lines this module is kept whole: the TF-Serving and KServe objects, their rollout
+waits and `serve`, which chooses between them, are read and changed together.)
 With `kserve=True`, or for "lightgbm", it applies a KServe InferenceService
 (LightGBM: KServe's runtime wants one `*.bst` file in the version folder); a
 cluster without KServe gets a message saying so, and the model stays published.

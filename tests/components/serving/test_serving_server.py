@@ -25,7 +25,7 @@ from tensorflow_serving.apis import (
 )
 
 from components.common.errors import InputError
-from components.serving import rest_api, servables
+from components.serving import rest_api, rest_json, servables
 from components.serving import server as local_server
 from components.store.folder import publish_version
 from pipelines.sp500.models import build_model, export_saved_model
@@ -348,18 +348,18 @@ def test_named_instances_and_base64_strings_follow_the_rest_api():
 
     infos = {"image_bytes": servables.tensor_info(types_pb2.DT_STRING, [-1], "image_bytes"),
              "scale": servables.tensor_info(types_pb2.DT_FLOAT, [-1, 2], "scale")}
-    inputs = rest_api.instances_to_inputs(
+    inputs = rest_json.instances_to_inputs(
         [{"image_bytes": {"b64": "AAEC"}, "scale": [1, 2.5]}, {"image_bytes": {"b64": "/w=="}, "scale": [0, 1]}],
         infos)
     assert inputs["image_bytes"].tolist() == [b"\x00\x01\x02", b"\xff"]
     assert inputs["scale"].dtype == np.float32 and inputs["scale"].shape == (2, 2)
 
     with pytest.raises(servables.RequestRefused, match="keys must be equal to"):
-        rest_api.instances_to_inputs([{"scale": [1, 2]}], infos)
+        rest_json.instances_to_inputs([{"scale": [1, 2]}], infos)
     with pytest.raises(servables.RequestRefused, match="plain list"):
-        rest_api.instances_to_inputs([[1, 2]], infos)
+        rest_json.instances_to_inputs([[1, 2]], infos)
 
-    document = rest_api.outputs_to_json(
+    document = rest_json.outputs_to_json(
         {"thumb_bytes": np.array([b"\xff"], dtype=object), "label": np.array([b"seven"], dtype=object)},
         row_format=True)
     assert document == {"predictions": [{"label": "seven", "thumb_bytes": {"b64": "/w=="}}]}

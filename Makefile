@@ -131,8 +131,10 @@ schedule-resume: setup ## resume the recurring run NAME on KFP_HOST
 schedule-delete: setup ## delete the recurring run NAME on KFP_HOST
 	@$(PY) -m pipelines schedule delete "$(NAME)" $(SAID_IF_INTERRUPTED)
 
+# The test files run on up to 4 processes (pytest-xdist); a file's tests stay in one process, so its
+# module fixtures (a pipeline run, a server) run once.
 test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 container-test: setup ## the container suite: image built, published to a loopback registry, every pipeline run in containers
 	PY=$(PY) bash tests/containers/suite.sh

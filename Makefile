@@ -143,7 +143,7 @@ bench: setup ## run the benchmarks (not part of make test)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
 lint: setup ## static checks (ruff)
-	$(VENV)/bin/ruff check components pipelines tests bench
+	$(VENV)/bin/ruff check components pipelines tests bench examples
 
 # The site is built from docs/ (mkdocs.yml) in strict mode: a broken link or a missing page fails.
 docs: setup ## write the pipelines' parameter tables from compiled/, then build the docs site into build/site

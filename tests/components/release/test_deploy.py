@@ -1,5 +1,5 @@
 """The shared deploy step's own checks (its cluster path itself is covered with a
-stand-in Kubernetes API in test_kube_serving.py)."""
+stand-in Kubernetes API in test_kube_serving_api.py)."""
 
 import pytest
 from kfp.dsl import Markdown, Model

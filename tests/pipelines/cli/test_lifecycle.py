@@ -1,6 +1,6 @@
 """`promote` and `rollback` on the local model store, through the command line.
 
-(On a cluster the same commands rewrite the serving ConfigMap: test_kube_serving.py.)
+(On a cluster the same commands rewrite the serving ConfigMap: test_kube_serving_labels.py.)
 """
 
 import pytest

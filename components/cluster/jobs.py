@@ -1,13 +1,13 @@
 """What a TFJob and a TrainJob have in common on the Kubernetes API: a custom
 object that is created, read and deleted, whose errors read as one line, and
-whose pods' logs are read at the end. `tfjob` and `trainjob` describe their
-own resource with a `JobResource` and keep what differs (manifest, status,
-which pods)."""
+whose pods' logs are read at the end, and the one way a job is followed
+(`follow`). `tfjob` and `trainjob` describe their own resource with a
+`JobResource` and keep what differs (manifest, status, which pods)."""
 
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from components.cluster import api as kube_api
 from components.cluster.api import FIELD_MANAGER
@@ -115,3 +115,24 @@ def pod_log(api, pod: str, namespace: str, container: str, lines: int) -> str:
                                                              tail_lines=lines, _request_timeout=REQUEST_TIMEOUT_S)
     except ApiException as error:
         return f"(no log from {pod}: HTTP {error.status} {error.reason})"
+
+
+def follow(kind: str, name: str, wait: Callable[[], object], failure: type[Exception],
+           last_logs: Callable[[bool], Iterable[tuple[str, Callable[[], str]]]],
+           delete: Callable[[], None], emit: Callable[[str], None]) -> None:
+    """Wait for a created job; then, whatever happened, show the last lines of its pods
+    (`last_logs(succeeded)`: (pod, read its log) pairs) and delete it; a `failure` from
+    the wait is raised after that."""
+    outcome: Exception | None = None
+    try:
+        wait()
+    except failure as error:
+        outcome = error
+    finally:
+        for pod, read_log in last_logs(outcome is None):
+            emit(f"--- last lines of {pod} ---")
+            emit(read_log().rstrip())
+        delete()
+        emit(f"{kind} {name} deleted")
+    if outcome:
+        raise outcome

@@ -19,7 +19,7 @@ Role `kfp-ml-tfjob` in deploy/rbac.yaml allows exactly this: create, get and del
 from typing import Callable
 
 from components.cluster.api import labels_of
-from components.cluster.jobs import JobResource, pod_log
+from components.cluster.jobs import JobResource, follow, pod_log
 from components.common.errors import TrainingError
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
@@ -106,17 +106,8 @@ def run_tfjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], None]
     create(api, manifest)
     emit(f"TFJob {name} created in {namespace} with {workers} workers; all logs: "
          f"kubectl -n {namespace} logs -l training.kubeflow.org/job-name={name} --prefix")
-    outcome: Exception | None = None
-    try:
-        wait(api, name, namespace, timeout_s, emit)
-    except TFJobError as error:
-        outcome = error
-    finally:
-        indexes = [0] if outcome is None else list(range(min(workers, 4)))
-        for index in indexes:
-            emit(f"--- last lines of {worker_pod_name(name, index)} ---")
-            emit(worker_log(api, name, namespace, index).rstrip())
-        delete(api, name, namespace)
-        emit(f"TFJob {name} deleted")
-    if outcome:
-        raise outcome
+    follow("TFJob", name, lambda: wait(api, name, namespace, timeout_s, emit), TFJobError,
+           lambda succeeded: [(worker_pod_name(name, index),
+                               lambda index=index: worker_log(api, name, namespace, index))
+                              for index in ([0] if succeeded else range(min(workers, 4)))],
+           lambda: delete(api, name, namespace), emit)

@@ -27,7 +27,7 @@ list of `pods` and get of `pods/log`.
 from typing import Callable
 
 from components.cluster.api import labels_of
-from components.cluster.jobs import JobResource, pod_log
+from components.cluster.jobs import JobResource, follow, pod_log
 from components.common.errors import TrainingError
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
@@ -138,17 +138,7 @@ def run_trainjob(api, manifest: dict, timeout_s: float, emit: Callable[[str], No
     create(api, manifest)
     emit(f"TrainJob {name} created in {namespace} with {manifest['spec']['trainer']['numNodes']} nodes; all logs: "
          f"kubectl -n {namespace} logs -l {JOBSET_NAME_LABEL}={name} --prefix")
-    outcome: Exception | None = None
-    try:
-        wait(api, name, namespace, timeout_s, emit)
-    except TrainJobError as error:
-        outcome = error
-    finally:
-        pods = node_pods(api, name, namespace)
-        for pod in pods[:1] if outcome is None else pods[:4]:
-            emit(f"--- last lines of {pod} ---")
-            emit(node_log(api, pod, namespace).rstrip())
-        delete(api, name, namespace)
-        emit(f"TrainJob {name} deleted")
-    if outcome:
-        raise outcome
+    follow("TrainJob", name, lambda: wait(api, name, namespace, timeout_s, emit), TrainJobError,
+           lambda succeeded: [(pod, lambda pod=pod: node_log(api, pod, namespace))
+                              for pod in node_pods(api, name, namespace)[:1 if succeeded else 4]],
+           lambda: delete(api, name, namespace), emit)

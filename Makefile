@@ -49,6 +49,12 @@ TRACKING ?=
 MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_SERVER ?= $(abspath $(MLFLOW_VENV))/bin/mlflow
 export TRACKING MLFLOW_SERVER
+# Settings the code reads from the environment: exported when set (in local.mk, on make's command
+# line or in the environment), and left unset otherwise, because unset and empty differ
+# (GPU_NODE_SELECTOR unset: the default selector; empty: none).
+ENVIRONMENT_SETTINGS := GPU_COUNT GPU_NODE_SELECTOR GPU_TOLERATION DOCKER REGISTRY FETCH_RETRY_BUDGET_S \
+	KFP_HOST KFP_TOKEN KF_PIPELINES_SA_TOKEN_PATH KFP_NAMESPACE KFP_EXPERIMENT WAIT
+export $(foreach setting,$(ENVIRONMENT_SETTINGS),$(if $(filter undefined,$(origin $(setting))),,$(setting)))
 # The model store claim (deploy/model-store-pvc.yaml), made by `make model-store`.
 NAMESPACE ?= kubeflow
 MODEL_STORE_ACCESS_MODE ?= ReadWriteOnce
@@ -116,8 +122,9 @@ tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store T
 upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
 
-schedule: setup ## recurring run of PIPELINE on KFP_HOST: CRON="0 0 6 * * *" [NAME=…] [PARAMS=…] [REPLACE=1] [GPU=1]
-	@$(PY) -m pipelines schedule create $(PIPELINE) $(PARAMS) --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") $(if $(REPLACE),--replace) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
+schedule: setup ## recurring run of PIPELINE on KFP_HOST: CRON="0 0 6 * * *" [NAME=…] [PARAMS=…] [REPLACE=1] [GPU=1] [CATCHUP=1] [START=… END=…] [MAX_CONCURRENCY=N]
+	@$(PY) -m pipelines schedule create $(PIPELINE) $(PARAMS) --cron "$(CRON)" $(if $(NAME),--name "$(NAME)") $(if $(REPLACE),--replace) $(if $(GPU),--gpu) \
+		$(if $(CATCHUP),--catchup) $(if $(START),--start "$(START)") $(if $(END),--end "$(END)") $(if $(MAX_CONCURRENCY),--max-concurrency $(MAX_CONCURRENCY)) $(SAID_IF_INTERRUPTED)
 
 schedule-list: setup ## list the recurring runs on KFP_HOST
 	@$(PY) -m pipelines schedule list $(SAID_IF_INTERRUPTED)

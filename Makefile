@@ -109,9 +109,10 @@ $(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt
 
 setup: $(VENV)/.installed $(MLFLOW_VENV)/.installed ## create .venv (the package, pinned) and .venv-mlflow (MLflow's server)
 
-compile: setup ## compile every pipeline (and GPU variant) into compiled/, and their parameter tables into docs/
+compile: setup ## compile every pipeline (and GPU variant) into compiled/, and their parameter tables and graphs into docs/
 	$(PY) -m pipelines compile --output-dir $(COMPILED)
 	$(PY) -m pipelines.docs_tables --compiled-dir $(COMPILED)
+	$(PY) -m pipelines.docs_graphs --compiled-dir $(COMPILED)
 
 run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1 the -gpu variant), with PARAMS="name=value ..."; TRACKING=… into MLflow
 	@$(PY) -m pipelines run $(PIPELINE) $(PARAMS) $(if $(GPU),--gpu) $(if $(RUNNER),--runner $(RUNNER) --container-user $(STEP_USER)) $(if $(VERBOSE),--verbose) $(SAID_IF_INTERRUPTED)
@@ -153,8 +154,9 @@ lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench examples
 
 # The site is built from docs/ (mkdocs.yml) in strict mode: a broken link or a missing page fails.
-docs: setup ## write the pipelines' parameter tables from compiled/, then build the docs site into build/site
+docs: setup ## write the pipelines' parameter tables and graphs from compiled/, then build the docs site into build/site
 	$(PY) -m pipelines.docs_tables --compiled-dir $(COMPILED)
+	$(PY) -m pipelines.docs_graphs --compiled-dir $(COMPILED)
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 image: ## build IMAGE:<version> with the Docker engine DOCKER_HOST reaches (GPU=1: also IMAGE_GPU)

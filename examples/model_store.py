@@ -12,6 +12,7 @@ run and the gate's verdict) and writes the serving labels (`stable`, `canary`) t
 
 import argparse
 
+from components.common.errors import InputError
 from components.store import open_store
 
 
@@ -19,6 +20,9 @@ def describe(model_base_path: str, model_name: str) -> list[str]:
     """One line per version (its evaluation and label), then the labels."""
     store = open_store(model_base_path)
     evaluations = {version: store.evaluation(model_name, version) for version in store.published_versions(model_name)}
+    if not evaluations:
+        raise InputError(f"--model-base-path {model_base_path}: no published version of '{model_name}' "
+                         "(examples/run_locally.py deploys one)")
     labels = store.serving_labels(model_name)  # without labels.json: the highest version is stable
 
     by_version = {labels.stable: "stable", labels.canary: "canary"}
@@ -44,4 +48,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as error:  # bad input: one line, as the project's command line says it
+        raise SystemExit(f"error: {error}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.common.errors import InputError
 from components.common.quiet_tensorflow import import_tensorflow_quietly
 from components.serving.client import GrpcClient, RestClient
 from components.serving.server import serve
@@ -52,4 +53,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as error:  # bad input: one line, as the project's command line says it
+        raise SystemExit(f"error: {error}") from None

@@ -18,13 +18,27 @@ from conftest import REPO
 PUBLISHED = REPO / "compiled" / "components"
 
 
-def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_example(name: str, *args: str, cwd: Path, succeeds: bool = True) -> subprocess.CompletedProcess:
     """`python examples/<name>.py args` in `cwd`, with this checkout importable (as after `make setup`)."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, str(REPO / "examples" / f"{name}.py"), *args], cwd=cwd,
                             capture_output=True, text=True, timeout=600, env=environment)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if succeeds:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+@pytest.mark.parametrize("name, said", [
+    ("model_store", "no published version of 'my-sp500'"),
+    ("serve_and_predict", "--model-base-path model_store: no such folder"),
+])
+def test_an_example_without_its_store_ends_in_one_error_line(tmp_path, name, said):
+    """Run without arguments where no store is: one `error:` line naming the store, no traceback."""
+    result = run_example(name, cwd=tmp_path, succeeds=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("error: "), result.stderr
+    assert said in result.stderr
+    assert result.stdout == ""
 
 
 def test_composed_pipeline_compiles_from_the_published_components(tmp_path):

@@ -24,7 +24,7 @@ import yaml
 from components.common.storage import atomic_path
 from pipelines.docs_tables import documented_packages
 
-CHAR_WIDTH = 0.085  # inches per character of a 9-point label, generous for any sans-serif font
+CHAR_WIDTH = 0.095  # inches per character of a 10-point label, generous for any sans-serif font
 ROW_HEIGHT = 0.95
 BOX_HEIGHT = 0.42
 GAP = 0.35
@@ -91,30 +91,26 @@ def _frame_label(task: dict) -> str:
 
 RELEASE_FLOW = Graph(
     "The release: gate, deploy, stable or canary, promote or rollback",
-    nodes={"evaluate": "evaluate: metric, baseline", "gate": "gate-model: threshold, champion, content",
-           "refuse": "refuse: nothing deployed", "deploy": "deploy-model: model_store/<model>/<N+1>",
-           "stable": "stable = N+1 (canary_percent=100)", "canary": "canary = N+1 (canary_percent<100)",
-           "promote": "make promote: canary becomes stable", "rollback": "make rollback: drop canary, or TO=N"},
-    edges=[("evaluate", "gate", ""), ("gate", "refuse", "REFUSED"), ("gate", "deploy", "DEPLOY"),
-           ("deploy", "stable", ""), ("deploy", "canary", ""), ("canary", "promote", ""),
-           ("canary", "rollback", "")],
-    frames=[("serving labels (labels.json, or the serving ConfigMap on a cluster)",
-             ["stable", "canary", "promote", "rollback"])])
+    nodes={"evaluate": "evaluate", "gate": "gate-model", "refuse": "nothing deployed",
+           "deploy": "deploy-model: version N+1", "stable": "label stable", "canary": "label canary",
+           "promote": "make promote", "rollback": "make rollback"},
+    edges=[("evaluate", "gate", ""), ("gate", "refuse", "refuse"), ("gate", "deploy", "deploy"),
+           ("deploy", "stable", "canary_percent=100"), ("deploy", "canary", "<100"),
+           ("canary", "promote", "to stable"), ("canary", "rollback", "dropped")],
+    frames=[("serving labels", ["stable", "canary", "promote", "rollback"])])
 
 CLUSTER_LAYOUT = Graph(
-    "On a cluster: one namespace (kubeflow, or a profile's)",
-    nodes={"kfp": "Pipelines API (KFP_HOST)", "gate": "gate-model pod", "deploy": "deploy-model pod",
-           "pods": "the other steps' pods (IMAGE:<version>)", "workspace": "the run's workspace claim",
-           "store": "claim model-store (/models)", "account": "ServiceAccount kfp-ml-deployer, Roles",
-           "serving": "tf-serving-<model>: Deployment, Service", "labels": "ConfigMap serving-<model>",
-           "kserve": "InferenceService (crypto, use_kserve)"},
+    "A cluster namespace (kubeflow, or a profile's)",
+    nodes={"kfp": "Pipelines API", "gate": "gate pod", "deploy": "deploy pod", "pods": "step pods",
+           "workspace": "workspace claim", "store": "model-store claim", "account": "kfp-ml-deployer",
+           "serving": "TF-Serving", "labels": "labels ConfigMap", "kserve": "InferenceService"},
     edges=[("kfp", "gate", ""), ("kfp", "pods", "runs"), ("pods", "workspace", ""), ("gate", "deploy", ""),
-           ("gate", "store", ""), ("deploy", "store", ""), ("deploy", "account", "its token"),
-           ("store", "serving", "mounted"), ("account", "serving", ""), ("account", "labels", ""),
+           ("gate", "store", ""), ("deploy", "store", ""), ("deploy", "account", "token"),
+           ("store", "serving", "mount"), ("account", "serving", ""), ("account", "labels", ""),
            ("account", "kserve", "")],
-    frames=[("a pipeline run", ["gate", "deploy", "pods", "workspace"]),
-            ("made once: make model-store deployer", ["store", "account"]),
-            ("serving objects, applied by the deploy step", ["serving", "labels", "kserve"])])
+    frames=[("a run", ["gate", "deploy", "pods", "workspace"]),
+            ("make model-store deployer", ["store", "account"]),
+            ("serving objects", ["serving", "labels", "kserve"])])
 
 
 def _rows(graph: Graph) -> dict[str, int]:
@@ -133,8 +129,7 @@ def _positions(graph: Graph) -> tuple[dict[str, tuple[float, float, float]], flo
         by_row.setdefault(rows[node], []).append(node)
     width_of = {node: CHAR_WIDTH * len(label) + 0.3 for node, label in graph.nodes.items()}
     row_widths = {row: sum(width_of[n] for n in nodes) + GAP * (len(nodes) - 1) for row, nodes in by_row.items()}
-    widest_text = max([len(graph.title) * 1.1] + [len(label) * 1.8 for label, _ in graph.frames]) * CHAR_WIDTH
-    width = max([*row_widths.values(), widest_text]) + 2 * MARGIN + 1.2  # room for bent arrows
+    width = max([*row_widths.values(), len(graph.title) * 1.1 * CHAR_WIDTH]) + 2 * MARGIN + 1.2  # bent arrows
     height = ROW_HEIGHT * len(by_row) + 2 * MARGIN + 0.5
     placed = {}
     for row, nodes in by_row.items():
@@ -145,6 +140,18 @@ def _positions(graph: Graph) -> tuple[dict[str, tuple[float, float, float]], flo
     return placed, width, height
 
 
+def _frames(graph: Graph, placed: dict[str, tuple[float, float, float]]) -> list[tuple[str, tuple]]:
+    """Each frame's label and rectangle (left, bottom, right, top) around its nodes."""
+    frames = []
+    for label, members in graph.frames:
+        left = min(placed[m][0] - placed[m][2] / 2 for m in members) - 0.15
+        right = max(placed[m][0] + placed[m][2] / 2 for m in members) + 0.15
+        bottom = min(placed[m][1] for m in members) - BOX_HEIGHT / 2 - 0.15
+        top = max(placed[m][1] for m in members) + BOX_HEIGHT / 2 + 0.15
+        frames.append((label, (left, bottom, right, top)))
+    return frames
+
+
 def draw(graph: Graph, path: Path) -> None:
     """Write `graph` as an SVG to `path`."""
     import matplotlib
@@ -153,33 +160,40 @@ def draw(graph: Graph, path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "kfp-ml-pipelines", "font.size": 9,
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "kfp-ml-pipelines", "font.size": 10,
                          "font.family": "sans-serif"})
     placed, width, height = _positions(graph)
+    rows = _rows(graph)
+    frames = _frames(graph, placed)
+    # A frame's label goes beside it, on the right, where no arrow runs.
+    width = max([width] + [right + 0.15 + CHAR_WIDTH * 0.9 * len(label) + MARGIN
+                           for label, (_, _, right, _) in frames])
     figure = plt.figure(figsize=(width, height))
     axes = figure.add_axes((0, 0, 1, 1), xlim=(0, width), ylim=(0, height))
     axes.axis("off")
-    axes.text(MARGIN, height - MARGIN, graph.title, fontsize=10, fontweight="bold", va="center")
+    axes.text(MARGIN, height - MARGIN, graph.title, fontsize=11, fontweight="bold", va="center")
     white = {"facecolor": "white", "edgecolor": "none", "pad": 1}
-    for label, members in graph.frames:
-        left = min(placed[m][0] - placed[m][2] / 2 for m in members) - 0.15
-        right = max(max(placed[m][0] + placed[m][2] / 2 for m in members) + 0.15,
-                    left + CHAR_WIDTH * 0.9 * len(label) + 0.25)
-        bottom = min(placed[m][1] for m in members) - BOX_HEIGHT / 2 - 0.12
-        top = max(placed[m][1] for m in members) + BOX_HEIGHT / 2 + 0.28
+    for label, (left, bottom, right, top) in frames:
         axes.add_patch(FancyBboxPatch((left, bottom), right - left, top - bottom, boxstyle="round,pad=0.02",
                                       fill=False, linestyle="--", edgecolor="#7a7a7a", zorder=1))
-        axes.text(left + 0.08, top - 0.13, label, fontsize=8, color="#555555", va="center", bbox=white, zorder=4)
+        axes.text(right + 0.12, top - 0.15, label, fontsize=9, color="#555555", style="italic", va="center")
     for source, target, label in graph.edges:
         (x1, y1, _), (x2, y2, _) = placed[source], placed[target]
-        # An arrow that skips a row bends, so that it passes beside the boxes between, not behind them.
-        bend = 0.0 if round((y1 - y2) / ROW_HEIGHT) <= 1 else (-0.35 if x2 <= x1 else 0.35)
+        # An arrow that skips a row bends, so that it passes beside the boxes between, not behind them;
+        # straight down, it bends right from even rows and left from odd ones, so that two such arrows part.
+        if rows[target] - rows[source] <= 1:
+            bend = 0.0
+        elif abs(x2 - x1) > 0.05:
+            bend = -0.3 if x2 < x1 else 0.3
+        else:
+            bend = 0.3 if rows[source] % 2 == 0 else -0.3
         axes.annotate("", xy=(x2, y2 + BOX_HEIGHT / 2), xytext=(x1, y1 - BOX_HEIGHT / 2), zorder=2,
                       arrowprops={"arrowstyle": "-|>", "color": "#333333", "shrinkA": 2, "shrinkB": 2,
                                   "connectionstyle": f"arc3,rad={bend}"})
-        if label:
-            axes.text(x1 + 0.4 * (x2 - x1) + 0.05, y1 - BOX_HEIGHT / 2 - 0.4 * (y1 - y2 - BOX_HEIGHT), label,
-                      fontsize=8, color="#b71c1c", va="center", bbox=white, zorder=4)
+        if label:  # beside the arrow's middle, on the side it leans to, so two arrows' labels part
+            leans_left = x2 < x1 - 0.05
+            axes.text((x1 + x2) / 2 + (-0.08 if leans_left else 0.08), (y1 + y2) / 2, label, fontsize=9,
+                      color="#b71c1c", va="center", ha="right" if leans_left else "left", bbox=white, zorder=4)
     for node, label in graph.nodes.items():
         x, y, box = placed[node]
         axes.add_patch(FancyBboxPatch((x - box / 2, y - BOX_HEIGHT / 2), box, BOX_HEIGHT, zorder=3,

@@ -27,17 +27,15 @@ MEASURING = re.compile(r"\b(?:took|takes|taking|measured|peaks?|faster|slower|me
 MARKED = re.compile(r"<!-- measured: (\d{4}-\d{2}-\d{2}(?: or before)?), ([^>]+?) -->(.*?)<!-- /measured -->", re.S)
 
 
-def prose(text: str) -> str:
-    """The text a reader takes as statements: without code blocks, code spans and comments."""
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
-    return re.sub(r"`[^`\n]*`", "", text)
+def without_code(text: str) -> str:
+    """The text without code blocks and code spans: what they show is an example, not a statement."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))
 
 
 def unmarked_figures(text: str) -> list[str]:
     """The sentences outside every marked measurement that state a measured figure."""
-    outside = MARKED.sub("", text)
-    sentences = re.split(r"(?<=[.!?:])\s+|\n\s*\n|\n(?=\|)", prose(outside))
+    outside = re.sub(r"<!--.*?-->", "", MARKED.sub("", without_code(text)), flags=re.S)
+    sentences = re.split(r"(?<=[.!?:])\s+|\n\s*\n|\n(?=\|)", outside)
     return [" ".join(sentence.split()) for sentence in sentences
             if FIGURE.search(sentence) and MEASURING.search(sentence)]
 
@@ -49,7 +47,7 @@ def test_every_measured_figure_is_marked_or_included(path):
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda path: path.relative_to(REPO).as_posix())
 def test_every_marker_closes_and_says_how(path):
-    text = path.read_text(encoding="utf-8")
+    text = without_code(path.read_text(encoding="utf-8"))
     assert text.count("<!-- measured:") == len(MARKED.findall(text)) == text.count("<!-- /measured -->")
     for _date, how, figures in MARKED.findall(text):
         assert how.strip() and FIGURE.search(figures), f"{path}: a marker without a method or a figure"

@@ -54,6 +54,22 @@ def test_every_page_is_built_with_its_included_parts(site):
     assert "peak memory (MB)" in performance, "bench/results.md's crypto section is not included"
 
 
+@pytest.mark.parametrize("page", sorted(path.relative_to(REPO / "docs").as_posix()
+                                        for path in (REPO / "docs").rglob("*.md") if "-parameters" not in path.name))
+def test_every_fenced_block_renders_as_code(site, page):
+    """A fence Python-Markdown does not see (one inside a list item) shows its language as text."""
+    source = (REPO / "docs" / page).read_text()
+    fences = len(re.findall(r"^\s*```", source, re.M)) // 2
+    html = (site / page.removesuffix(".md").removesuffix("index") / "index.html").read_text()
+    assert html.count("<pre") >= fences, f"{page}: {fences} fenced blocks, {html.count('<pre')} rendered"
+
+
+def test_a_numbered_list_with_code_in_it_keeps_counting(site):
+    cluster = (site / "cluster" / "index.html").read_text()
+    steps = cluster[cluster.index('id="1-before-you-upload"'):cluster.index('id="2-build-and-publish')]
+    assert steps.count("<ol>") == 1 and "A private registry needs a pull secret" in steps
+
+
 def test_the_site_loads_nothing_from_the_network(site):
     for page in site.rglob("*.html"):
         text = page.read_text()

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 #   IMAGE = ghcr.io/you/kfp-ml-pipelines
 #   IMAGE_PULL_SECRET = regcred
 #   WORKSPACE_STORAGE_CLASS = standard-rwo
-#   export GPU_NODE_SELECTOR = cloud.google.com/gke-accelerator=nvidia-l4
+#   GPU_NODE_SELECTOR = cloud.google.com/gke-accelerator=nvidia-l4
 -include local.mk
 
 PYTHON ?= python3

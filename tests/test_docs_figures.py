@@ -22,7 +22,8 @@ from conftest import REPO
 from test_docs_variables import DOC_FILES
 
 FIGURE = re.compile(r"\b\d[\d,.]*\s?(?:s|ms|min|h|×|MB|GB|MiB|GiB)(?![\w/])")
-MEASURING = re.compile(r"\b(?:took|takes|taking|measured|peaks?|faster|slower|median|costs?|adds)\b", re.I)
+MEASURING = re.compile(r"\b(?:took|takes|taking|measured|peaks?|faster|slower|median|costs?|adds"
+                       r"|\d+-core|\d+ cores)\b", re.I)
 # The date it was measured; "or before" where only the date the figure was written is known.
 MARKED = re.compile(r"<!-- measured: (\d{4}-\d{2}-\d{2}(?: or before)?), ([^>]+?) -->(.*?)<!-- /measured -->", re.S)
 

@@ -70,6 +70,12 @@ def test_a_numbered_list_with_code_in_it_keeps_counting(site):
     assert steps.count("<ol>") == 1 and "A private registry needs a pull secret" in steps
 
 
+def test_every_picture_is_on_a_page():
+    pages = "".join(path.read_text() for path in (REPO / "docs").rglob("*.md"))
+    unused = [path.name for path in (REPO / "docs" / "img").iterdir() if f"img/{path.name}" not in pages]
+    assert unused == [], f"pictures no page shows: {unused}"
+
+
 def test_the_site_loads_nothing_from_the_network(site):
     for page in site.rglob("*.html"):
         text = page.read_text()

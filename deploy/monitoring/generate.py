@@ -14,7 +14,7 @@ import yaml
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.common import GraphDrawStyle, LegendDisplayMode, LegendPlacement
+from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync, DataSourceRef, VariableRefresh
 
 sys.path.insert(0, str(Path(__file__).parent))  # run as a script: panels.py beside it
@@ -32,8 +32,6 @@ def panel(spec: PanelSpec) -> timeseries.Panel:
              .datasource(DATASOURCE).span(PANEL_WIDTH).height(PANEL_HEIGHT)
              .legend(common_builders.VizLegendOptions().show_legend(True)
                      .display_mode(LegendDisplayMode.TABLE).placement(LegendPlacement.BOTTOM)))
-    if spec.bars:
-        built = built.draw_style(GraphDrawStyle.BARS).fill_opacity(80)
     for ref_id, query in zip("ABCDEFGH", spec.queries, strict=False):
         built = built.with_target(prometheus.Dataquery().expr(query.expr).legend_format(query.legend)
                                   .ref_id(ref_id).datasource(DATASOURCE))

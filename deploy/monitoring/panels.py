@@ -16,6 +16,7 @@ from components.serving.metrics import LOAD_ATTEMPT_COUNT, REQUEST_COUNT, REQUES
 REQUESTS = f"{REQUEST_COUNT}_total"
 LATENCY_BUCKETS = f"{REQUEST_LATENCY}_bucket"
 LOAD_ATTEMPTS = f"{LOAD_ATTEMPT_COUNT}_total"
+FAILED_LOADS = f'{LOAD_ATTEMPTS}{{status="fail"}}'
 MODEL = 'model_name=~"$model"'
 RATE = "[$__rate_interval]"
 # Every status but OK is an error, refusals of bad requests included: a canary whose
@@ -38,7 +39,15 @@ class PanelSpec:
     description: str
     unit: str  # a Grafana unit id
     queries: tuple[Query, ...]
-    bars: bool = False  # events, drawn as bars rather than lines
+
+
+def error_ratio(by: str, selector: str, window: str) -> str:
+    """The share of requests that did not end OK, by `by`: 0, not absent, for a group without errors,
+    so that stable without errors still has a series to compare the canary with."""
+    matchers = f"{{{selector}}}" if selector else ""
+    requests = f"sum by ({by}) (rate({REQUESTS}{matchers}{window}))"
+    errors = f"sum by ({by}) (rate({REQUESTS}{{{', '.join(filter(None, (selector, ERROR)))}}}{window}))"
+    return f"({errors} or 0 * {requests}) / {requests}"
 
 
 def latency_ms(quantile: float, by: str) -> str:
@@ -62,11 +71,14 @@ PANELS: tuple[PanelSpec, ...] = (
               "the histogram's buckets (x2.5 apart).", "ms",
               tuple(Query(latency_ms(q, "model_name"), f"{{{{model_name}}}} p{round(q * 100)}")
                     for q in (0.5, 0.9, 0.99))),
+    # The count so far, not its increase: a load creates its series at 1, and Prometheus's increase()
+    # never counts a series' first sample, so most loads would not show as an increase at all.
     PanelSpec("Model loads",
-              "Attempts to load a model version, by outcome (success, fail): a deploy, promote or rollback "
-              "shows up as a load; a version that cannot be loaded fails up to five times.", "short",
-              (Query(f"sum by (model_name, version, status) (increase({LOAD_ATTEMPTS}{{{MODEL}}}{RATE}))",
-                     "{{model_name}} v{{version}} {{status}}"),), bars=True),
+              "Attempts to load each model version since the server started, by outcome (success, fail): "
+              "a step up is a load, after a deploy or a rollback to an unloaded version; a version that "
+              "cannot be loaded fails five times.", "short",
+              (Query(f"sum by (model_name, version, status) ({LOAD_ATTEMPTS}{{{MODEL}}})",
+                     "{{model_name}} v{{version}} {{status}}"),)),
     PanelSpec("Canary against stable: share of traffic",
               "The share of each model's requests answered by its stable and by its canary version.",
               "percentunit",
@@ -76,9 +88,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("Canary against stable: error ratio",
               "The share of requests that did not end OK, for the stable and the canary version side by side.",
               "percentunit",
-              (Query(f"sum by (model_name, label) (rate({REQUESTS}{{{MODEL}, {SERVED_LABEL}, {ERROR}}}{RATE}))"
-                     f" / sum by (model_name, label) (rate({REQUESTS}{{{MODEL}, {SERVED_LABEL}}}{RATE}))",
-                     "{{model_name}} {{label}}"),)),
+              (Query(error_ratio("model_name, label", f"{MODEL}, {SERVED_LABEL}", RATE), "{{model_name}} {{label}}"),)),
     PanelSpec("Canary against stable: p99 latency",
               "The 99th percentile of the request latency, for the stable and the canary version side by side.",
               "ms", (Query(latency_ms(0.99, "model_name, label"), "{{model_name}} {{label}} p99"),)),
@@ -99,8 +109,7 @@ LATENCY_P99_THRESHOLD_S = 0.5
 CANARY_EXTRA_ERRORS = 0.02
 
 RECORDING_RULES = {
-    ERROR_RATIO: f"sum by (model_name, label) (rate({REQUESTS}{{{ERROR}}}[5m]))"
-                 f" / sum by (model_name, label) (rate({REQUESTS}[5m]))",
+    ERROR_RATIO: error_ratio("model_name, label", "", "[5m]"),
     LATENCY_P99: f"histogram_quantile(0.99, sum by (le, model_name, label) (rate({LATENCY_BUCKETS}[5m]))) / 1e6",
 }
 
@@ -120,7 +129,10 @@ ALERTS = (
      "annotations": {"summary": "{{ $labels.model_name }}: the canary fails "
                                 f"{CANARY_EXTRA_ERRORS:.0%} more requests than stable; "
                                 "`make rollback MODEL={{ $labels.model_name }}` drops it"}},
-    {"alert": "ModelLoadFailed", "expr": f'increase({LOAD_ATTEMPTS}{{status="fail"}}[10m]) > 0',
+    # A failed version's series starts at 1, which increase() does not count: a series that is new
+    # within the 10 minutes counts too.
+    {"alert": "ModelLoadFailed",
+     "expr": f"increase({FAILED_LOADS}[10m]) > 0 or ({FAILED_LOADS} unless {FAILED_LOADS} offset 10m)",
      "labels": {"severity": "warning"},
      "annotations": {"summary": "{{ $labels.model_name }} version {{ $labels.version }} failed to load "
                                 "(the server's log says why)"}},

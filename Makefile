@@ -114,9 +114,10 @@ tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store T
 	$(PY) -m pipelines.local.tracking "$(or $(TRACKING),runs/mlflow)"
 
 # JupyterLab comes from the `notebook` extra, installed on first use (the tests need only nbclient).
+# Jupyter refuses to start as root unless told to: in a container, root is the usual user.
 notebook: setup ## open the exploration notebook (notebooks/explore.ipynb) in JupyterLab
 	test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[local,test,notebook]'
-	$(VENV)/bin/jupyter-lab notebooks/explore.ipynb
+	$(VENV)/bin/jupyter-lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)

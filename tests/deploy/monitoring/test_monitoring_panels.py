@@ -16,31 +16,35 @@ def exported_labels(text: str) -> dict[str, set[str]]:
     return labels
 
 
-def selectors(expr: str) -> list[tuple[str, set[str]]]:
-    """Each metric an expression reads, with the label names its matchers name."""
-    found = []
+def names_used(expr: str) -> tuple[list[tuple[str, set[str]]], set[str]]:
+    """Each metric an expression reads with the label names its matchers name, and the labels it groups by."""
+    selected, grouped = [], set()
 
     def visit(node):
         if isinstance(node, promql_parser.VectorSelector):
-            found.append((node.name, {m.name for m in node.matchers.matchers}))
+            selected.append((node.name, {m.name for m in node.matchers.matchers}))
+        if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            grouped.update(node.modifier.labels)
 
     promql_parser.walk(promql_parser.parse(expr), visit)
-    return found
+    return selected, grouped
 
 
 def unknown_names(expr: str, exported: dict[str, set[str]]) -> list[str]:
-    """What an expression names that the scrape does not have: metrics, or labels of a metric.
+    """What an expression names that the scrape does not have: metrics, their labels, labels grouped by.
 
     The recording rules' names count as known: alerts read them, and Prometheus makes them.
     """
-    unknown = []
-    for name, matched in selectors(expr):
+    selected, grouped = names_used(expr)
+    unknown, labels_read = [], set()
+    for name, matched in selected:
         if name in panels.RECORDING_RULES:
             continue
         if name not in exported:
             unknown.append(name)
         unknown += [f"{name}{{{label}}}" for label in sorted(matched - exported.get(name, set()))]
-    return unknown
+        labels_read |= exported.get(name, set())
+    return unknown + [f"by ({label})" for label in sorted(grouped - labels_read)]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +79,7 @@ def test_a_misspelt_metric_or_label_is_caught(exported):
         ":tensorflow:serving:request_counts_total"]
     assert unknown_names(f'rate({panels.REQUESTS}{{model="sp500"}}[1m])', exported) == [
         f"{panels.REQUESTS}{{model}}"]
+    assert unknown_names(f"sum by (model, label) (rate({panels.REQUESTS}[1m]))", exported) == ["by (model)"]
     with pytest.raises(ValueError):
         promql_parser.parse(panels.grafana_to_promql("rate(x[$__rate_interval]"))
 

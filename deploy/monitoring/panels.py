@@ -44,10 +44,15 @@ class PanelSpec:
 def error_ratio(by: str, selector: str, window: str) -> str:
     """The share of requests that did not end OK, by `by`: 0, not absent, for a group without errors,
     so that stable without errors still has a series to compare the canary with."""
-    matchers = f"{{{selector}}}" if selector else ""
-    requests = f"sum by ({by}) (rate({REQUESTS}{matchers}{window}))"
-    errors = f"sum by ({by}) (rate({REQUESTS}{{{', '.join(filter(None, (selector, ERROR)))}}}{window}))"
+    requests = f"sum by ({by}) (rate({REQUESTS}{braced(selector)}{window}))"
+    errors = f"sum by ({by}) (rate({REQUESTS}{braced(selector, ERROR)}{window}))"
     return f"({errors} or 0 * {requests}) / {requests}"
+
+
+def braced(*matchers: str) -> str:
+    """`{a, b}` for the matchers given (empty ones left out), or nothing for none."""
+    present = [matcher for matcher in matchers if matcher]
+    return "{" + ", ".join(present) + "}" if present else ""
 
 
 def latency_ms(quantile: float, by: str) -> str:

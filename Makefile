@@ -68,10 +68,10 @@ SAID_IF_INTERRUPTED = || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
 	serve predict promote rollback test bench lint docs image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
-	tracking-ui
+	tracking-ui notebook dashboard
 
 # `make help` lists the targets in two groups, each target with its `## ` description.
-LOCAL_TARGETS := setup compile run tracking-ui serve predict promote rollback test container-test bench lint docs image clean help
+LOCAL_TARGETS := setup compile run tracking-ui notebook serve predict promote rollback dashboard test container-test bench lint docs image clean help
 CLUSTER_TARGETS := image publish upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
 	model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest \
 	promote rollback
@@ -120,6 +120,12 @@ run: setup ## run PIPELINE locally, or on KFP_HOST when set (WAIT=1 waits, GPU=1
 tracking-ui: setup ## MLflow's UI on http://127.0.0.1:5000 for the local store TRACKING (default runs/mlflow)
 	$(PY) -m pipelines.local.tracking "$(or $(TRACKING),runs/mlflow)"
 
+# JupyterLab comes from the `notebook` extra, installed on first use (the tests need only nbclient).
+# Jupyter refuses to start as root unless told to: in a container, root is the usual user.
+notebook: setup ## open the exploration notebook (notebooks/explore.ipynb) in JupyterLab
+	test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[local,test,notebook]'
+	$(VENV)/bin/jupyter-lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
+
 upload: setup ## register compiled/PIPELINE.yaml as a pipeline version on KFP_HOST (GPU=1: the -gpu variant)
 	@$(PY) -m pipelines upload $(PIPELINE) $(if $(GPU),--gpu) $(SAID_IF_INTERRUPTED)
 
@@ -151,7 +157,7 @@ bench: setup ## run the benchmarks (not part of make test)
 	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
 lint: setup ## static checks (ruff)
-	$(VENV)/bin/ruff check components pipelines tests bench examples
+	$(VENV)/bin/ruff check components pipelines tests bench examples deploy notebooks
 
 # The site is built from docs/ (mkdocs.yml) in strict mode: a broken link or a missing page fails.
 docs: setup ## write the pipelines' parameter tables and graphs from compiled/, then build the docs site into build/site
@@ -209,6 +215,9 @@ serve: setup ## serve model_store/ with TF-Serving's gRPC (:8500) and REST (:850
 
 predict: setup ## query the served MODEL (default sp500); ARGS="--rest", "--label canary", "--date 2018-10-11", "--index 3", "--host H --port P"
 	@$(PY) -m pipelines predict --model $(or $(MODEL),sp500) $(ARGS) $(SAID_IF_INTERRUPTED)
+
+dashboard: setup ## regenerate the serving dashboard and Prometheus rules in deploy/monitoring/ (docs/monitoring.md)
+	$(PY) deploy/monitoring/generate.py
 
 promote: setup ## make MODEL's canary (or version TO=N) stable for all traffic; CLUSTER=1 on the kubeconfig's cluster
 	@$(PY) -m pipelines promote $(or $(MODEL),$(PIPELINE)) $(if $(TO),--version $(TO)) $(if $(CLUSTER),--cluster $(if $(NAMESPACE),--namespace $(NAMESPACE))) $(SAID_IF_INTERRUPTED)

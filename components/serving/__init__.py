@@ -10,7 +10,8 @@ client and any TF-Serving client work against either:
   `instances` (row format) or `inputs` (columnar format),
   `GET /v1/models/<name>[/versions/<n>|/labels/<label>]` (status) and `.../metadata`;
 - Prometheus metrics at `/monitoring/prometheus/metrics` on the REST port
-  (`components.serving.metrics`): requests by model, version and status, latency.
+  (`components.serving.metrics`): requests by model, version, serving label and status, latency,
+  model load attempts.
 
 The store is `<model_base_path>/<model_name>/<N>/`. Like TF-Serving's file
 system poller with its default "latest" version policy, a background thread looks

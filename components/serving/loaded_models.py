@@ -48,6 +48,9 @@ class ModelRegistry:
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self):
+        self.metrics.label_of = self.label_of
+
     def model_names(self) -> list[str]:
         if self.model_name:
             return [self.model_name]
@@ -106,6 +109,7 @@ class ModelRegistry:
             attempts = self.failed_loads.get((name, version), 0) + 1
             self.failed_loads[(name, version)] = attempts
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            self.metrics.load_attempt(name, version, str(version_dir), loaded=False)
             print(f"serving: cannot load {name} version {version} (attempt {attempts}/{MAX_LOAD_ATTEMPTS}): "
                   f"{message}", flush=True)
             if attempts >= MAX_LOAD_ATTEMPTS:
@@ -116,6 +120,7 @@ class ModelRegistry:
         with self.lock:
             self.served.setdefault(name, {})[version] = ServedModel(version, servable)
             self.history.setdefault(name, {})[version] = VersionStatus("AVAILABLE")
+        self.metrics.load_attempt(name, version, str(version_dir), loaded=True)
         print(f"serving: {name} version {version} loaded in {time.monotonic() - started:.1f}s", flush=True)
 
     def unload(self, name: str, numbers: list[int]) -> None:
@@ -127,6 +132,12 @@ class ModelRegistry:
                 del self.served[name]
         for version in gone:
             print(f"serving: {name} version {version} unloaded", flush=True)
+
+    def label_of(self, name: str, version: int) -> str:
+        """The serving label `version` of `name` has now (`stable`, `canary`), or "" for none."""
+        with self.lock:
+            labels = self.labels.get(name, {})
+            return next((label for label, labelled in labels.items() if labelled == version), "")
 
     def version_for_label(self, name: str, label: str) -> int:
         with self.lock:

@@ -3,12 +3,18 @@
 TF-Serving (with `prometheus_config { enable: true }`) serves
 `/monitoring/prometheus/metrics` with `:tensorflow:serving:request_count`
 (by model and status) and a `:tensorflow:serving:request_latency` histogram in
-microseconds. This server adds the answering version to both, so a canary's
-share and errors can be read beside the stable version's. The client library
-writes counters with the `_total` suffix of the OpenMetrics convention.
+microseconds. This server adds the answering version and its serving label
+(`stable`, `canary`, or empty) to both, so a canary's share, errors and latency
+can be read beside the stable version's. Model loads are counted under
+TensorFlow's own name, `:tensorflow:cc:saved_model:load_attempt_count` (by
+`model_path` and `status`, `success` or `fail`), to which this server adds the
+model's name and version. The client library writes counters with the `_total`
+suffix of the OpenMetrics convention. deploy/monitoring/ holds a Grafana
+dashboard and Prometheus rules over these names (docs/monitoring.md).
 """
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,6 +24,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Microseconds, 10 us to ~40 s in steps of x2.5 (TF-Serving uses finer x1.8 steps).
 LATENCY_BUCKETS_US = tuple(10 * 2.5 ** i for i in range(17))
+REQUEST_COUNT = ":tensorflow:serving:request_count"
+REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+LOAD_ATTEMPT_COUNT = ":tensorflow:cc:saved_model:load_attempt_count"
+
+
+def no_label(model_name: str, version: int) -> str:
+    return ""
 
 
 @dataclass
@@ -31,13 +44,18 @@ class RequestOutcome:
 @dataclass
 class ServingMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # The serving label of a model's version when it answers; the model registry that owns
+    # these metrics sets it, since the labels change while the server runs (promote, rollback).
+    label_of: Callable[[str, int], str] = no_label
 
     def __post_init__(self):
-        labels = ["model_name", "version", "API", "entrypoint"]
-        self.requests = Counter(":tensorflow:serving:request_count", "Requests, by model, version and status.",
+        labels = ["model_name", "version", "label", "API", "entrypoint"]
+        self.requests = Counter(REQUEST_COUNT, "Requests, by model, version, serving label and status.",
                                 [*labels, "status"], registry=self.registry)
-        self.latency = Histogram(":tensorflow:serving:request_latency", "Request latency in microseconds.",
+        self.latency = Histogram(REQUEST_LATENCY, "Request latency in microseconds.",
                                  labels, buckets=LATENCY_BUCKETS_US, registry=self.registry)
+        self.load_attempts = Counter(LOAD_ATTEMPT_COUNT, "Attempts to load a model version, by outcome.",
+                                     ["model_path", "status", "model_name", "version"], registry=self.registry)
 
     @contextmanager
     def request(self, model_name: str, api: str, entrypoint: str):
@@ -51,9 +69,17 @@ class ServingMetrics:
                 outcome.status = "INTERNAL"
             raise
         finally:
-            version = "" if outcome.version is None else str(outcome.version)
-            self.requests.labels(model_name, version, api, entrypoint, outcome.status).inc()
-            self.latency.labels(model_name, version, api, entrypoint).observe((time.perf_counter() - started) * 1e6)
+            if outcome.version is None:
+                version, label = "", ""
+            else:
+                version, label = str(outcome.version), self.label_of(model_name, outcome.version)
+            self.requests.labels(model_name, version, label, api, entrypoint, outcome.status).inc()
+            self.latency.labels(model_name, version, label, api, entrypoint).observe(
+                (time.perf_counter() - started) * 1e6)
+
+    def load_attempt(self, model_name: str, version: int, model_path: str, loaded: bool) -> None:
+        """One attempt to load a version, with TensorFlow's status values."""
+        self.load_attempts.labels(model_path, "success" if loaded else "fail", model_name, str(version)).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

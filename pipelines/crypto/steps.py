@@ -2,7 +2,7 @@
 
 Bulk tables (the raw CSV, the Arrow tables) live in the run's workspace under
 `<workspace>/crypto/` and move between steps as path strings; the model,
-metrics and reports are typed artifacts.
+metrics, reports and the rows evaluate scored are typed artifacts.
 """
 
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output

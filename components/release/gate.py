@@ -41,16 +41,16 @@ def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
         raise InputError(f"{name} must be between {low:g} and {high:g}, got {threshold:g}")
 
 
-def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str, threshold: float) -> str:
+def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str) -> str:
     """Log every score to the evaluate step's Metrics, and to its MLflow run when the step
     is tracked (`components.common.tracking`); return a line for its log and report saying where
-    the decision is made (the gate step, not here)."""
+    the decision is made (the gate step, not here: the evaluate step takes no threshold)."""
     for name, value in scores.items():
         metrics.log_metric(name, value)
     tracking.task_run().log_metrics(scores)
     tracking.task_run().flush()
-    return (f"{gate_metric} {scores[gate_metric]:.4f} (threshold {threshold:.4g}): the gate step decides "
-            "the deploy against the threshold, the naive baseline and the serving model")
+    return (f"{gate_metric} {scores[gate_metric]:.4f}: the gate step decides the deploy against the threshold, "
+            "the serving champion (re-scored on these rows) and the naive baseline")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ weighted by its asset's weight. Two naive baselines stand beside the model:
 predicting 0 (the RMSE to beat; a constant has no correlation, counted as 0)
 and short-term reversal, -return_30 (the cheapest signal with a correlation:
 the last half hour's move, reversed).
+
+The evaluate step also writes the rows it scored (`components.release.rows`), so
+that the gate re-scores the serving champion on them and resamples them.
 """
 
 import re
@@ -28,10 +31,16 @@ from components.common.reports import (
     table_html,
     write_report,
 )
-from pipelines.crypto.definitions import ASSETS_TABLE, MODEL_FEATURES
+from components.release.rows import RowsInfo, write_rows
+from pipelines.crypto.definitions import ASSETS_TABLE, MINUTE, MODEL_FEATURES, WINDOWS
 from pipelines.crypto.tables import open_table
 
 MODEL_FILE = "model.bst"  # LightGBM's text format, under the name KServe's LightGBM server loads
+# The gate's block bootstrap resamples the test period in runs of this many consecutive minutes, all
+# assets of a minute together (they move together). It is the longest indicator window (240 minutes):
+# rows further apart share little feature history, so neighbouring blocks share little, and the
+# Target's 16-minute horizon lies well inside a block.
+BLOCK_LENGTH_MINUTES = max(WINDOWS)
 
 
 def weighted_correlation(prediction: np.ndarray, target: np.ndarray, weights: np.ndarray) -> float:
@@ -49,10 +58,30 @@ def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(prediction, np.float64) - target) ** 2)))
 
 
+@dataclass(frozen=True)
+class ScoredRows:
+    """The test rows as the booster scored them, one entry per row."""
+
+    features: np.ndarray  # float32 [rows, MODEL_FEATURES]: exactly the booster's input
+    timestamp: np.ndarray  # seconds (UTC)
+    target: np.ndarray
+    weight: np.ndarray  # the asset's weight, the row's weight in the metric
+    prediction: np.ndarray
+    reversal: np.ndarray  # the reversal baseline's prediction
+
+    def write(self, folder: str) -> dict:
+        """Write them as the gate reads them (`components.release.rows`), one block key per
+        minute; return the artifact's metadata."""
+        return write_rows(folder, self.features, self.timestamp // MINUTE, self.target, self.weight,
+                          self.prediction, self.reversal,
+                          RowsInfo("weighted_correlation", BLOCK_LENGTH_MINUTES, "minutes", list(MODEL_FEATURES)))
+
+
 @dataclass
 class Evaluation:
     metrics: dict[str, float]
     per_asset: pd.DataFrame  # Asset_ID, Asset_Name, Weight, rows, correlation, reversal_correlation
+    scored: ScoredRows
 
     def per_asset_metrics(self) -> dict[str, float]:
         """Each asset's correlation and its reversal baseline, named e.g. correlation_asset_1_Bitcoin."""
@@ -100,7 +129,8 @@ def evaluate(features_path: Path, model_dir: Path, test_start: int,
     if rows.empty:
         raise InputError(f"no test rows with a Target from timestamp {test_start} on")
     booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
-    prediction = booster.predict(rows[MODEL_FEATURES].to_numpy(np.float32))
+    features = rows[MODEL_FEATURES].to_numpy(np.float32)
+    prediction = booster.predict(features)
     target, weights = rows["Target"].to_numpy(np.float64), rows["Weight"].to_numpy(np.float64)
     reversal = -rows["return_30"].fillna(0).to_numpy(np.float64)
     metrics = {
@@ -111,7 +141,8 @@ def evaluate(features_path: Path, model_dir: Path, test_start: int,
         "rmse_zero_baseline": rmse(np.zeros_like(target), target),
         "test_rows": len(rows),
     }
-    return Evaluation(metrics, per_asset_table(rows, prediction, reversal, asset_names or {}))
+    scored = ScoredRows(features, rows["timestamp"].to_numpy(np.int64), target, weights, prediction, reversal)
+    return Evaluation(metrics, per_asset_table(rows, prediction, reversal, asset_names or {}), scored)
 
 
 def per_asset_table(rows: pd.DataFrame, prediction: np.ndarray, reversal: np.ndarray,

@@ -88,8 +88,7 @@ def make_pipeline(gpu: bool = False):
             test_fraction=test_fraction)
         evaluation = steps.evaluate(
             features_path=features.outputs["Output"], loaded_dir=loaded.outputs["Output"],
-            model=training.outputs["model"],
-            test_start=training.outputs["Output"], threshold=release.threshold)
+            model=training.outputs["model"], test_start=training.outputs["Output"])
 
         for task in (download, loaded, features, training, evaluation):
             # The workspace is per run, so a cached result would point at another run's files.

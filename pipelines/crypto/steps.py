@@ -2,10 +2,10 @@
 
 Bulk tables (the raw CSV, the Arrow tables) live in the run's workspace under
 `<workspace>/crypto/` and move between steps as path strings; the model,
-metrics and reports are typed artifacts.
+metrics, reports and the rows evaluate scored are typed artifacts.
 """
 
-from kfp.dsl import HTML, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from components.common.images import cpu_component
 
@@ -145,8 +145,8 @@ def train_model(features_path: str, valid_start: str, n_estimators: int, learnin
 
 
 @cpu_component
-def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_start: str, threshold: float,
-             metrics: Output[Metrics], report: Output[HTML]) -> float:
+def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_start: str,
+             metrics: Output[Metrics], report: Output[HTML], rows: Output[Dataset]) -> float:
     """Score the model on the held-out test period beside the naive baselines.
 
     Args:
@@ -155,7 +155,6 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
         model: The trained booster (train-model's output).
         test_start: The first minute of the held-out test period, `YYYY-MM-DD HH:MM UTC`
             (train-model's output).
-        threshold: The weighted correlation the model must reach to be deployed.
 
     Returns:
         Output: The weighted correlation, which the gate step decides on; every other figure is in
@@ -163,21 +162,25 @@ def evaluate(features_path: str, loaded_dir: str, model: Input[Model], test_star
         metrics: Weighted correlation and RMSE, with the zero and reversal baselines', overall and per asset.
         report: An HTML report: the model beside the baselines, every metric, the training
             curves per boosting round, and a gate section the gate step fills in.
+        rows: The test rows as scored, for the gate to re-score the serving model on them:
+            inputs.npy (the float32 features the booster got) and rows.parquet (block: the row's
+            minute, all assets of a minute sharing it; target: Target; weight: the asset's weight;
+            challenger: the booster's prediction; baseline: the reversal baseline's); its metadata
+            holds the metric and the block length in minutes.
     """
     from pathlib import Path
 
     from components.common import history, tracking
     from components.common.readable import number, parse_timestamp
-    from components.release.gate import check_threshold, log_scores
+    from components.release.gate import log_scores
     from pipelines.crypto.evaluation import baseline_comparisons, read_asset_names, write_evaluation_report
     from pipelines.crypto.evaluation import evaluate as score
 
-    check_threshold(threshold)
     evaluation = score(Path(features_path), Path(model.path), parse_timestamp(test_start, "test_start"),
                        read_asset_names(Path(loaded_dir)))
     correlation = evaluation.metrics["weighted_correlation"]
-    gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()},
-                             "weighted_correlation", threshold)
+    rows.metadata.update(evaluation.scored.write(rows.path))
+    gate = log_scores(metrics, {**evaluation.metrics, **evaluation.per_asset_metrics()}, "weighted_correlation")
     best_iteration = model.metadata.get("best_iteration")  # KFP hands numbers back as floats
     write_evaluation_report(evaluation, Path(report.path), gate, history.from_metadata(model.metadata),
                             None if best_iteration is None else int(best_iteration))

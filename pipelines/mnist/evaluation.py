@@ -1,5 +1,9 @@
 """Test-set evaluation: accuracy beside the majority-class baseline, the
-confusion matrix, per-digit accuracy, and a gallery of the misclassified digits."""
+confusion matrix, per-digit accuracy, and a gallery of the misclassified digits.
+
+The evaluate step also writes the images it scored (`components.release.rows`), so
+that the gate re-scores the serving champion on them and resamples them.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +20,14 @@ from components.common.reports import (
     table_html,
     write_report,
 )
+from components.release.rows import RowsInfo, write_rows
 from pipelines.mnist.data import NUM_CLASSES
 
 CLASS_NAMES = [str(digit) for digit in range(NUM_CLASSES)]
 GALLERY_LIMIT = 60
+# The gate's bootstrap resamples single images: the test images are separate digits with no time
+# order and no shared inputs, so nothing ties one image's error to its neighbour's.
+BLOCK_LENGTH_IMAGES = 1
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,16 @@ def score(train_labels: np.ndarray, test_labels: np.ndarray, predicted: np.ndarr
                   majority_class_accuracy=float(np.mean(test_labels == majority)),
                   majority_class=majority, test_images=len(test_labels),
                   misclassified=int(np.sum(predicted != test_labels)))
+
+
+def write_scored_rows(folder: str, images: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
+                      scores: Scores) -> dict:
+    """Write the test images as scored (`components.release.rows`): `images` exactly as the
+    SavedModel got them, one block key per image (its position), the majority-class baseline
+    beside the model; return the artifact's metadata."""
+    count = len(actual)
+    return write_rows(folder, images, np.arange(count), actual, None, predicted,
+                      np.full(count, scores.majority_class), RowsInfo("accuracy", BLOCK_LENGTH_IMAGES, "images", []))
 
 
 def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> list[list[int]]:

@@ -123,8 +123,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         select = steps.select_best_trial(trial_models=dsl.Collected(train.outputs["model"]))
         select.set_caching_options(False)
 
-        evaluation = steps.evaluate(
-            model=select.outputs["best_model"], splits=preprocess.outputs["splits"], threshold=release.threshold)
+        evaluation = steps.evaluate(model=select.outputs["best_model"], splits=preprocess.outputs["splits"])
         evaluation.set_caching_options(False)
 
         add_gated_deploy(evaluation, select.outputs["best_model"], release)

@@ -231,17 +231,16 @@ def select_best_trial(
 def evaluate(
     model: Input[Model],
     splits: Input[Dataset],
-    threshold: float,
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
     report: Output[HTML],
+    rows: Output[Dataset],
 ) -> float:
     """Score the exported model on the test split beside the majority-class baseline.
 
     Args:
         model: The SavedModel to score, through its serving signature.
         splits: The preprocessed splits (the test split is scored).
-        threshold: Test accuracy the model must reach to be deployed (0..1).
 
     Returns:
         Output: The test accuracy, which the gate step decides on; every other figure is in
@@ -250,21 +249,25 @@ def evaluate(
         confusion: The confusion matrix on the test split.
         report: An HTML report: the model beside the majority-class baseline, the best trial's
             training curves, the misclassified digits, and a gate section the gate step fills in.
+        rows: The test images as scored, for the gate to re-score the serving model on them:
+            inputs.npy (the float32 images the model got) and rows.parquet (block: the image's
+            position; target: the digit; challenger: the predicted digit; baseline: the most
+            frequent training digit); its metadata holds the metric and the block length.
     """
     from components.common import history, tracking
     from components.common.saved_model import load_predictor
-    from components.release.gate import check_threshold, log_scores
+    from components.release.gate import log_scores
     from pipelines.mnist import evaluation as ev
     from pipelines.mnist.models import predict_digits
     from pipelines.mnist.preprocess import load_splits
 
-    check_threshold(threshold)
     loaded = load_splits(splits.path)
     test = loaded.test
     predicted, probabilities = predict_digits(load_predictor(model.path), test.images)
     scores = ev.score(loaded.train.labels, test.labels, predicted)
     confusion.log_confusion_matrix(ev.CLASS_NAMES, ev.confusion_matrix(test.labels, predicted))
-    gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
+    rows.metadata.update(ev.write_scored_rows(rows.path, test.images, test.labels, predicted, scores))
+    gate = log_scores(metrics, scores.as_dict(), "accuracy")
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"test split ({scores.test_images} images)"
     ev.write_evaluation_report(report.path, scores, gate, test.images, test.labels, predicted, probabilities,

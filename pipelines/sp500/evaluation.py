@@ -2,6 +2,9 @@
 
 The baseline is "always up": predict that the target closes up every day. A
 model that does not beat it has learned nothing useful, whatever its accuracy.
+
+The evaluate step also writes the rows it scored (`components.release.rows`), so
+that the gate re-scores the serving champion on them and resamples them.
 """
 
 from dataclasses import asdict, dataclass
@@ -20,6 +23,14 @@ from components.common.reports import (
     table_html,
     write_report,
 )
+from components.release.rows import RowsInfo, write_rows
+
+UP = 1  # the "up" class, which the always-up baseline predicts every day
+# The gate's block bootstrap resamples the test period in runs of this many consecutive trading days
+# (two weeks). Neighbouring days are not independent: a day's features are the previous num_lags days'
+# returns (3 by default), and volatility clusters over days. Ten days span the default lag window three
+# times over and still leave about 45 blocks in the default 453-day test period.
+BLOCK_LENGTH_DAYS = 10
 
 
 @dataclass(frozen=True)
@@ -38,18 +49,28 @@ class DirectionMetrics:
 def direction_metrics(labels: np.ndarray, predicted: np.ndarray) -> DirectionMetrics:
     """Precision, recall and F1 are for the "up" class (label 1)."""
     labels, predicted = np.asarray(labels), np.asarray(predicted)
-    true_up = float(np.sum((predicted == 1) & (labels == 1)))
-    precision = true_up / max(1, int(np.sum(predicted == 1)))
-    recall = true_up / max(1, int(np.sum(labels == 1)))
+    true_up = float(np.sum((predicted == UP) & (labels == UP)))
+    precision = true_up / max(1, int(np.sum(predicted == UP)))
+    recall = true_up / max(1, int(np.sum(labels == UP)))
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return DirectionMetrics(
         accuracy=float(np.mean(predicted == labels)),
         precision=precision,
         recall=recall,
         f1=f1,
-        always_up_accuracy=float(np.mean(labels == 1)),
+        always_up_accuracy=float(np.mean(labels == UP)),
         test_days=int(len(labels)),
     )
+
+
+def write_scored_rows(folder: str, features: np.ndarray, columns: list[str], labels: np.ndarray,
+                      predicted: np.ndarray) -> dict:
+    """Write the test days as scored (`components.release.rows`): `features` exactly as the
+    SavedModel got them, one block key per day (its position in the test period), the
+    always-up baseline beside the model; return the artifact's metadata."""
+    days = len(labels)
+    return write_rows(folder, features, np.arange(days), labels, None, predicted, np.full(days, UP),
+                      RowsInfo("accuracy", BLOCK_LENGTH_DAYS, "trading days", list(columns)))
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:

@@ -79,8 +79,7 @@ def make_pipeline(gpu: bool = False):
         if gpu:
             GpuSettings.from_env().apply(training)
 
-        evaluation = steps.evaluate(
-            model=training.outputs["model"], test_data=split.outputs["test_data"], threshold=release.threshold)
+        evaluation = steps.evaluate(model=training.outputs["model"], test_data=split.outputs["test_data"])
 
         add_gated_deploy(evaluation, training.outputs["model"], release)
         apply_cluster_settings(SPEC.resources)

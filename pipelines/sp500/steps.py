@@ -142,10 +142,10 @@ train_model_gpu = gpu_component(train)
 def evaluate(
     model: Input[Model],
     test_data: Input[Dataset],
-    threshold: float,
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
     report: Output[HTML],
+    rows: Output[Dataset],
 ) -> float:
     """Score the exported model on the test period beside the always-up baseline.
 
@@ -155,33 +155,36 @@ def evaluate(
     Args:
         model: SavedModel from train (a `features` input, `predicted_class` output).
         test_data: Parquet table of the test days (preprocess' test_data).
-        threshold: Deploy gate on the test accuracy, between 0 and 1; the report and
-            the log say which way the gate goes.
 
     Returns:
-        Output: Test accuracy, what the pipeline's gate compares with threshold.
+        Output: Test accuracy, what the pipeline's gate compares with its threshold.
         metrics: Accuracy, precision, recall, F1 and the always-up baseline's accuracy.
         confusion: Confusion matrix of the test days (down/up).
         report: HTML report: the metrics beside the always-up baseline, the training curves
             (loss and accuracy per epoch), the signal's cumulative return against buy-and-hold,
             and a gate section the gate step fills in with its verdict.
+        rows: The test days as scored, for the gate to re-score the serving model on them:
+            inputs.npy (the float32 features the model got) and rows.parquet (block: the day's
+            position in the test period; target: the label; challenger: the predicted class;
+            baseline: always up); its metadata holds the metric and the block length in days.
     """
     import numpy as np
     import pandas as pd
 
     from components.common import history, tracking
     from components.common.saved_model import load_predictor
-    from components.release.gate import check_threshold, log_scores
+    from components.release.gate import log_scores
     from pipelines.sp500 import evaluation as ev
     from pipelines.sp500.features import LABEL, feature_columns
 
-    check_threshold(threshold)
     test = pd.read_parquet(test_data.path)
-    predict = load_predictor(model.path)
-    predicted = predict(features=test[feature_columns(test)].to_numpy(np.float32))["predicted_class"].numpy()
-    scores = ev.direction_metrics(test[LABEL].to_numpy(), predicted)
-    confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(test[LABEL].to_numpy(), predicted))
-    gate = log_scores(metrics, scores.as_dict(), "accuracy", threshold)
+    columns = feature_columns(test)
+    features, labels = test[columns].to_numpy(np.float32), test[LABEL].to_numpy()
+    predicted = load_predictor(model.path)(features=features)["predicted_class"].numpy()
+    scores = ev.direction_metrics(labels, predicted)
+    confusion.log_confusion_matrix(["down", "up"], ev.confusion_matrix(labels, predicted))
+    rows.metadata.update(ev.write_scored_rows(rows.path, features, columns, labels, predicted))
+    gate = log_scores(metrics, scores.as_dict(), "accuracy")
     # The data window, stored with a deployed version so a later gate knows what its scores mean.
     metrics.metadata["test_set"] = f"{test['Date'].min():%Y-%m-%d}..{test['Date'].max():%Y-%m-%d} ({len(test)} days)"
     ev.write_direction_report(report.path, test, predicted, scores, gate, history.from_metadata(model.metadata))

@@ -64,7 +64,7 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
                            start_date="2018-01-01", end_date="2018-12-31", test_fraction=0.25)
         model = train(train_data=split.outputs["train_data"], model_type="flat", epochs=1,
                       learning_rate=0.01, seed=1, version_tag="tiny").outputs["model"]
-        scored = evaluate(model=model, test_data=split.outputs["test_data"], threshold=0.0)
+        scored = evaluate(model=model, test_data=split.outputs["test_data"])
         verdict = gate(metrics=scored.outputs["metrics"], model=model, evaluation_report=scored.outputs["report"],
                        gate_metric="accuracy",
                        baseline_metric="always_up_accuracy", threshold=0.0, tolerance=0.0,
@@ -78,6 +78,7 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
     run = my_pipeline(workspace=str(kfp_local / "workspace"), model_store=str(kfp_local / "store"))
     assert run.output == "deploy", "a first deploy at threshold 0 passes"
     assert "always_up_accuracy" in written(kfp_local, "evaluate", "report").read_text()
+    assert (written(kfp_local, "evaluate", "rows") / "rows.parquet").is_file()
     assert deployed_versions(kfp_local / "store", "sp500-tiny") == ["1"]
     assert (kfp_local / "store" / "sp500-tiny" / "1" / "saved_model.pb").is_file()
 
@@ -95,13 +96,14 @@ def test_crypto_steps_from_yaml(kfp_local):
         trained = train(features_path=table.outputs["Output"], valid_start="2021-05-03", n_estimators=20,
                         learning_rate=0.1, early_stopping_rounds=5, num_leaves=7, seed=1, test_fraction=0.5)
         scored = evaluate(features_path=table.outputs["Output"], loaded_dir=loaded.outputs["Output"],
-                          model=trained.outputs["model"], test_start=trained.outputs["Output"], threshold=0.0)
+                          model=trained.outputs["model"], test_start=trained.outputs["Output"])
         return scored.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"))
     assert -1.0 <= run.output <= 1.0
     written(kfp_local, "train-model", "model")
     assert "reversal" in written(kfp_local, "evaluate", "report").read_text()
+    assert (written(kfp_local, "evaluate", "rows") / "rows.parquet").is_file()
 
 
 @pytest.mark.e2e
@@ -117,13 +119,14 @@ def test_mnist_steps_from_yaml(kfp_local):
                           batch_size=256, seed=1, workers=1, version_tag="tiny", distributed_storage="",
                           worker_pod={})
         best = select(trial_models=dsl.Collected(trial.outputs["model"]))
-        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"], threshold=0.0)
+        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"])
         return scored.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"))
     assert 0.0 <= run.output <= 1.0
     written(kfp_local, "for-loop-*/train-trial", "tensorboard_logs")
     assert "majority" in written(kfp_local, "evaluate", "report").read_text()
+    assert (written(kfp_local, "evaluate", "rows") / "rows.parquet").is_file()
 
 
 def interface_and_command(name: str) -> tuple:

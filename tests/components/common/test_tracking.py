@@ -24,7 +24,7 @@ run.log_params({"a": 1}); run.log_metrics({"loss": 0.5}, step=1); run.set_tags({
 run.tag_parent({"t": "x"}); run.log_artifact("/dev/null", "x"); run.flush()
 assert run.keras_callbacks() == [] and run.lightgbm_callbacks() == []
 from components.release import gate
-gate.log_scores(type("M", (), {"log_metric": lambda self, k, v: None})(), {"accuracy": 0.5}, "accuracy", 0.5)
+gate.log_scores(type("M", (), {"log_metric": lambda self, k, v: None})(), {"accuracy": 0.5}, "accuracy")
 print(sorted(m for m in sys.modules if m.split(".")[0] == "mlflow"))
 """
 

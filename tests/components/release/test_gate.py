@@ -25,9 +25,10 @@ class RecordedMetrics:
 def test_every_score_is_logged_and_the_evaluate_step_leaves_the_decision_to_the_gate():
     metrics = RecordedMetrics()
     scores = {"accuracy": 0.62, "always_up_accuracy": 0.55}
-    line = log_scores(metrics, scores, "accuracy", 0.6)
+    line = log_scores(metrics, scores, "accuracy")
     assert metrics.logged == scores
-    assert line.startswith("accuracy 0.6200 (threshold 0.6): the gate step decides")
+    assert line == ("accuracy 0.6200: the gate step decides the deploy against the threshold, the serving "
+                    "champion (re-scored on these rows) and the naive baseline")
     assert "PASS" not in line and "REFUSE" not in line
 
 

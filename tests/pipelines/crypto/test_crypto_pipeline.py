@@ -50,12 +50,14 @@ def test_bulk_data_moves_through_the_workspace_as_paths(compiled):
                                           ("train-model", "features_path", "build-features"),
                                           ("evaluate", "features_path", "build-features")]:
         assert tasks[consumer]["inputs"]["parameters"][parameter]["taskOutputParameter"]["producerTask"] == producer
-    # Only small things are artifacts: the model, metrics and reports, never a Dataset.
-    artifact_types = {artifact["artifactType"]["schemaTitle"]
-                      for name in STEPS
-                      for artifact in spec["components"][f"comp-{name}"].get("outputDefinitions", {})
-                      .get("artifacts", {}).values()}
-    assert artifact_types == {"system.Model", "system.Metrics", "system.HTML"}
+    # The bulk tables are never artifacts: the model, metrics and reports are, and one Dataset, the
+    # test rows evaluate scored, which the shared gate step reads in every pipeline the same way.
+    artifacts = {(name, output): artifact["artifactType"]["schemaTitle"]
+                 for name in STEPS
+                 for output, artifact in spec["components"][f"comp-{name}"].get("outputDefinitions", {})
+                 .get("artifacts", {}).items()}
+    assert set(artifacts.values()) == {"system.Model", "system.Metrics", "system.HTML", "system.Dataset"}
+    assert [where for where, kind in artifacts.items() if kind == "system.Dataset"] == [("evaluate", "rows")]
 
 
 def test_deploy_runs_only_inside_the_weighted_correlation_gate(compiled):

@@ -14,8 +14,8 @@ from standins.mlflow import mlflow_server, read_runs
 
 from components.common.errors import InputError
 from pipelines.local import tracking as local_tracking
+from pipelines.local.attach import TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, stop_server
-from pipelines.local.tracking import TaskCall
 
 SP500_TASKS = {"download-prices", "preprocess", "train", "evaluate", "gate-model"}
 

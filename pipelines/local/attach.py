@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from components.common.errors import PipelineError
 from pipelines.local.swaps import swapped
 
 STEP_INDENT = "    "
@@ -241,8 +242,13 @@ def attached(runner: Any, attachment: Attachment) -> Iterator[None]:
     """kfp.local runs every task of `runner`'s type through `attachment` inside the `with`.
 
     After it, `builtins.print` is what it was before: kfp swaps it from each task's thread, and
-    tasks that overlap can leave an indenting one in place.
+    tasks that overlap can leave an indenting one in place. An installed kfp whose internals moved
+    is refused before any step runs, naming what changed.
     """
+    if changed := changed_kfp_internals():
+        raise PipelineError(f"the installed kfp changed what the local runner relies on: {changed[0]}"
+                            f"{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
+                            "install the kfp that pyproject.toml pins")
     module, name = _handler_attribute(runner)
     print_before = builtins.print
     try:

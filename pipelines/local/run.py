@@ -8,11 +8,12 @@ artifact, openable in a browser) and `index.html` linking all of them. The
 workspace volume is emulated by a folder that kfp deletes when the run ends.
 The model store defaults to `model_store/`.
 
-The terminal shows the steps' own lines, each task's in one block
-(pipelines.local.output, which times the tasks; kfp.local's lines are read by
-pipelines.local.kfp_output); kfp's JSON echo, a failed step's traceback and the
-artifacts' full metadata stay in run.log (`--verbose` shows everything). Ctrl-C or
-SIGTERM stops the steps (pipelines.local.interrupts) and still writes the summary
+Every task runs through the runner's own task handler (pipelines.local.attach), which
+starts its step and tells the output and the tracking of its start and end. The terminal
+shows the steps' own lines, each task's in one block (pipelines.local.output, which times
+the tasks; what is read of kfp.local's lines is in pipelines.local.kfp_output); kfp's JSON
+echo, a failed step's traceback and the artifacts' full metadata stay in run.log (`--verbose`
+shows everything). Ctrl-C or SIGTERM stops the steps (pipelines.local.interrupts) and still writes the summary
 and index.html (pipelines.local.report), marked INTERRUPTED.
 """
 

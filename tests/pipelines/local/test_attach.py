@@ -37,6 +37,18 @@ def test_a_changed_kfp_internal_is_named_in_one_line(monkeypatch):
         "handler would not be used"]
 
 
+def test_a_run_on_a_changed_kfp_is_refused_before_any_step_in_one_line(monkeypatch):
+    from components.common.errors import PipelineError
+
+    monkeypatch.setattr(attach, "KFP_DISPATCH_READS", ("handler_for(runner)",))
+    attachment = attach.Attachment(attach.launch_subprocess, [], threading.Event())
+    with pytest.raises(PipelineError, match=r"^the installed kfp changed what the local runner relies on: "
+                                            r".* no longer reads `handler_for\(runner\)`"):
+        with attach.attached(local.SubprocessRunner(), attachment):
+            pass
+    assert subprocess_task_handler.SubprocessTaskHandler.__name__ == "SubprocessTaskHandler"
+
+
 class Recorder:
     """A hook that records what it hears, and gives each step one variable."""
 

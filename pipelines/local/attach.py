@@ -45,8 +45,8 @@ from pipelines.local.swaps import swapped
 STEP_INDENT = "    "
 # A loop iteration's folder in the pipeline root: `<loop>-iteration-<i>` (kfp's loops are `for-loop-<n>`).
 ITERATION = re.compile(r"^(.+)-iteration-(\d+)$")
-# What the attachment relies on in kfp.local, as `module: name(parameters)`; the contract test
-# checks each against the installed kfp and names the one that changed.
+# What the attachment relies on in kfp, as `module.name` or `module.name(parameters)`, and what for;
+# `changed_kfp_internals` checks each against the installed kfp and names the one that changed.
 KFP_INTERNALS = {
     "kfp.local.subprocess_task_handler.SubprocessTaskHandler": "the handler class looked up for SubprocessRunner",
     "kfp.local.docker_task_handler.DockerTaskHandler": "the handler class looked up for DockerRunner",
@@ -175,8 +175,8 @@ def launch_subprocess(step: Step, emit: Callable[[str], None]) -> int:
     from kfp.local import subprocess_task_handler
 
     command = subprocess_task_handler.replace_python_executable(step.command, sys.executable)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                          env={**os.environ, **step.environment}) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          bufsize=1, env={**os.environ, **step.environment}) as process:
         for line in process.stdout:
             emit(line.rstrip("\n"))
         return process.wait()

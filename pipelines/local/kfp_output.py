@@ -102,7 +102,7 @@ class TerminalFilter:
         if not plain_line.startswith(STEP_INDENT) or is_task_done(plain_line):  # one of kfp's own lines
             self.in_traceback = False
             self.in_outputs = bool(OUTPUTS_START.search(plain_line))
-            return line
+            return plain_line.strip() if is_task_done(plain_line) else line  # the dashes at the margin
         if TRACEBACK_START.match(plain_line):
             self.in_traceback = True
         elif self.in_traceback and TRACEBACK_END.match(plain_line):

@@ -75,6 +75,7 @@ def test_the_dashes_after_a_task_close_its_block_at_any_indentation():
     """kfp prints them with `print`, which its overlapping tasks leave indented."""
     assert all(kfp_output.is_task_done(pad + "-" * 80) for pad in ("", " " * 4, " " * 12))
     assert not kfp_output.is_task_done("    - a step's list item")
+    assert kfp_output.TerminalFilter().shown(" " * 12 + "-" * 80, " " * 12 + "-" * 80) == "-" * 80
 
 
 def test_this_projects_errors_are_shown_without_their_class_name():

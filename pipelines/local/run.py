@@ -13,8 +13,8 @@ starts its step and tells the output and the tracking of its start and end. The 
 shows the steps' own lines, each task's in one block (pipelines.local.output, which times
 the tasks; what is read of kfp.local's lines is in pipelines.local.kfp_output); kfp's JSON
 echo, a failed step's traceback and the artifacts' full metadata stay in run.log (`--verbose`
-shows everything). Ctrl-C or SIGTERM stops the steps (pipelines.local.interrupts) and still writes the summary
-and index.html (pipelines.local.report), marked INTERRUPTED.
+shows everything). Ctrl-C or SIGTERM stops the steps (pipelines.local.interrupts) and still
+writes the summary and index.html (pipelines.local.report), marked INTERRUPTED.
 """
 
 import contextlib

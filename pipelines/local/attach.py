@@ -57,6 +57,7 @@ KFP_INTERNALS = {
         "the step's python3 made this interpreter",
     "kfp.dsl.constants.WORKSPACE_MOUNT_PATH": "where a container sees the workspace",
 }
+CONTAINER_INTERNALS = ("kfp.local.docker_task_handler.", "kfp.dsl.constants.WORKSPACE_MOUNT_PATH")
 # The dispatcher must read the handler classes at every task (so that the one swap takes effect),
 # build one and run it: what its source must say.
 KFP_DISPATCH = "kfp.local.task_dispatcher.run_single_task_implementation"
@@ -66,10 +67,14 @@ EXECUTOR_INPUT = ("kfp's executor input on a task's command line (`--executor_in
                   "outputs.outputFile is <pipeline root>/<job>/[<loop>-iteration-<i>/]<task>/executor_output.json)")
 
 
-def changed_kfp_internals() -> list[str]:
-    """One line for each entry of `KFP_INTERNALS` that the installed kfp no longer has as written."""
+def changed_kfp_internals(containers: bool = True) -> list[str]:
+    """One line for each entry of `KFP_INTERNALS` that the installed kfp no longer has as written
+    (without `containers`, those only a DockerRunner needs are left out: docker-py, which kfp's
+    Docker handler imports, is in the `local` extra alone)."""
     changed = []
     for internal, role in KFP_INTERNALS.items():
+        if not containers and internal.startswith(CONTAINER_INTERNALS):
+            continue
         path, _, parameters = internal.partition("(")
         try:
             found = _resolve(path)
@@ -245,7 +250,9 @@ def attached(runner: Any, attachment: Attachment) -> Iterator[None]:
     tasks that overlap can leave an indenting one in place. An installed kfp whose internals moved
     is refused before any step runs, naming what changed.
     """
-    if changed := changed_kfp_internals():
+    from kfp import local
+
+    if changed := changed_kfp_internals(containers=type(runner) is local.DockerRunner):
         raise PipelineError(f"the installed kfp changed what the local runner relies on: {changed[0]}"
                             f"{f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
                             "install the kfp that pyproject.toml pins")

@@ -49,6 +49,14 @@ def test_a_run_on_a_changed_kfp_is_refused_before_any_step_in_one_line(monkeypat
     assert subprocess_task_handler.SubprocessTaskHandler.__name__ == "SubprocessTaskHandler"
 
 
+def test_a_run_in_subprocesses_needs_nothing_of_kfps_docker_handler(monkeypatch):
+    """docker-py, which kfp's Docker handler imports, is in the `local` extra alone."""
+    monkeypatch.setitem(attach.KFP_INTERNALS, "kfp.local.docker_task_handler.NotThere", "a container's need")
+    assert attach.changed_kfp_internals(containers=False) == []
+    assert [line.split(" ")[0] for line in attach.changed_kfp_internals()] == [
+        "kfp.local.docker_task_handler.NotThere"]
+
+
 class Recorder:
     """A hook that records what it hears, and gives each step one variable."""
 

@@ -8,7 +8,8 @@ the task's image, command, pipeline root, runner and environment, and calls its 
 returns the task's status. `attached` puts `AttachedTaskHandler` in the place of the handler of
 the run's runner type for the length of a run: that one attribute is the only kfp internal a
 local run replaces (`KFP_INTERNALS` lists what it relies on; tests/pipelines/local/test_attach.py
-checks each against the installed kfp).
+checks each against the installed kfp, and a run on a kfp where one moved is refused in one line
+before any step).
 
 The handler does what the runner's parts need, through a small interface:
 

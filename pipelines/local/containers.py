@@ -5,12 +5,12 @@ kfp 2.17's `local.DockerRunner` starts each step's container with
 `auto_remove=True` and then reads its logs and exit code: a step that exits
 quickly is gone before either is read, so its output is lost and a vanished
 container counts as a success. It also mounts only the pipeline root and the
-workspace. This module keeps kfp's runner type (kfp's dispatch table is keyed
-by it) and puts its own task handler in kfp's place for the length of a run:
-the container is removed only after its logs are streamed whole and its exit
-status is read, the model store is mounted too, every step runs hardened, and
-each container is recorded in the run folder (`containers.jsonl`) with the
-image it came from.
+workspace. This module keeps kfp's runner type (kfp resolves the workspace's
+path for it, and dispatches on it) and starts the steps itself, as the `Launch`
+of the local runner's task handler (pipelines.local.attach): the container is
+removed only after its logs are streamed whole and its exit status is read, the
+model store is mounted too, every step runs hardened, and each container is
+recorded in the run folder (`containers.jsonl`) with the image it came from.
 
 The steps see their image and the mounted folders, nothing else of the host:
 no checkout and no virtual environment.
@@ -37,13 +37,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from components.common.errors import InputError
-from pipelines.local.swaps import swapped
+from pipelines.local.attach import Launch, Step
 
 MODES = ("root", "nonroot")
 NONROOT_UID = 1000
@@ -155,33 +155,31 @@ def apply_fs_group(folder: Path, gid: int = FS_GROUP) -> None:
         os.chmod(path, mode | extra)
 
 
-def _handler_class(settings: ContainerSettings):
-    from kfp.local import docker_task_handler, status
+def _launch(settings: ContainerSettings, workspace: Path) -> Launch:
+    """The steps' launch: each in a container of its image, with the pipeline root at its own path,
+    the workspace where kfp resolved it for a DockerRunner, and the run's mounts."""
+    def launch(step: Step, emit: Callable[[str], None]) -> int:
+        import docker
+        from kfp.dsl import constants
 
-    class ContainerTaskHandler(docker_task_handler.DockerTaskHandler):
-        """kfp's DockerTaskHandler with a container kept until its logs and exit status are read."""
+        try:
+            client = docker.from_env()
+            with contextlib.closing(client):
+                # As kfp's own handler: SELinux hosts relabel what they mount.
+                mode = "rw,z" if "name=selinux" in client.info().get("SecurityOptions", []) else "rw"
+                volumes = {step.pipeline_root: {"bind": step.pipeline_root, "mode": mode},
+                           str(workspace): {"bind": constants.WORKSPACE_MOUNT_PATH, "mode": mode}}
+                for folder in settings.read_only_mounts:
+                    volumes[str(folder)] = {"bind": str(folder), "mode": "ro"}
+                for folder in settings.mounts:
+                    volumes[str(folder)] = {"bind": str(folder), "mode": mode}
+                return run_container(client, step.image, step.command, volumes, step.environment,
+                                     settings.run_args(), settings.record, emit)
+        except docker.errors.DockerException as error:
+            emit(f"error: the Docker engine failed the step: {error}")
+            return 1
 
-        def run(self) -> status.Status:
-            import docker
-
-            try:
-                client = docker.from_env()
-                with contextlib.closing(client):
-                    volumes = self.get_volumes_to_mount(client)
-                    for folder in settings.read_only_mounts:
-                        volumes[str(folder)] = {"bind": str(folder), "mode": "ro"}
-                    for folder in settings.mounts:
-                        volumes[str(folder)] = {"bind": str(folder), "mode": "rw"}
-                    args = dict(self.runner.container_run_args)
-                    args.pop("environment", None)  # kfp merged it into env_vars already
-                    code = run_container(client, self.image, self.full_command, volumes, self.env_vars, args,
-                                         settings.record)
-            except docker.errors.DockerException as error:
-                print(f"error: the Docker engine failed the step: {error}")
-                code = 1
-            return status.Status.SUCCESS if code == 0 else status.Status.FAILURE
-
-    return ContainerTaskHandler
+    return launch
 
 
 _running: set = set()  # the step containers started and not yet removed
@@ -197,8 +195,8 @@ def stop_running_containers() -> None:
 
 
 def run_container(client, image: str, command: list[str], volumes: dict, environment: dict[str, str],
-                  run_args: dict[str, Any], record: Path | None) -> int:
-    """Start the step's container, print its output line by line, and return its exit status;
+                  run_args: dict[str, Any], record: Path | None, emit: Callable[[str], None]) -> int:
+    """Start the step's container, `emit` its output line by line, and return its exit status;
     the container is removed only after both were read, also on an error or Ctrl-C. An engine
     error is one line and a failed step."""
     import docker
@@ -210,7 +208,7 @@ def run_container(client, image: str, command: list[str], volumes: dict, environ
         container = client.containers.create(image=image, command=command, volumes=volumes,
                                              environment=environment, **run_args)
     except docker.errors.DockerException as error:
-        print(f"error: the Docker engine refused the step's container: {error}")
+        emit(f"error: the Docker engine refused the step's container: {error}")
         return 1
     _running.add(container)
     try:
@@ -220,15 +218,15 @@ def run_container(client, image: str, command: list[str], volumes: dict, environ
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                print(line.decode(errors="replace"))
+                emit(line.decode(errors="replace"))
         if pending:
-            print(pending.decode(errors="replace"))
+            emit(pending.decode(errors="replace"))
         code = container.wait()["StatusCode"]
         if record is not None:
             _record(container, image, code, started, record)
         return code
     except docker.errors.DockerException as error:
-        print(f"error: the Docker engine failed the step's container: {error}")
+        emit(f"error: the Docker engine failed the step's container: {error}")
         return 1
     finally:
         _running.discard(container)
@@ -250,11 +248,11 @@ def _record(container, image: str, code: int, started: float, record: Path) -> N
 
 
 @contextlib.contextmanager
-def container_steps(settings: ContainerSettings, folders: list[Path]) -> Iterator[Any]:
-    """For the length of a run: kfp's Docker task handler replaced by ours, and, in the
-    nonroot mode, `folders` prepared as an fsGroup volume would be. Yields the kfp runner."""
+def container_steps(settings: ContainerSettings, workspace: Path, folders: list[Path]) -> Iterator[tuple[Any, Launch]]:
+    """For the length of a run: kfp's DockerRunner and the launch of each step in a container
+    (`workspace` mounted where kfp resolves it), and, in the nonroot mode, `folders` prepared as an
+    fsGroup volume would be."""
     from kfp import local
-    from kfp.local import docker_task_handler
 
     settings.check()
     previous_umask = None
@@ -268,8 +266,7 @@ def container_steps(settings: ContainerSettings, folders: list[Path]) -> Iterato
         previous_umask = os.umask(0o002)
     _stopping.clear()
     try:
-        with swapped(docker_task_handler, "DockerTaskHandler", _handler_class(settings)):
-            yield local.DockerRunner(**settings.run_args())
+        yield local.DockerRunner(**settings.run_args()), _launch(settings, workspace)
     finally:
         if previous_umask is not None:
             os.umask(previous_umask)

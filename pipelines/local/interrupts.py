@@ -7,8 +7,8 @@ child it should leave). The exit code is the shell's convention, 128 + the signa
 
 A local run's steps are child processes (and an mnist trial's workers, grandchildren):
 on a terminal Ctrl-C reaches them too, but a SIGTERM sent to the command alone does
-not, so `stop_children` ends them all; `refuse_new_steps` keeps kfp.local from starting
-the steps it had queued.
+not, so `stop_children` ends them all; the run's task handler (pipelines.local.attach)
+starts none of the steps kfp.local had queued once the signal came.
 """
 
 import contextlib
@@ -72,21 +72,3 @@ def stop_children(grace_s: float = CHILD_GRACE_S, wait: bool = True) -> None:
         for child in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
-
-
-@contextlib.contextmanager
-def refuse_new_steps(stopped: threading.Event) -> Iterator[None]:
-    """kfp.local's SubprocessRunner starts no step process once `stopped` is set (the step fails)."""
-    from kfp.local import subprocess_task_handler
-
-    from pipelines.local.swaps import swapped
-
-    start_step = subprocess_task_handler.run_local_subprocess
-
-    def guarded(full_command, env_vars=None):
-        if stopped.is_set():
-            return 1
-        return start_step(full_command, env_vars)
-
-    with swapped(subprocess_task_handler, "run_local_subprocess", guarded):
-        yield

@@ -1,29 +1,28 @@
-"""What kfp.local (2.17) prints during a run, read: every pattern of its text is here, and only here.
+"""What kfp.local (2.17) prints during a run, read for the terminal: every pattern of its text is here, and only here.
 
-kfp.local reports a task's start, end and outputs only as log lines, and a step's
-own output (kfp's executor announcing itself, its JSON echo of the executor input,
-TensorFlow's C++ start-up lines, a failed step's traceback) reaches the same stream.
-The functions here take one line, its colours already removed by `plain`; the
-runner's bookkeeping around them (which thread prints which task) is
-pipelines.local.output. tests/pipelines/local/test_kfp_output.py feeds them lines
+A task's name, status, output folder and outputs reach the runner through its task handler
+(pipelines.local.attach), not through these lines. What is left to read is what the terminal
+shows: kfp's own log lines (a task's start, its end, its outputs dump, the dashes after it) and
+the step's lines, which the handler writes at `STEP_INDENT` whatever the indentation of kfp's
+`print` is at the time (kfp's executor announcing itself, its JSON echo of the executor input,
+TensorFlow's C++ start-up lines, a failed step's traceback). The functions here take one line,
+its colours already removed by `plain`; the runner's bookkeeping around them (which thread prints
+which task) is pipelines.local.output. tests/pipelines/local/test_kfp_output.py feeds them lines
 that kfp.local printed.
 """
-
 import ast
 import re
 
 from components.common.errors import PipelineError
 from components.common.quiet_tensorflow import TENSORFLOW_START_UP
 from components.common.readable import readable, readable_output
+from pipelines.local.attach import STEP_INDENT
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
-TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
-# kfp prints a line of dashes after each task, from the task's own thread.
+# kfp prints a line of dashes after each task, from the task's own thread (at any indentation:
+# it uses `print`).
 TASK_DONE = re.compile(r"^\s*-{20,}\s*$")
-OUTPUT_FILE = re.compile(r'"outputFile": "(.+)/executor_output\.json"')
-# A loop iteration's folder in the pipeline root: `<loop>-iteration-<i>` (kfp's loops are `for-loop-<n>`).
-ITERATION = re.compile(r"^(.+)-iteration-(\d+)$")
 ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 # kfp's executor announcing itself, and kfp.local's header of a task's output.
 KFP_CHATTER = re.compile(r"^(?:\[KFP Executor |.* - INFO - Streamed logs:)")
@@ -43,8 +42,7 @@ OUTPUT_NUMBER = re.compile(r"^\s{4}Output: (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$")
 OUTPUT_METADATA = re.compile(r"^\s+metadata=(\{.*\}) \)$")
 # kfp warns about settings a cluster honours (retry, resources, caching, GPUs) on every run
 # (`warnings.filterwarnings` message patterns).
-LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner",
-                         r"You may be attemping to run a task")
+LOCAL_RUNNER_WARNINGS = (r".*no effect in the current local runner", r".*is not used by the current local runner")
 # Messages of this project's own errors are written for the user: shown without the class name.
 PROJECT_ERRORS = {PipelineError.__name__} | {kind.__name__ for kind in PipelineError.__subclasses__()}
 
@@ -60,27 +58,9 @@ def task_started(line: str) -> str | None:
     return match[1] if match else None
 
 
-def task_ended(line: str) -> tuple[str, str] | None:
-    """(the task's name, its status: SUCCESS or FAILURE), when the line announces its end."""
-    match = TASK_END.search(line)
-    return (match[1], match[2]) if match else None
-
-
 def is_task_done(line: str) -> bool:
     """The dashes kfp.local prints after a task's lines (from the task's own thread)."""
     return bool(TASK_DONE.match(line))
-
-
-def output_folder(line: str) -> str | None:
-    """The task's output folder, from the `outputFile` of its executor input's echo."""
-    match = OUTPUT_FILE.search(line)
-    return match[1] if match else None
-
-
-def loop_iteration(folder_name: str) -> tuple[str, int] | None:
-    """(loop, iteration) of a loop iteration's folder in the pipeline root (`for-loop-2-iteration-3`)."""
-    match = ITERATION.match(folder_name)
-    return (match[1], int(match[2])) if match else None
 
 
 def error_message(line: str) -> str | None:
@@ -119,10 +99,10 @@ class TerminalFilter:
                 return None
         if JSON_ECHO.match(plain_line):
             return None
-        if TASK_START.search(plain_line) or TASK_END.search(plain_line) or not plain_line.startswith("    "):
+        if not plain_line.startswith(STEP_INDENT) or is_task_done(plain_line):  # one of kfp's own lines
             self.in_traceback = False
             self.in_outputs = bool(OUTPUTS_START.search(plain_line))
-            return line
+            return plain_line.strip() if is_task_done(plain_line) else line  # the dashes at the margin
         if TRACEBACK_START.match(plain_line):
             self.in_traceback = True
         elif self.in_traceback and TRACEBACK_END.match(plain_line):

@@ -1,5 +1,6 @@
 """A local run's standard output: the tasks, their times, and a quiet terminal (the patterns of
-kfp.local's lines are pipelines.local.kfp_output's).
+kfp.local's lines are pipelines.local.kfp_output's; the tasks themselves come from the task handler,
+pipelines.local.attach).
 
 kfp.local runs a pipeline's tasks in threads (a ParallelFor's iterations at the same
 time), each printing its step's output line by line to sys.stdout, so the steps'
@@ -12,8 +13,10 @@ lines arrive interleaved. `RunOutput` stands in for sys.stdout during a run:
   start-up lines, a failed step's traceback, and artifacts' full metadata
   (`verbose` shows everything);
 - each task run is one `TaskRun`, a ParallelFor iteration included
-  (`train-trial #0`, `train-trial #1`): kfp.local reports starts and ends only as
-  log lines, and names each run's output folder in its executor input.
+  (`train-trial #0`, `train-trial #1`), made and ended by the task handler's hooks
+  (`started`, `ended`), which run in the task's thread. kfp's lines only group the
+  terminal: a thread's block opens at kfp's `Executing task` line and closes at the
+  dashes kfp prints after the task.
 """
 
 import io
@@ -24,11 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local import kfp_output
-
-# A task whose end kfp.local did not log: its tasks running side by side share the root logger,
-# and the first to finish removes the handler the others log through. Whether it succeeded
-# is read from its executor output afterwards (`settle_unlogged`).
-ENDED = "ENDED"
+from pipelines.local.attach import TaskCall
 
 
 @dataclass
@@ -46,15 +45,16 @@ class TaskRun:
 class RunOutput(io.TextIOBase):
     """Stand-in for sys.stdout during a run (see the module's description)."""
 
-    def __init__(self, terminal, log_file, verbose: bool):
+    def __init__(self, terminal, log_file, verbose: bool, pipeline_root: Path | None = None):
         self.terminal, self.log_file, self.verbose = terminal, log_file, verbose
+        self.pipeline_root = pipeline_root  # where the tasks' output folders are
         self.runs: list[TaskRun] = []  # every task run, in start order
         self.lines: list[str] = []
         self.silenced = False  # after an interrupt: run.log only
         self._lock = threading.RLock()
         self._pending: dict[int, str] = {}  # per thread: the line it has not finished yet
         self._filters: dict[int, kfp_output.TerminalFilter] = {}
-        self._running: dict[int, TaskRun] = {}  # per thread: its task, from start to its dashes
+        self._running: dict[int, TaskRun | None] = {}  # per thread: its task (once started), up to its dashes
         self._streaming: int | None = None  # the thread whose lines go to the terminal now
         self._waiting: list[int] = []  # threads with held lines, in their tasks' start order
         self._held: dict[int, list[str]] = {}
@@ -79,33 +79,43 @@ class RunOutput(io.TextIOBase):
             self.terminal.flush()
             self.log_file.flush()
 
+    def started(self, call: TaskCall) -> dict[str, str]:
+        """The task handler's hook: a task starts in this thread (its row, its clock)."""
+        with self._lock:
+            task = TaskRun(self._unique_name(call.label))
+            if self.pipeline_root is not None:
+                task.output_dir = self.pipeline_root / call.output_file.parent
+            self.runs.append(task)
+            self._open_block(threading.get_ident(), task)
+        return {}
+
+    def ended(self, call: TaskCall, succeeded: bool) -> None:
+        """The task handler's hook: this thread's task ended."""
+        with self._lock:
+            task = self._running.get(threading.get_ident())
+            if task is not None:
+                task.status, task.seconds = ("SUCCESS" if succeeded else "FAILURE"), time.monotonic() - task.started
+
+    def _open_block(self, thread: int, task: TaskRun | None) -> None:
+        """The thread's lines form one block on the terminal from now to kfp's dashes."""
+        if thread not in self._running or task is not None:
+            self._running[thread] = task
+        if self._streaming is None:
+            self._streaming = thread
+        elif thread != self._streaming and thread not in self._waiting:
+            self._waiting.append(thread)
+
     def _line(self, line: str, thread: int) -> None:
         plain = kfp_output.plain(line)
         self.log_file.write(plain + "\n")
         self.lines.append(plain)
-        task = self._running.get(thread)
-        if started := kfp_output.task_started(plain):
-            task = TaskRun(self._unique_name(started))
-            self.runs.append(task)
-            self._running[thread] = task
-            if self._streaming is None:
-                self._streaming = thread
-            elif thread != self._streaming and thread not in self._waiting:
-                self._waiting.append(thread)
-        elif (ended := kfp_output.task_ended(plain)) and task is not None:
-            task.status = ended[1]
-            task.seconds = time.monotonic() - task.started
-        elif (folder := kfp_output.output_folder(plain)) and task is not None and task.output_dir is None:
-            task.output_dir = Path(folder)
-            if iteration := kfp_output.loop_iteration(task.output_dir.parent.name):
-                task.name = f"{task.output_dir.name} #{iteration[1]}"
+        if kfp_output.task_started(plain):
+            self._open_block(thread, None)
         terminal_filter = self._filters.setdefault(thread, kfp_output.TerminalFilter())
         shown = line if self.verbose else terminal_filter.shown(line, plain)
         if shown is not None:
             self._show(shown, thread)
-        if kfp_output.is_task_done(plain) and task is not None:
-            if task.status == "RUNNING":  # its end went unlogged (see ENDED)
-                task.status, task.seconds = ENDED, time.monotonic() - task.started
+        if kfp_output.is_task_done(plain) and thread in self._running:
             del self._running[thread]
             if thread == self._streaming:
                 self._next_streaming()
@@ -140,11 +150,3 @@ class RunOutput(io.TextIOBase):
     def last_error(self) -> str | None:
         """The last error a step printed (kfp_output.error_message), for the run's error line."""
         return next(filter(None, map(kfp_output.error_message, reversed(self.lines))), None)
-
-
-def settle_unlogged(tasks: dict[str, TaskRun]) -> None:
-    """A task whose end went unlogged succeeded if it wrote its executor output, else it failed."""
-    for task in tasks.values():
-        if task.status == ENDED:
-            written = task.output_dir is not None and (task.output_dir / "executor_output.json").is_file()
-            task.status = "SUCCESS" if written else "FAILURE"

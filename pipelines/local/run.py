@@ -8,12 +8,13 @@ artifact, openable in a browser) and `index.html` linking all of them. The
 workspace volume is emulated by a folder that kfp deletes when the run ends.
 The model store defaults to `model_store/`.
 
-The terminal shows the steps' own lines, each task's in one block
-(pipelines.local.output, which times the tasks; kfp.local's lines are read by
-pipelines.local.kfp_output); kfp's JSON echo, a failed step's traceback and the
-artifacts' full metadata stay in run.log (`--verbose` shows everything). Ctrl-C or
-SIGTERM stops the steps (pipelines.local.interrupts) and still writes the summary
-and index.html (pipelines.local.report), marked INTERRUPTED.
+Every task runs through the runner's own task handler (pipelines.local.attach), which
+starts its step and tells the output and the tracking of its start and end. The terminal
+shows the steps' own lines, each task's in one block (pipelines.local.output, which times
+the tasks; what is read of kfp.local's lines is in pipelines.local.kfp_output); kfp's JSON
+echo, a failed step's traceback and the artifacts' full metadata stay in run.log (`--verbose`
+shows everything). Ctrl-C or SIGTERM stops the steps (pipelines.local.interrupts) and still
+writes the summary and index.html (pipelines.local.report), marked INTERRUPTED.
 """
 
 import contextlib
@@ -34,9 +35,10 @@ from pipelines import parameters, registry
 from pipelines.local import containers as container_runner
 from pipelines.local import interrupts, mlflow_server
 from pipelines.local import tracking as local_tracking
+from pipelines.local.attach import Attachment, Launch, attached, launch_subprocess
 from pipelines.local.containers import ContainerSettings
 from pipelines.local.kfp_output import LOCAL_RUNNER_WARNINGS
-from pipelines.local.output import RunOutput, TaskRun, settle_unlogged
+from pipelines.local.output import RunOutput, TaskRun
 from pipelines.local.report import LocalRunResult, link_reports, run_record, summary, write_index
 from pipelines.local.swaps import environment
 
@@ -99,15 +101,14 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     workspace.mkdir(parents=True)
     pipeline_root = run_dir / "artifacts"
     pipeline_root.mkdir()
-    with _step_runner(containers, run_dir, [pipeline_root, workspace]) as runner:
+    with _step_runner(containers, run_dir, workspace, [pipeline_root, workspace]) as (runner, launch):
         local.init(runner=runner, pipeline_root=str(pipeline_root), workspace_root=str(workspace),
                    raise_on_error=False)
         with local_tracking.tracked_run(store, pipeline_name, effective, run_dir) as tracked:
-            call = _run_pipeline(pipeline_func, params, run_dir, verbose, tracked)
+            call = _run_pipeline(pipeline_func, params, run_dir, verbose, tracked, runner, launch)
     capture, signals = call.output, call.signals
     tasks = capture.tasks
     _read_task_outputs(pipeline_root, tasks)
-    settle_unlogged(tasks)
     error = None
     if signals.received:
         error = _clean_up_interrupted(call.cut_short, run_dir, params.get("model_base_path"))
@@ -124,16 +125,17 @@ def run_local(pipeline_name: str, params: dict[str, Any], run_dir: Path | None =
     return result
 
 
-def _step_runner(containers: ContainerSettings | None, run_dir: Path,
+def _step_runner(containers: ContainerSettings | None, run_dir: Path, workspace: Path,
                  folders: list[Path]) -> contextlib.AbstractContextManager:
-    """kfp's runner for the steps: a subprocess each, or a container each (its containers
-    recorded in the run folder; the model store among the folders of the nonroot mode)."""
+    """kfp's runner and how the task handler starts each step: a subprocess each, or a container
+    each (its containers recorded in the run folder; the model store among the folders of the
+    nonroot mode)."""
     from kfp import local
 
     if containers is None:
-        return contextlib.nullcontext(local.SubprocessRunner(use_venv=False))
+        return contextlib.nullcontext((local.SubprocessRunner(use_venv=False), launch_subprocess))
     containers.record = run_dir / container_runner.RECORD_FILE
-    return container_runner.container_steps(containers, [*folders, *containers.mounts])
+    return container_runner.container_steps(containers, workspace, [*folders, *containers.mounts])
 
 
 @dataclass
@@ -145,9 +147,11 @@ class _PipelineCall:
 
 
 def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose: bool,
-                  tracked: "local_tracking.LocalTracking | None") -> _PipelineCall:
-    """Call the pipeline under kfp.local with its output captured into run.log and the terminal;
-    a signal stops the steps (pipelines.local.interrupts, and the step containers) and ends the call.
+                  tracked: "local_tracking.LocalTracking | None", runner: Any, launch: Launch) -> _PipelineCall:
+    """Call the pipeline under kfp.local, every task through the run's task handler
+    (pipelines.local.attach: `launch` starts the steps, the output and the tracking hear of each
+    task), with its output captured into run.log and the terminal; a signal stops the steps
+    (pipelines.local.interrupts, and the step containers), starts no other, and ends the call.
     When tracked, the MLflow parent run is closed while the steps' output is still captured."""
     started = time.monotonic()
     # Steps inherit the environment: fewer of TensorFlow's C++ log lines.
@@ -158,7 +162,7 @@ def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose:
         # Cluster-only settings are ignored by design in a local run.
         for message in LOCAL_RUNNER_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
-        capture = RunOutput(sys.stdout, log_file, verbose)
+        capture = RunOutput(sys.stdout, log_file, verbose, run_dir / "artifacts")
 
         def stop_steps() -> None:
             capture.silenced = True
@@ -167,7 +171,8 @@ def _run_pipeline(pipeline_func, params: dict[str, Any], run_dir: Path, verbose:
             interrupts.stop_children(wait=False)
 
         with interrupts.signals_as_keyboard_interrupt(on_first=stop_steps) as signals, \
-                interrupts.refuse_new_steps(signals.event), contextlib.redirect_stdout(capture):
+                attached(runner, Attachment(launch, [capture, *([tracked] if tracked else [])], signals.event)), \
+                contextlib.redirect_stdout(capture):
             try:
                 pipeline_func(**params)
             except KeyboardInterrupt:  # raised by the handler, after stop_steps

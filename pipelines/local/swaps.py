@@ -1,13 +1,8 @@
 """A module attribute, or environment variables, changed for the length of a `with` and then restored.
 
-kfp.local (2.17) has no hook to run code around a task: its task dispatcher looks up the
-handler class of the runner's type as a module attribute at every task
-(`subprocess_task_handler.SubprocessTaskHandler`, `docker_task_handler.DockerTaskHandler`), and
-the subprocess handler starts a step through the module function `run_local_subprocess`. A local
-run replaces them for its duration: to keep a step's container until its exit status is read
-(pipelines.local.containers), to start each task inside its MLflow run (pipelines.local.tracking),
-and to start no step after a signal (pipelines.local.interrupts). `swapped` does it, and puts
-the original back however the run ends.
+`swapped` puts the local runner's task handler in the place of kfp.local's for a run
+(pipelines.local.attach, the one attribute of kfp a local run replaces), and the original back
+however the run ends.
 
 The steps are processes that inherit this one's environment: `environment` sets variables for
 them (and this process's clients) during a run, and restores their previous values after.

@@ -5,17 +5,14 @@ MLflow run per pipeline run, one nested run per task (a loop gets a run, and
 each iteration a run inside it), starts every task's container with
 `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID` (the task's nested run), and after the
 task logs its input parameters and scalar output metrics and closes its run.
-`LocalTracking` does the same around kfp.local's SubprocessRunner, so the
+`LocalTracking` does the same around kfp.local's tasks, in a subprocess or a container, so the
 steps (`components.common.tracking`) see exactly what they see on a cluster.
 
-How it hooks in: kfp.local starts every task through
-`subprocess_task_handler.SubprocessTaskHandler`, which passes its `env_vars` to
-the task's process alone (kfp 2.17). `LocalTracking.hooked()` replaces that
-class for the run's duration (pipelines.local.swaps) by one that creates the
-task's nested run first and adds the two variables to its `env_vars`. Tasks of a loop run at the same
-time, so the variables could not go through this process's own environment.
-The task's name and loop iteration are read from the executor input on its
-command line (its output folder: `<job>/[for-loop-N-iteration-I/]<task>`).
+How it hooks in: it is one of the hooks of the local runner's task handler
+(pipelines.local.attach): `started` creates the task's nested run and returns
+the two variables, which the handler gives to the task's process alone (tasks
+of a loop run at the same time, so they could not go through this process's
+own environment); `ended` closes it.
 
 TRACKING is a server, a SQLite store or a folder; for the last two the run starts
 MLflow's server on the store for its duration (pipelines.local.mlflow_server).
@@ -29,15 +26,14 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from components.common.errors import InputError
 from components.common.tracking import HTTP_LIMITS, RUN_ID_VARIABLE, TRACKING_URI_VARIABLE
-from pipelines.local.kfp_output import loop_iteration
+from pipelines.local.attach import TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, server_arguments, server_command, serving
-from pipelines.local.swaps import environment, swapped
+from pipelines.local.swaps import environment
 
 TRACKING_VARIABLE = "TRACKING"  # what `make run TRACKING=…` sets
 PARENT_TAG = "mlflow.parentRunId"
@@ -46,39 +42,6 @@ PARENT_TAG = "mlflow.parentRunId"
 # "View run at" lines.
 RUNNER_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-
-
-@dataclass(frozen=True)
-class TaskCall:
-    """One task as kfp.local starts it, read from the executor input on its command line: where it
-    sits (its output folder is `<job>/[<loop>-iteration-<i>/]<task>`), its input parameters and
-    which of its outputs are Metrics artifacts."""
-
-    job: str
-    task: str
-    loop: str | None
-    iteration: int | None
-    inputs: dict[str, Any]
-    metrics_outputs: tuple[str, ...]
-
-    @classmethod
-    def from_command(cls, full_command: list[str], pipeline_root: str) -> "TaskCall":
-        executor_input = json.loads(full_command[full_command.index("--executor_input") + 1])
-        outputs = executor_input["outputs"]
-        job, *groups, task = Path(outputs["outputFile"]).parent.relative_to(pipeline_root).parts
-        loop = iteration = None
-        for group in groups:  # the innermost loop
-            if found := loop_iteration(group):
-                loop, iteration = found
-        metrics = tuple(name for name, listed in outputs.get("artifacts", {}).items()
-                        if listed["artifacts"][0]["type"].get("schemaTitle") == "system.Metrics")
-        return cls(job, task, loop, iteration, executor_input["inputs"].get("parameterValues", {}), metrics)
-
-    @property
-    def output_file(self) -> Path:
-        """Relative to the pipeline root."""
-        group = [] if self.iteration is None else [f"{self.loop}-iteration-{self.iteration}"]
-        return Path(self.job, *group, self.task, "executor_output.json")
 
 
 class LocalTracking:
@@ -94,6 +57,7 @@ class LocalTracking:
         self.active = True
         self.parent_id: str | None = None
         self.loop_runs: dict[str, str] = {}
+        self.task_runs: dict[int, str] = {}  # per thread (each task runs in its own): its task's run
         self.experiment_id: str | None = None
         self.lock = threading.Lock()
         # The steps' own bounds (the user's settings win), not this process's RUNNER_HTTP_SETTINGS.
@@ -108,32 +72,22 @@ class LocalTracking:
         return (f"run {self.parent_id} in experiment '{self.pipeline}' of {self.store.describe()}; "
                 f"browse: make tracking-ui TRACKING={self.store.uri}")
 
-    @contextmanager
-    def hooked(self) -> Iterator[None]:
-        """kfp.local's tasks start inside their nested runs while this is open, in a subprocess
-        or in a container (the handler in place then, pipelines.local.containers's, is wrapped)."""
-        from kfp.local import docker_task_handler, status, subprocess_task_handler
+    def started(self, call: TaskCall) -> dict[str, str]:
+        """The task handler's hook: the task's nested run, and the variables that put the step in it
+        (none once tracking has failed)."""
+        run_id = self.start_task(call)
+        if run_id is None:
+            return {}
+        with self.lock:
+            self.task_runs[threading.get_ident()] = run_id
+        return {**self.step_environment, TRACKING_URI_VARIABLE: self.tracking_uri, RUN_ID_VARIABLE: run_id}
 
-        tracking = self
-
-        def tracked(base):
-            class TrackedTaskHandler(base):
-                def run(self):
-                    call = tracking._call(lambda: TaskCall.from_command(self.full_command, self.pipeline_root))
-                    run_id = tracking.start_task(call) if call else None
-                    if run_id:
-                        self.env_vars = {**self.env_vars, **tracking.step_environment,
-                                         TRACKING_URI_VARIABLE: tracking.tracking_uri, RUN_ID_VARIABLE: run_id}
-                    result = base.run(self)
-                    if run_id:
-                        tracking.end_task(run_id, call, result == status.Status.SUCCESS)
-                    return result
-            return TrackedTaskHandler
-
-        with swapped(subprocess_task_handler, "SubprocessTaskHandler",
-                     tracked(subprocess_task_handler.SubprocessTaskHandler)), \
-                swapped(docker_task_handler, "DockerTaskHandler", tracked(docker_task_handler.DockerTaskHandler)):
-            yield
+    def ended(self, call: TaskCall, succeeded: bool) -> None:
+        """The task handler's hook: the task's run closed as the platform's launcher closes it."""
+        with self.lock:
+            run_id = self.task_runs.pop(threading.get_ident(), None)
+        if run_id is not None:
+            self.end_task(run_id, call, succeeded)
 
     def start_task(self, call: TaskCall) -> str | None:
         """The task's nested run (under its loop's run, for a loop iteration); None when tracking stopped."""
@@ -232,7 +186,7 @@ def _param_value(value: Any) -> str:
 def tracked_run(store: Store | None, pipeline: str, params: dict[str, Any],
                 run_dir: Path) -> Iterator[LocalTracking | None]:
     """The run's LocalTracking (None without a store, or when its server would not start: one
-    warning), its server up and kfp.local hooked while open."""
+    warning), its server up while open; the run hooks it to its task handler."""
     with ExitStack() as stack:
         tracking = None
         if store is not None:
@@ -241,7 +195,6 @@ def tracked_run(store: Store | None, pipeline: str, params: dict[str, Any],
                 stack.enter_context(environment(RUNNER_HTTP_SETTINGS))
                 uri = stack.enter_context(serving(store, run_dir / "mlflow-server.log"))
                 tracking = LocalTracking(store, uri, pipeline, params, run_dir, step_environment)
-                stack.enter_context(tracking.hooked())
             except Exception as error:  # noqa: BLE001 - tracking must never fail the run
                 print(f"warning: no MLflow tracking for this run: {error}", flush=True)
                 tracking = None

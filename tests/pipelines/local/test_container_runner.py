@@ -1,6 +1,6 @@
 """The container runner's own decisions, without an engine (tests/containers runs
 the steps in real containers): hardening per mode, what gets mounted, the fsGroup
-preparation, and kfp's handler put back after a run."""
+preparation, and the runner and launch a run gets."""
 
 import os
 import stat
@@ -84,19 +84,20 @@ class FakeClient:
         return self.container
 
 
-def test_output_split_mid_line_is_printed_whole_and_the_container_removed(capsys):
-    container = FakeContainer([b"epoch 1/2 lo", b"ss 0.69\nepoch 2", b"/2 loss 0.68\nno newline at the end"], code=3)
-    code = container_runner.run_container(FakeClient(container), "img", ["true"], {}, {}, {}, None)
+def test_output_split_mid_line_is_emitted_whole_and_the_container_removed():
+    container, emitted = FakeContainer([b"epoch 1/2 lo", b"ss 0.69\nepoch 2", b"/2 loss 0.68\nno newline at the end"],
+                                       code=3), []
+    code = container_runner.run_container(FakeClient(container), "img", ["true"], {}, {}, {}, None, emitted.append)
     assert code == 3 and container.removed
-    assert capsys.readouterr().out.splitlines() == ["epoch 1/2 loss 0.69", "epoch 2/2 loss 0.68",
-                                                    "no newline at the end"]
+    assert emitted == ["epoch 1/2 loss 0.69", "epoch 2/2 loss 0.68", "no newline at the end"]
 
 
-def test_a_container_that_cannot_start_is_one_line_a_failed_step_and_removed(capsys):
-    container = FakeContainer([], fail_start=True)
-    assert container_runner.run_container(FakeClient(container), "img", ["true"], {}, {}, {}, None) == 1
+def test_a_container_that_cannot_start_is_one_line_a_failed_step_and_removed():
+    container, emitted = FakeContainer([], fail_start=True), []
+    assert container_runner.run_container(FakeClient(container), "img", ["true"], {}, {}, {}, None,
+                                          emitted.append) == 1
     assert container.removed
-    (line,) = capsys.readouterr().out.splitlines()
+    (line,) = emitted
     assert line.startswith("error: the Docker engine failed the step's container:") and "bind source" in line
 
 
@@ -106,10 +107,11 @@ def test_after_a_stop_running_containers_are_killed_and_none_starts(tmp_path):
     try:
         container_runner.stop_running_containers()
         assert container.killed
-        assert container_runner.run_container(FakeClient(FakeContainer([b"x\n"])), "img", [], {}, {}, {}, None) == 1
+        assert container_runner.run_container(FakeClient(FakeContainer([b"x\n"])), "img", [], {}, {}, {}, None,
+                                              print) == 1
     finally:
         container_runner._running.discard(container)
-    with container_steps(ContainerSettings(), [tmp_path]):
+    with container_steps(ContainerSettings(), tmp_path, [tmp_path]):
         assert not container_runner._stopping.is_set(), "a new run starts steps again"
 
 
@@ -127,17 +129,47 @@ def test_fs_group_preparation_is_what_the_kubelet_does(tmp_path):
     assert (volume / "sub" / "file").stat().st_mode & stat.S_IWGRP
 
 
-def test_kfps_docker_handler_is_replaced_for_the_run_and_put_back(tmp_path):
-    from kfp import local
-    from kfp.local import docker_task_handler
+class FakeEngine(FakeClient):
+    """docker-py's client for the launch: `from_env`, `info`, `close`, and the create it was asked for."""
 
-    original = docker_task_handler.DockerTaskHandler
-    with container_steps(ContainerSettings(), [tmp_path]) as runner:
-        assert type(runner) is local.DockerRunner  # kfp dispatches on this exact type
-        assert docker_task_handler.DockerTaskHandler is not original
-        assert issubclass(docker_task_handler.DockerTaskHandler, original)
+    def __init__(self, container):
+        super().__init__(container)
+        self.created = {}
+
+    def info(self):
+        return {"SecurityOptions": ["name=seccomp"]}
+
+    def create(self, **kwargs):
+        self.created = kwargs
+        return self.container
+
+    def close(self):
+        pass
+
+
+def test_a_run_gets_kfps_docker_runner_and_a_launch_with_the_runs_mounts(tmp_path, monkeypatch):
+    import docker
+    from kfp import local
+    from kfp.dsl import constants
+
+    from pipelines.local.attach import Step
+
+    engine = FakeEngine(FakeContainer([b"step line\n"]))
+    monkeypatch.setattr(docker, "from_env", lambda: engine)
+    store, workspace = tmp_path / "store", tmp_path / "workspace"
+    settings = ContainerSettings(mounts=[store], read_only_mounts=[tmp_path / "data"])
+    with container_steps(settings, workspace, [tmp_path]) as (runner, launch):
+        assert type(runner) is local.DockerRunner  # kfp resolves the workspace's path for this exact type
         assert runner.container_run_args["read_only"] is True
-    assert docker_task_handler.DockerTaskHandler is original
+        emitted = []
+        assert launch(Step("img", ["python3", "-c", "x"], {"A": "1"}, "/root/p"), emitted.append) == 0
+    assert emitted == ["step line"]
+    assert engine.created["volumes"] == {
+        "/root/p": {"bind": "/root/p", "mode": "rw"}, str(workspace): {"bind": constants.WORKSPACE_MOUNT_PATH,
+                                                                        "mode": "rw"},
+        str(tmp_path / "data"): {"bind": str(tmp_path / "data"), "mode": "ro"},
+        str(store): {"bind": str(store), "mode": "rw"}}
+    assert engine.created["environment"] == {"A": "1"} and engine.created["cap_drop"] == ["ALL"]
 
 
 def test_the_nonroot_mode_restores_the_umask(tmp_path):
@@ -145,7 +177,7 @@ def test_the_nonroot_mode_restores_the_umask(tmp_path):
         pytest.skip("giving a folder to group 1000 needs root")
     before = os.umask(0o022)
     try:
-        with container_steps(ContainerSettings(mode="nonroot"), [tmp_path]):
+        with container_steps(ContainerSettings(mode="nonroot"), tmp_path, [tmp_path]):
             assert os.umask(0o002) == 0o002  # the host side creates group-writable task folders
         assert os.umask(0o022) == 0o022
     finally:

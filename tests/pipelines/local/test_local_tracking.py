@@ -14,8 +14,8 @@ from standins.mlflow import mlflow_server, read_runs
 
 from components.common.errors import InputError
 from pipelines.local import tracking as local_tracking
+from pipelines.local.attach import TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, stop_server
-from pipelines.local.tracking import TaskCall
 
 SP500_TASKS = {"download-prices", "preprocess", "train", "evaluate", "gate-model"}
 
@@ -130,3 +130,29 @@ def test_a_server_that_goes_away_mid_run_costs_one_warning_and_no_failure(tmp_pa
     # The runner warns once and tracks no more tasks; at most the task running then warns (once).
     assert len(runner) == 1 and len(steps) <= 1 and len(warnings) == len(runner) + len(steps), output[-6000:]
 
+
+
+def test_tasks_side_by_side_each_close_their_own_run(tmp_path, monkeypatch):
+    """Loop iterations run in threads at once: each task's hook ends the run its own start created."""
+    import threading
+
+    tracking = local_tracking.LocalTracking(Store("http://127.0.0.1:9"), "http://127.0.0.1:9", "mnist", {},
+                                            tmp_path, {})
+    monkeypatch.setattr(tracking, "start_task", lambda call: f"run-of-{call.iteration}")
+    closed = []
+    monkeypatch.setattr(tracking, "end_task", lambda run_id, call, succeeded: closed.append((run_id, call.iteration)))
+    both_started = threading.Barrier(2)
+
+    def task(iteration: int) -> None:
+        call = TaskCall("mnist-1", "train-trial", "for-loop-1", iteration, {}, ())
+        environment = tracking.started(call)
+        assert environment["MLFLOW_RUN_ID"] == f"run-of-{iteration}"
+        both_started.wait()
+        tracking.ended(call, succeeded=True)
+
+    threads = [threading.Thread(target=task, args=(iteration,)) for iteration in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(closed) == [("run-of-0", 0), ("run-of-1", 1)]

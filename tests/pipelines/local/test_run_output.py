@@ -1,18 +1,28 @@
-"""Reading kfp.local's output during a run: tasks and their times, a quiet terminal, each task's lines together."""
+"""A run's output: the tasks and their times (from the task handler's hooks), a quiet terminal, each
+task's lines together."""
 
 import io
 import threading
+from pathlib import Path
 
+from pipelines.local.attach import STEP_INDENT, TaskCall
 from pipelines.local.output import RunOutput
+
+
+def call(task: str, iteration: int | None = None) -> TaskCall:
+    """A task as the handler reads it from its executor input."""
+    return TaskCall("job-1", task, None if iteration is None else "for-loop-1", iteration, {}, ())
 
 
 def test_log_capture_times_tasks_and_keeps_the_last_error():
     terminal, log = io.StringIO(), io.StringIO()
     capture = RunOutput(terminal, log, verbose=False)
     capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'download'\x1b[0m\n")
+    capture.started(call("download"))
     capture.write('    {"executor": "json echo"}\n    plain step line\n')
     capture.write("    components.common.errors.InputError: data file not found: /x.csv\n")
-    capture.write("10:00:01.000 - ERROR - Task \x1b[96m'download'\x1b[0m finished with status FAILURE\n")
+    assert capture.tasks["download"].status == "RUNNING"
+    capture.ended(call("download"), succeeded=False)
     assert capture.tasks["download"].status == "FAILURE"
     assert capture.tasks["download"].seconds >= 0
     assert capture.last_error() == "data file not found: /x.csv"
@@ -60,12 +70,14 @@ def test_output_dumps_are_trimmed_to_a_line_per_output():
         "    confusion: ClassificationMetrics", "-" * 80]
 
 
-def trial_lines(iteration: int, learning_rate: str) -> list[str]:
-    """What kfp.local prints for one ParallelFor iteration's step, as it prints it (12 spaces deep)."""
-    pad = " " * 12
+def trial_lines(iteration: int, learning_rate: str) -> list:
+    """What one ParallelFor iteration's thread writes: kfp's lines, the handler's hooks (callables),
+    and the step's lines at the handler's indentation (kfp's own `print` left them up to 12 deep)."""
+    pad = STEP_INDENT
     return [
         "12:34:21.310 - INFO - Executing task \x1b[96m'train-trial'\x1b[0m",
         "12:34:21.310 - INFO - Streamed logs:", "",
+        lambda capture: capture.started(call("train-trial", iteration)),
         f"{pad}[KFP Executor 2026-12-03 12:34:21,370 INFO]: Got executor_input:",
         f"{pad}{{", f'{pad}    "parameterValues": {{', f'{pad}        "config": [',
         f"{pad}            {learning_rate},",
@@ -80,6 +92,7 @@ def trial_lines(iteration: int, learning_rate: str) -> list[str]:
         f"{pad}E0000 00:00:1796301271.276806   10294 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
         f"{pad}trial {iteration}: epoch 1/1: loss 0.6631",
         f"{pad}trial {iteration} done", "",
+        lambda capture: capture.ended(call("train-trial", iteration), succeeded=True),
         "12:34:38.184 - INFO - Task \x1b[96m'train-trial'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m",
         "12:34:38.185 - INFO - Task \x1b[96m'train-trial'\x1b[0m outputs:",
         f"    Output: 0.9{iteration}",
@@ -87,14 +100,17 @@ def trial_lines(iteration: int, learning_rate: str) -> list[str]:
     ]
 
 
-def write_interleaved(capture: RunOutput, per_thread: list[list[str]]) -> None:
-    """Each list written by its own thread, the threads taking turns line by line."""
+def write_interleaved(capture: RunOutput, per_thread: list[list]) -> None:
+    """Each list written (or, for a callable, called) by its own thread, the threads taking turns."""
     turn = threading.Barrier(len(per_thread))
 
-    def write(lines: list[str]) -> None:
+    def write(lines: list) -> None:
         for line in lines:
             turn.wait()
-            capture.write(line + "\n")
+            if callable(line):
+                line(capture)
+            else:
+                capture.write(line + "\n")
 
     threads = [threading.Thread(target=write, args=(lines,)) for lines in per_thread]
     for thread in threads:
@@ -105,7 +121,7 @@ def write_interleaved(capture: RunOutput, per_thread: list[list[str]]) -> None:
 
 def test_parallel_tasks_print_one_block_each_without_noise_and_get_a_row_each():
     terminal, log = io.StringIO(), io.StringIO()
-    capture = RunOutput(terminal, log, verbose=False)
+    capture = RunOutput(terminal, log, verbose=False, pipeline_root=Path("/r/artifacts"))
     write_interleaved(capture, [trial_lines(0, "0.003"), trial_lines(1, "0.01")])
     shown = terminal.getvalue().splitlines()
     # Each task's lines together, in order: the one that started first, then the other.
@@ -114,7 +130,7 @@ def test_parallel_tasks_print_one_block_each_without_noise_and_get_a_row_each():
     second = "1" if first == "0" else "0"
     assert own == [f"trial {first} starts", f"trial {first}: epoch 1/1: loss 0.6631", f"trial {first} done",
                    f"trial {second} starts", f"trial {second}: epoch 1/1: loss 0.6631", f"trial {second} done"]
-    assert shown.index("-" * 80) < shown.index(f"            trial {second} starts")
+    assert shown.index("-" * 80) < shown.index(f"    trial {second} starts")
     # No TensorFlow start-up lines, no fragments of the executor input, no empty blocks.
     for noise in ("cuInit", "cuda drivers", "oneDNN", "absl", "0.003,", "0.01,", "1.0", "Streamed logs", "{"):
         assert not [line for line in shown if noise in line], noise
@@ -122,7 +138,7 @@ def test_parallel_tasks_print_one_block_each_without_noise_and_get_a_row_each():
     assert "failed call to cuInit" in log.getvalue() and "0.003," in log.getvalue()
     # One row per iteration, named after it, with its output folder.
     assert sorted(capture.tasks) == ["train-trial #0", "train-trial #1"]
-    assert capture.tasks["train-trial #1"].output_dir.as_posix().endswith("for-loop-1-iteration-1/train-trial")
+    assert capture.tasks["train-trial #1"].output_dir == Path("/r/artifacts/job-1/for-loop-1-iteration-1/train-trial")
     assert all(task.status == "SUCCESS" for task in capture.runs)
 
 
@@ -130,6 +146,7 @@ def test_a_silenced_output_keeps_writing_the_log():
     terminal, log = io.StringIO(), io.StringIO()
     capture = RunOutput(terminal, log, verbose=False)
     capture.write("10:00:00.000 - INFO - Executing task \x1b[96m'train'\x1b[0m\n")
+    capture.started(call("train"))
     capture.silenced = True
     capture.write("    KeyboardInterrupt\n    step line after the signal\n")
     assert "step line after the signal" not in terminal.getvalue()
@@ -137,19 +154,16 @@ def test_a_silenced_output_keeps_writing_the_log():
     assert [task.name for task in capture.running()] == ["train"]
 
 
-def test_a_task_whose_end_went_unlogged_is_settled_by_its_executor_output(tmp_path):
-    """kfp.local loses the end line of a task that ran beside one that finished first."""
-    from pipelines.local.output import settle_unlogged
-
+def test_a_tasks_status_comes_from_the_handler_when_kfps_end_line_is_lost():
+    """kfp.local loses the end line of a task that ran beside one that finished first (tasks running
+    side by side share the root logger, and the first to finish removes the handler the others log
+    through); the hook still tells the task's end."""
     capture = RunOutput(io.StringIO(), io.StringIO(), verbose=False)
-    for iteration in (0, 1):
-        folder = tmp_path / f"for-loop-1-iteration-{iteration}" / "train-trial"
+    for iteration, succeeded in ((0, True), (1, False)):
         capture.write("10:00:00.000 - INFO - Executing task 'train-trial'\n")
-        capture.write(f'    "outputFile": "{folder}/executor_output.json"\n')
+        capture.started(call("train-trial", iteration))
+        capture.ended(call("train-trial", iteration), succeeded)
         capture.write("-" * 80 + "\n")
-        folder.mkdir(parents=True)
-    (tmp_path / "for-loop-1-iteration-0" / "train-trial" / "executor_output.json").write_text("{}")
-    settle_unlogged(capture.tasks)
     assert {name: task.status for name, task in capture.tasks.items()} == {
         "train-trial #0": "SUCCESS", "train-trial #1": "FAILURE"}
 

@@ -179,8 +179,8 @@ def decide(metric_name: str, value: float, rules: Rules, baseline_name: str, bas
         comparisons.append(
             f"serving champion: version {champion.version} {metric_name} {champion.score:.4f}{on_rows}; "
             f"{difference_line('champion', 'the champion', difference)}; lower bound {difference.low:+.4f} "
-            f"{'>=' if within else '<'} -tolerance {0.0 - rules.tolerance:.4g}; stored: {champion.history} "
-            f"-> {'pass' if within else 'FAIL'}")
+            f"{'>=' if within else '<'} -tolerance {0.0 - rules.tolerance:.4g}"
+            f"{f'; stored: {champion.history}' if champion.history else ''} -> {'pass' if within else 'FAIL'}")
         if not within:
             failures.append(f"the challenger may be worse than serving version {champion.version} by more than the "
                             f"tolerance {rules.tolerance:.4g}: lower bound of the difference {difference.low:+.4f}")

@@ -55,7 +55,9 @@ class Decided:
         metric, bootstrap = self.settings.gate_metric, self.comparison.bootstrap
         names = {CHAMPION: "champion (stable)", CANARY: "canary",
                  BASELINE: f"naive baseline ({self.settings.baseline_metric})"}
-        intervals = [(f"- {names[name]}", i.point, i.low, i.high) for name, i in bootstrap.differences.items()]
+        versions = {name: f", version {v.version}" for name, v in self.comparison.versions.items()}
+        intervals = [(f"challenger - {names[name]}{versions.get(name, '')}", i.point, i.low, i.high)
+                     for name, i in bootstrap.differences.items()]
         table = [["challenger", "this run", bootstrap.scores[CHALLENGER], ""],
                  [names[BASELINE], "", bootstrap.scores[BASELINE], ""]]
         for name, version in self.comparison.versions.items():

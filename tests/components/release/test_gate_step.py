@@ -233,3 +233,26 @@ def test_the_step_takes_the_content_hash_the_train_step_recorded(tmp_path):
     _, verdict, _ = run_gate_step(tmp_path, rows_artifact(tmp_path, *classification_rows(tmp_path)),
                                   tmp_path / "store", model_metadata={"content_hash": "f" * 64})
     assert verdict.metadata["evaluation"]["content_hash"] == "f" * 64  # not the hash of the file's bytes
+
+
+def test_without_rows_the_step_stops_with_one_line(tmp_path):
+    with pytest.raises(InputError, match="the evaluate step wrote no rows artifact"):
+        run_gate_step(tmp_path, None, tmp_path / "store")
+
+
+def test_the_intervals_go_to_the_steps_mlflow_run(tmp_path, monkeypatch):
+    from components.common import tracking
+
+    logged = {}
+
+    class Recorded(tracking.TaskRun):
+        def log_metrics(self, metrics, step=0):
+            logged.update(metrics)
+
+    monkeypatch.setattr(tracking, "task_run", lambda: Recorded(None, None))
+    _, verdict, _ = run_gate_step(tmp_path, rows_artifact(tmp_path, *classification_rows(tmp_path)),
+                                  tmp_path / "store")
+    baseline = verdict.metadata["intervals"]["baseline"]
+    assert logged["gate.challenger_minus_baseline.low"] == baseline["low"]
+    assert logged["gate.challenger_minus_baseline.high"] == baseline["high"]
+    assert logged["gate.challenger.score"] == verdict.metadata["scores_on_rows"]["challenger"]

@@ -39,9 +39,6 @@ def gate_model(
     threshold: float,
     tolerance: float,
     require_beat_baseline: bool,
-    confidence: float,
-    max_drift: float,
-    deploy_if_champion_incomparable: bool,
     model_name: str,
     model_base_path: str,
     serving_namespace: str,
@@ -50,6 +47,9 @@ def gate_model(
     report: Output[HTML],
     rows: Input[Dataset] = None,
     statistics: Input[Artifact] = None,
+    confidence: float = 0.95,
+    max_drift: float = 0.25,
+    deploy_if_champion_incomparable: bool = False,
 ) -> str:
     """Decide the deploy: the challenger, the naive baseline and the serving versions scored on the same rows.
 

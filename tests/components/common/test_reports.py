@@ -62,7 +62,7 @@ def test_the_gates_intervals_are_a_forest_plot_and_a_table_of_scores(monkeypatch
                                      [["champion (stable)", 3, 0.5312, "scored 0.6 on its own test set"]])
     (figure,) = drawn
     (axis,) = figure.axes
-    placed = {tick: label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels())}
+    placed = {tick: label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)}
     assert placed == {1: "challenger - champion", 0: "challenger - baseline"}  # the first interval on top
     vertical = sorted(line.get_xdata()[0] for line in axis.lines if len(set(line.get_xdata())) == 1)
     assert -0.01 in vertical and 0 in vertical  # -tolerance and the zero line

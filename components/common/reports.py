@@ -170,7 +170,7 @@ def intervals_html(metric: str, confidence: float, tolerance: float,
     legend_above(axis, columns=2)
     figure.tight_layout()
     table = table_html(["model", "version", f"{metric.replace('_', ' ')} on these rows", "stored score (history)"],
-                       scores)
+                       scores).replace("<td>", "<td style='text-align:left'>")  # words: read from the left
     return (f"<h3>Paired intervals ({confidence:.0%})</h3>{figure_html(figure)}"
             f"<h3>Every model on the same rows</h3>{table}")
 

@@ -40,15 +40,14 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
     """Typed `given` parameters, after checking every value with the defaults filled in.
 
     `declared` is the compiled root's inputDefinitions.parameters (name ->
-    parameterType, defaultValue). Checks: names exist, types convert, threshold
-    in 0..1, a model_name that can name a folder and Kubernetes objects, a
-    model_base_path that is not a file, and the registered pipeline's own
-    `check_parameters`.
+    parameterType, defaultValue). Checks: names exist, types convert, each release
+    setting's own check (`components.release.config.check_release_values`), a
+    model_name that can name a folder and Kubernetes objects, a model_base_path
+    that is not a file, and the registered pipeline's own `check_parameters`.
     """
     from components.cluster.serving import object_name
-    from components.release.gate import check_threshold
+    from components.release.config import check_release_values
     from components.store.base import check_model_name
-    from components.store.serving_labels import check_canary_percent
     from pipelines import registry
 
     converted = {}
@@ -57,12 +56,7 @@ def resolve(pipeline: str, declared: dict[str, dict], given: dict[str, object]) 
             raise InputError(f"unknown parameter '{name}' for {pipeline}: "
                              f"expected one of {', '.join(sorted(declared))}")
         converted[name] = convert(name, value, declared[name]["parameterType"])
-    if "threshold" in converted:
-        check_threshold(converted["threshold"])
-    if "tolerance" in converted:
-        check_threshold(converted["tolerance"], "tolerance")
-    if "canary_percent" in converted:
-        check_canary_percent(converted["canary_percent"])
+    check_release_values(converted)
     effective = {**{name: spec.get("defaultValue") for name, spec in declared.items()}, **converted}
     if effective.get("model_base_path"):
         check_model_base_path(str(effective["model_base_path"]))

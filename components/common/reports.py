@@ -137,8 +137,9 @@ def pending_gate_html(line: str) -> str:
             f"the verdict.</p>{GATE_END}")
 
 
-def verdict_html(decision: str, reason: str, comparisons: Sequence[str]) -> str:
-    """The verdict: DEPLOY or REFUSED in large, the reason, and every comparison with its outcome."""
+def verdict_html(decision: str, reason: str, comparisons: Sequence[str], details: str = "") -> str:
+    """The verdict: DEPLOY or REFUSED in large, the reason, every comparison with its outcome, then
+    `details` (HTML: the intervals' plot and the models' scores, `intervals_html`)."""
     word, css = ("DEPLOY", "deploy") if decision == "deploy" else ("REFUSED", "refuse")
     rows = []
     for line in comparisons:
@@ -146,7 +147,32 @@ def verdict_html(decision: str, reason: str, comparisons: Sequence[str]) -> str:
         name, _, detail = check.partition(": ")
         rows.append([name, detail, outcome])
     table = table_html(["check", "comparison", "outcome"], rows).replace("<td>", "<td style='text-align:left'>")
-    return f"<p class='{css}' style='font-size:1.6em;font-weight:bold'>{word}</p><p>{html.escape(reason)}</p>{table}"
+    return (f"<p class='{css}' style='font-size:1.6em;font-weight:bold'>{word}</p><p>{html.escape(reason)}</p>"
+            f"{table}{details}")
+
+
+def intervals_html(metric: str, confidence: float, tolerance: float,
+                   intervals: Sequence[tuple[str, float, float, float]], scores: Sequence[Sequence[object]]) -> str:
+    """The gate's intervals as a forest plot, (label, point, low, high) each, with the zero line and
+    -tolerance marked; then the table of `scores` rows: model, version, score on these rows, stored score."""
+    figure, axis = plt.subplots(figsize=(7.5, 0.9 + 0.6 * len(intervals)))
+    positions = list(range(len(intervals)))[::-1]  # the first interval on top
+    for y, (_, point, low, high) in zip(positions, intervals, strict=True):
+        color = "#1a7f37" if low > 0 else "#c62828" if high < 0 else "#444444"
+        axis.errorbar([point], [y], xerr=[[point - low], [high - point]], fmt="o", color=color, capsize=5)
+    axis.axvline(0, color="black", linewidth=1, label="0: no difference" + (" (= -tolerance)" if not tolerance else ""))
+    if tolerance:
+        axis.axvline(-tolerance, color="#c62828", linestyle="--", linewidth=1, label=f"-tolerance ({-tolerance:g})")
+    axis.set_yticks(positions, [label for label, *_ in intervals])
+    axis.set_ylim(-0.6, len(intervals) - 0.4)
+    axis.set_xlabel(f"{metric.replace('_', ' ')}: challenger minus the other model, {confidence:.0%} interval")
+    axis.grid(axis="x", alpha=0.3)
+    legend_above(axis, columns=2)
+    figure.tight_layout()
+    table = table_html(["model", "version", f"{metric.replace('_', ' ')} on these rows", "stored score (history)"],
+                       scores).replace("<td>", "<td style='text-align:left'>")  # words: read from the left
+    return (f"<h3>Paired intervals ({confidence:.0%})</h3>{figure_html(figure)}"
+            f"<h3>Every model on the same rows</h3>{table}")
 
 
 def with_verdict(report: str, verdict: str) -> str:

@@ -27,6 +27,13 @@ untyped and undescribed. The decorator sets `__signature__` (which `inspect.sign
 honours) and the docstring, and builds the `ReleaseConfig` from the channels when KFP
 calls the function.
 
+Each setting is also checked here, once: `check_release_values` runs the check
+declared with it (`pipelines.parameters` before a run, the gate and deploy steps
+at run time). The gate and deploy steps list the parameters they take in their
+own signatures (KFP serialises a lightweight component's source, so its signature
+must name its inputs); `release_inputs` fills in their descriptions from here and
+refuses, at import, a type or default that disagrees with the declaration.
+
 A pipeline offers the parameters its model format can use (`ReleaseConfig.parameters`):
 `use_kserve` only for a TensorFlow model (a LightGBM model is always served by KServe),
 `kserve_deployment_mode` only for a LightGBM model (a TensorFlow model served through
@@ -38,16 +45,44 @@ import functools
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
+
+from components.common.errors import InputError
 
 TENSORFLOW, LIGHTGBM = "tensorflow", "lightgbm"
+Check = Callable[[str, object], None]
 
 
 def parameter(description: str, default: object = dataclasses.MISSING,
-              model_formats: tuple[str, ...] = (TENSORFLOW, LIGHTGBM)):
+              model_formats: tuple[str, ...] = (TENSORFLOW, LIGHTGBM), check: Check | None = None):
     """A `ReleaseConfig` field that is a pipeline parameter, offered by the pipelines of `model_formats`.
-    `{gate_metric}` in the description stands for the pipeline's gate metric."""
-    return field(default=default, metadata={"description": description, "model_formats": model_formats})
+    `{gate_metric}` in the description stands for the pipeline's gate metric; `check(name, value)`
+    raises an InputError for a value the setting cannot take."""
+    return field(default=default, metadata={"description": description, "model_formats": model_formats,
+                                            "check": check})
+
+
+def between(low: float, high: float, strictly: bool = False) -> Check:
+    """A check that a number lies in [low, high] (`strictly`: in (low, high))."""
+    def check(name: str, value: object) -> None:
+        inside = low < value < high if strictly else low <= value <= high
+        if not inside:
+            raise InputError(f"{name} must be {'strictly ' if strictly else ''}between {low:g} and {high:g}"
+                             f", got {value:g}")
+    return check
+
+
+def at_least(low: float) -> Check:
+    def check(name: str, value: object) -> None:
+        if not value >= low:
+            raise InputError(f"{name} must be at least {low:g}, got {value:g}")
+    return check
+
+
+def canary_share(name: str, value: object) -> None:
+    from components.store.serving_labels import check_canary_percent  # also checked by promote, on the labels
+
+    check_canary_percent(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +96,8 @@ class ReleaseConfig:
     model_format: str = TENSORFLOW  # or LIGHTGBM: which servers can serve the model
     # The pipeline parameters, in the order the signatures list them.
     threshold: float = parameter(
-        "Deploy gate: the least {gate_metric} on the held-out test data that the model must reach to be deployed.")
+        "Deploy gate: the least {gate_metric} on the held-out test data that the model must reach to be deployed.",
+        check=between(0, 1))
     model_name: str = parameter(
         "Name of the served model: its folder in the model store and, on a cluster, the name of its serving "
         "objects (a Kubernetes name).")
@@ -75,12 +111,24 @@ class ReleaseConfig:
     use_kserve: bool = parameter(
         "Serve through a KServe InferenceService instead of a TF-Serving Deployment.", False, (TENSORFLOW,))
     tolerance: float = parameter(
-        "How much worse than the serving champion (the version labelled stable) the model may score and still "
-        "deploy; 0: at least as good.", 0.0)
-    require_beat_baseline: bool = parameter("Also require the model to beat the naive baseline.", False)
+        "How much worse than the serving champion (the version labelled stable) the model may be: the lower bound "
+        "of the interval of (model - champion) on the same rows must be at least -tolerance; 0: not "
+        "significantly worse.", 0.0, check=between(0, 1))
+    require_beat_baseline: bool = parameter(
+        "Also require the model to beat the naive baseline: the lower bound of the interval of (model - baseline) "
+        "must be above 0.", False)
+    confidence: float = parameter(
+        "Level of the gate's paired bootstrap intervals of score differences (0.95: 95% intervals).", 0.95,
+        check=between(0, 1, strictly=True))
+    max_drift: float = parameter(
+        "The largest drift (population stability index of a feature, this run's training data against the "
+        "serving champion's) the gate accepts; 0.25 is the usual PSI level for action.", 0.25, check=at_least(0))
+    deploy_if_champion_incomparable: bool = parameter(
+        "Deploy even when the serving champion cannot be scored on this run's rows (another input width, other "
+        "features, an unreadable or missing model); false: such a gate refuses.", False)
     canary_percent: int = parameter(
         "100 deploys the model as stable; below 100 it goes out as the canary: KServe sends it this share of "
-        "traffic, TF-Serving gives it the label `canary`.", 100)
+        "traffic, TF-Serving gives it the label `canary`.", 100, check=canary_share)
     kserve_deployment_mode: str = parameter(
         'The mode the cluster\'s KServe runs: "Knative" (canaries possible) or "Standard" (no traffic split).',
         "Knative", (LIGHTGBM,))
@@ -97,6 +145,14 @@ class ReleaseConfig:
                              spec.metadata["description"].format(gate_metric=self.gate_metric.replace("_", " ")))
             for spec in dataclasses.fields(self)
             if "description" in spec.metadata and self.model_format in spec.metadata["model_formats"])
+
+
+def check_release_values(values: Mapping[str, object]) -> None:
+    """Run the check declared with each release setting in `values` (other names are left alone)."""
+    for spec in dataclasses.fields(ReleaseConfig):
+        check = spec.metadata.get("check")
+        if check is not None and spec.name in values:
+            check(spec.name, values[spec.name])
 
 
 class ReleaseParameter(NamedTuple):
@@ -165,3 +221,44 @@ def documented(docstring: str, offered: tuple[ReleaseParameter, ...], owner: str
     while end < len(lines) and lines[end].startswith(indent + " "):
         end += 1
     return "\n".join(lines[:start] + [f"{indent}{p.name}: {p.description}" for p in offered] + lines[end:])
+
+
+def release_inputs(func: Callable) -> Callable:
+    """Describe a step's release parameters from `ReleaseConfig` (apply it under `@cpu_component`).
+
+    The step's signature lists the release parameters it takes, by their declared names; this adds
+    each one's `Args:` entry (the declared description: KFP copies it into the compiled component) and
+    refuses, when the module is imported, a parameter whose type differs from the declaration or whose
+    default is not the declared one, and a docstring that describes one itself. The function is returned
+    as it is otherwise: KFP serialises its source.
+    """
+    import docstring_parser
+
+    declared = {spec.name: spec for spec in dataclasses.fields(ReleaseConfig) if "description" in spec.metadata}
+    types = typing.get_type_hints(ReleaseConfig)
+    signature = inspect.signature(func)
+    taken = [p for p in signature.parameters.values() if p.name in declared]
+    for given in taken:
+        spec = declared[given.name]
+        if given.annotation is not types[given.name]:
+            raise TypeError(f"{func.__name__}({given.name}: {given.annotation!r}): components.release.config "
+                            f"declares it {types[given.name].__name__}")
+        if given.default is not inspect.Parameter.empty and given.default != spec.default:
+            raise TypeError(f"{func.__name__}({given.name}={given.default!r}): components.release.config declares "
+                            f"its default as {'none' if spec.default is dataclasses.MISSING else repr(spec.default)}")
+    docstring = inspect.getdoc(func) or ""
+    if clash := sorted({p.arg_name for p in docstring_parser.parse(docstring).params} & {p.name for p in taken}):
+        raise TypeError(f"{func.__name__} describes release parameters itself ({', '.join(clash)}): their "
+                        "descriptions are declared once, in components.release.config")
+    lines = docstring.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
+        raise TypeError(f"{func.__name__}'s docstring has no `Args:` section for its release parameters")
+    indent = lines[start][:len(lines[start]) - len(lines[start].lstrip())] + "    "
+    end = start + 1  # past the section's entries, each indented at least one level deeper than `Args:`
+    while end < len(lines) and lines[end].startswith(indent):
+        end += 1
+    entries = [f"{indent}{p.name}: {declared[p.name].metadata['description'].format(gate_metric='the gate metric')}"
+               for p in taken]
+    func.__doc__ = "\n".join(lines[:end] + entries + lines[end:])
+    return func

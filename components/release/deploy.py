@@ -16,12 +16,13 @@ from kfp.dsl import Input, Markdown, Model
 
 from components.cluster.serving import MODEL_STORE_MOUNT, mount_deployer_credentials
 from components.common.images import cpu_component
-from components.release.config import ReleaseConfig
+from components.release.config import ReleaseConfig, release_inputs
 from components.release.gate import DEPLOY
 from components.release.gate_step import add_gate_task
 
 
 @cpu_component
+@release_inputs
 def deploy_model(
     model: Input[Model],
     verdict: Input[Markdown],
@@ -41,22 +42,8 @@ def deploy_model(
     Args:
         model: The exported model: a TensorFlow SavedModel folder, or a LightGBM model file.
         verdict: The gate's verdict; its metadata carries the evaluation stored with the version.
-        model_name: Name of the served model: its folder in the model store and, on a
-            cluster, the name of its serving objects (a Kubernetes name).
-        model_base_path: Root of the model store; versions go to
-            `<model_base_path>/<model_name>/<N>/`. On a cluster it must be where the
-            claim is mounted (/models).
-        model_store_pvc: PersistentVolumeClaim that holds the model store (the server
-            mounts it; the pipeline mounts it at /models in this step).
         model_format: "tensorflow" (a SavedModel, served by TF-Serving or KServe) or
             "lightgbm" (served by KServe).
-        serving_namespace: Namespace of the serving objects; empty means the pod's own.
-        use_kserve: Serve a TensorFlow model through a KServe InferenceService instead
-            of a TF-Serving Deployment (LightGBM models always use KServe).
-        canary_percent: 100 makes the version stable; below, it goes out as the canary with
-            that share of traffic (KServe splits it; TF-Serving clients ask for the label).
-        kserve_deployment_mode: The mode the cluster's KServe runs: "Knative" (canaries
-            possible) or "Standard" (no traffic split).
         tf_serving_version: The TF-Serving release that serves a TensorFlow model: the image
             tag of the TF-Serving Deployment, and KServe's runtimeVersion (KServe's own default,
             2.6.2, cannot load SavedModels of TensorFlow 2.21).
@@ -69,10 +56,11 @@ def deploy_model(
 
     from components.cluster.target import ClusterServing, serving_target
     from components.common import tracking
+    from components.release.config import check_release_values
     from components.store import open_store
-    from components.store.serving_labels import check_canary_percent, labels_after_deploy
+    from components.store.serving_labels import labels_after_deploy
 
-    check_canary_percent(canary_percent)
+    check_release_values({"canary_percent": canary_percent})
     store = open_store(model_base_path)
     target = serving_target(serving_namespace, ClusterServing(
         model_format=model_format, use_kserve=use_kserve, kserve_deployment_mode=kserve_deployment_mode,
@@ -116,15 +104,20 @@ def add_deploy_task(model, verdict, release: ReleaseConfig) -> dsl.PipelineTask:
     return task
 
 
-def add_gated_deploy(evaluation: dsl.PipelineTask, model, release: ReleaseConfig) -> dsl.PipelineTask:
+def add_gated_deploy(evaluation: dsl.PipelineTask, model, release: ReleaseConfig,
+                     statistics=None) -> dsl.PipelineTask:
     """What every pipeline does after its evaluate step: the gate step decides, and the
     deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
 
-    `evaluation` is the evaluate task (its `metrics` and `report` outputs), `model` the model
+    `evaluation` is the evaluate task (its `metrics`, `report` and `rows` outputs), `model` the model
     it scored, `release` the pipeline's release settings (the gate metric and the parameters
-    of `components.release.config`). Returns the gate task.
+    of `components.release.config`), `statistics` the validation step's statistics artifact
+    (its drift scores; None: the gate compares no drift). Returns the gate task.
     """
-    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"], release)
+    # Until every evaluate step writes its rows (components.release.rows), a pipeline without them still
+    # compiles; its gate then stops with one line saying so.
+    gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"],
+                         evaluation.outputs.get("rows"), release, statistics)
     # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
     with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
         add_deploy_task(model, gate.outputs["verdict"], release)

@@ -1,23 +1,37 @@
 """The deploy gate: the one place that decides whether a trained model is deployed.
 
 TFX's Evaluator blesses a model against a threshold and against the last
-blessed model, and its Pusher pushes only blessed models. Here `decide` takes
-the challenger's gate metric, the naive baseline, the serving champion's stored
-evaluation (the `stable` version's `evaluation.json`), the threshold, a
-tolerance and whether beating the baseline is required; it returns a `Verdict`
-that states every comparison and the reason. The `gate_model` step records it
-as an artifact (Markdown, with the comparisons in its metadata) and returns
-"deploy" or "refuse", the single value the pipeline's `dsl.If` tests. That step
-lives in `components.release.gate_step`: this module is imported inside running steps
-(the evaluate steps log their scores with `log_scores`), where kfp's
-executor offers no `dsl.component`.
+blessed model, scoring both on the same evaluation data, and its Pusher pushes
+only blessed models. Here every comparison is made on the rows the challenger
+was scored on (`components.release.rows`): the gate step scores the serving
+versions on them (`components.release.champion`) and computes paired
+moving-block bootstrap intervals of the differences
+(`components.release.bootstrap`). `decide` takes those and returns a `Verdict`
+that states every comparison: what it compared, the point difference, its
+interval and, in words, whether it is significant. The rules:
 
-Every gate metric here (accuracy, weighted correlation) is better when higher.
-The evaluate steps only score and log; they decide nothing.
+- threshold: the challenger's score on all rows (the evaluate step's metric) must
+  reach the threshold: a rule on the point estimate, as a plain accuracy gate is;
+- serving champion (the `stable` version): the lower bound of (challenger -
+  champion) must be at least -tolerance: the challenger is not significantly worse
+  by more than the tolerance. A champion that cannot be scored on these rows
+  refuses the deploy unless `deploy_if_champion_incomparable`;
+- canary: compared and reported, never deciding: the stable version is the one a
+  deploy replaces, the canary is still on trial;
+- naive baseline: with `require_beat_baseline`, the lower bound of (challenger -
+  baseline) must be above 0 (significantly better); otherwise reported only;
+- drift: the largest drift score of a feature (this run's training data against
+  the champion's) must not exceed `max_drift`;
+- content: a model identical to a serving version (the same `content_hash`,
+  recorded in each version's evaluation) is refused whatever its scores: deploying
+  it again would add a version that changes nothing.
 
-A model identical to a serving version (the same `content_hash`, recorded in
-each version's evaluation) is refused whatever its scores: deploying it again
-would add a version that changes nothing.
+The `gate_model` step records the verdict as an artifact and returns "deploy" or
+"refuse", the single value the pipeline's `dsl.If` tests. That step lives in
+`components.release.gate_step`: this module is imported inside running steps
+(the evaluate steps log their scores with `log_scores`), where kfp's executor
+offers no `dsl.component`. Every gate metric (accuracy, weighted correlation) is
+better when higher.
 """
 
 from dataclasses import dataclass, field
@@ -25,6 +39,7 @@ from typing import Mapping, Protocol
 
 from components.common import tracking
 from components.common.errors import InputError
+from components.release.bootstrap import Interval
 
 DEPLOY, REFUSE = "deploy", "refuse"
 
@@ -54,13 +69,46 @@ def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: st
 
 
 @dataclass(frozen=True)
-class Champion:
-    """The version serving as `stable`, and what its stored evaluation says."""
+class Rules:
+    """The release settings `decide` applies (declared and checked in `components.release.config`)."""
+
+    threshold: float
+    tolerance: float = 0.0
+    require_beat_baseline: bool = False
+    max_drift: float = 0.25
+    deploy_if_champion_incomparable: bool = False
+
+
+@dataclass(frozen=True)
+class Served:
+    """A serving version as the gate compares it: its score on the challenger's rows and the
+    interval of (challenger - it), or why it could not be scored."""
 
     version: int
-    metric: float | None  # its gate metric when it was deployed; None: no stored evaluation
-    test_set: str = ""
+    score: float | None = None  # on the challenger's rows; None: not scored
+    difference: Interval | None = None  # challenger - this version, on the same resamples
+    incomparable: str = ""  # why it could not be scored ("" when scored)
+    history: str = ""  # its stored score, as history ("scored X on its own test set ... ; not compared")
     content_hash: str = ""  # its recorded content hash; "": none recorded (an older version)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The validation step's drift scores against the champion's training data (issue 27)."""
+
+    measure: str  # e.g. "psi"
+    champion_version: int | None
+    reason: str  # why no scores were computed ("" when they were)
+    scores: dict[str, float]
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping) -> "Drift | None":
+        drift = metadata.get("drift")
+        if not drift:
+            return None
+        version = drift.get("champion_version")
+        return cls(str(drift.get("measure", "drift")), None if version is None else int(version),
+                   str(drift.get("reason", "")), {k: float(v) for k, v in (drift.get("scores") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -76,57 +124,80 @@ class Verdict:
         return DEPLOY if self.deploy else REFUSE
 
 
-def decide(metric_name: str, value: float, threshold: float, baseline_name: str, baseline: float | None,
-           champion: Champion | None, tolerance: float, require_beat_baseline: bool,
-           test_set: str = "", content_hash: str = "", served: tuple[Champion, ...] = ()) -> Verdict:
-    """Deploy only if `value` >= threshold, it is not worse than the champion by more
-    than `tolerance`, (when required) it beats the naive baseline, and its `content_hash`
-    is not that of a serving version (the champion or `served`, e.g. a canary)."""
-    check_threshold(tolerance, "tolerance")
+def significance(interval: Interval, versus: str) -> str:
+    """Whether the interval of (challenger - `versus`) excludes 0, in words."""
+    if interval.low > 0:
+        return f"significant: the challenger is better than {versus}"
+    if interval.high < 0:
+        return f"significant: the challenger is worse than {versus}"
+    return "not significant: the interval contains 0"
+
+
+def difference_line(name: str, versus: str, interval: Interval) -> str:
+    return f"challenger - {name} {interval.describe()}, {significance(interval, versus)}"
+
+
+def decide(metric_name: str, value: float, rules: Rules, baseline_name: str, baseline: Interval,
+           champion: Served | None, canary: Served | None = None, content_hash: str = "",
+           drift: Drift | None = None, rows: int = 0) -> Verdict:
+    """Apply `rules` (see the module's notes) to the challenger's score `value` on `rows` rows, the
+    intervals of its differences from the naive baseline, the champion and the canary, the drift, and
+    its `content_hash`; every comparison is one line, every failure named in the reason."""
     comparisons, failures = [], []
+    on_rows = f" on these {rows} rows" if rows else ""
 
-    passed = value >= threshold
-    comparisons.append(f"threshold: {metric_name} {value:.4f} {'>=' if passed else '<'} {threshold:.4g}"
-                       f" -> {'pass' if passed else 'FAIL'}")
+    passed = value >= rules.threshold
+    comparisons.append(f"threshold: {metric_name} {value:.4f}{on_rows} {'>=' if passed else '<'} "
+                       f"{rules.threshold:.4g} -> {'pass' if passed else 'FAIL'}")
     if not passed:
-        failures.append(f"{metric_name} {value:.4f} is below the threshold {threshold:.4g}")
+        failures.append(f"{metric_name} {value:.4f} is below the threshold {rules.threshold:.4g}")
 
-    if baseline is None:
-        comparisons.append(f"naive baseline: {baseline_name} not reported -> not compared")
-        if require_beat_baseline:
-            failures.append(f"the naive baseline ({baseline_name}) is required but was not reported")
+    beats = baseline.low > 0
+    if beats:
+        outcome = "better"
+    elif rules.require_beat_baseline:
+        outcome = "FAIL (require_beat_baseline=true: the lower bound must be above 0)"
+        failures.append(f"the challenger does not significantly beat the naive baseline {baseline_name} "
+                        f"(lower bound {baseline.low:+.4f})")
     else:
-        beats = value > baseline
-        if beats:
-            outcome = "better"
-        elif require_beat_baseline:
-            outcome = "FAIL (require_beat_baseline=true)"
-        else:
-            outcome = "not better, allowed (require_beat_baseline=false)"
-        comparisons.append(f"naive baseline: {metric_name} {value:.4f} {'>' if beats else '<='} {baseline_name} "
-                           f"{baseline:.4f} -> {outcome}")
-        if require_beat_baseline and not beats:
-            failures.append(f"{metric_name} {value:.4f} does not beat the naive baseline {baseline:.4f}")
+        outcome = "not significantly better, allowed (require_beat_baseline=false)"
+    comparisons.append(f"naive baseline: {difference_line(baseline_name, 'the baseline', baseline)} -> {outcome}")
 
     if champion is None:
         comparisons.append("serving champion: none, nothing is serving yet -> first deploy")
-    elif champion.metric is None:
-        comparisons.append(f"serving champion: version {champion.version} has no stored evaluation "
-                           "-> not compared")
+    elif champion.difference is None:
+        allowed = rules.deploy_if_champion_incomparable
+        comparisons.append(f"serving champion: version {champion.version} cannot be scored on these rows: "
+                           f"{champion.incomparable} -> {'not compared, allowed' if allowed else 'FAIL'} "
+                           f"(deploy_if_champion_incomparable={str(allowed).lower()})")
+        if not allowed:
+            failures.append(f"serving version {champion.version} cannot be scored on these rows "
+                            f"({champion.incomparable})")
     else:
-        difference = value - champion.metric
-        within = difference >= -tolerance
-        other_set = (f" (its test set: {champion.test_set}; this one: {test_set})"
-                     if champion.test_set and test_set and champion.test_set != test_set else "")
-        comparisons.append(f"serving champion: version {champion.version} {metric_name} {champion.metric:.4f}, "
-                           f"challenger {difference:+.4f} (tolerance {tolerance:.4g}) -> "
-                           f"{'pass' if within else 'FAIL'}{other_set}")
+        difference = champion.difference
+        within = difference.low >= -rules.tolerance
+        comparisons.append(
+            f"serving champion: version {champion.version} {metric_name} {champion.score:.4f}{on_rows}; "
+            f"{difference_line('champion', 'the champion', difference)}; lower bound {difference.low:+.4f} "
+            f"{'>=' if within else '<'} -tolerance {0.0 - rules.tolerance:.4g}"
+            f"{f'; stored: {champion.history}' if champion.history else ''} -> {'pass' if within else 'FAIL'}")
         if not within:
-            failures.append(f"{metric_name} {value:.4f} is worse than serving version {champion.version} "
-                            f"({champion.metric:.4f}) by {-difference:.4f}, more than the tolerance {tolerance:.4g}")
+            failures.append(f"the challenger may be worse than serving version {champion.version} by more than the "
+                            f"tolerance {rules.tolerance:.4g}: lower bound of the difference {difference.low:+.4f}")
+
+    if canary is not None:
+        if canary.difference is None:
+            comparisons.append(f"canary: version {canary.version} cannot be scored on these rows: "
+                               f"{canary.incomparable} -> reported (the stable version decides)")
+        else:
+            comparisons.append(f"canary: version {canary.version} {metric_name} {canary.score:.4f}{on_rows}; "
+                               f"{difference_line('canary', 'the canary', canary.difference)} "
+                               "-> reported (the stable version decides)")
+
+    comparisons.append(drift_line(drift, rules.max_drift, failures))
 
     if content_hash and champion is not None:
-        serving = (champion, *served)
+        serving = (champion, canary) if canary is not None else (champion,)
         same = [v for v in serving if v.content_hash == content_hash]
         if same:
             comparisons.append(f"content: identical to serving version {same[0].version} "
@@ -148,6 +219,22 @@ def decide(metric_name: str, value: float, threshold: float, baseline_name: str,
     else:
         reason = f"DEPLOY: every required comparison passes, including against serving version {champion.version}."
     return Verdict(not failures, reason, comparisons, first, champion.version if champion else None)
+
+
+def drift_line(drift: Drift | None, max_drift: float, failures: list[str]) -> str:
+    """The drift comparison's line (a failure added to `failures` when the largest score exceeds the limit)."""
+    if drift is None:
+        return "drift: no statistics given -> not compared"
+    if not drift.scores:
+        return f"drift: none computed ({drift.reason or 'no reason given'}) -> not compared"
+    feature, score = max(drift.scores.items(), key=lambda item: item[1])
+    against = f"version {drift.champion_version}'s" if drift.champion_version is not None else "the champion's"
+    line = (f"drift: largest {drift.measure} {score:.4f} on {feature}, this run's training data against "
+            f"{against}")
+    if score > max_drift:
+        failures.append(f"{feature} drifted by {drift.measure} {score:.4f}, more than max_drift {max_drift:.4g}")
+        return f"{line}; above max_drift {max_drift:.4g} -> FAIL"
+    return f"{line}; within max_drift {max_drift:.4g} -> reported"
 
 
 def verdict_markdown(verdict: Verdict, metric_name: str, model_name: str) -> str:

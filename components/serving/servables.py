@@ -12,6 +12,7 @@ from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from components.common.errors import ServingError
+from components.common.model_files import lightgbm_model_files
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -113,16 +114,10 @@ class LightGBMServable:
         return {"predictions": np.asarray(self._booster.predict(inputs["features"]), dtype=np.float64)}
 
 
-def is_lightgbm_text_model(path: Path) -> bool:
-    # LightGBM's text format starts with the line "tree"; file names vary by pipeline.
-    with path.open("rb") as file:
-        return file.read(5) == b"tree\n"
-
-
 def load_servable(version_dir: Path) -> Servable:
     if (version_dir / "saved_model.pb").is_file():
         return SavedModelServable(version_dir)
-    models = [p for p in version_dir.iterdir() if p.is_file() and is_lightgbm_text_model(p)]
+    models = lightgbm_model_files(version_dir)
     if len(models) == 1:
         return LightGBMServable(models[0])
     raise RequestRefused(grpc.StatusCode.NOT_FOUND,

@@ -16,6 +16,7 @@ recognises a model identical to the one serving.
 
 import hashlib
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,12 @@ class ModelStore(ABC):
     @abstractmethod
     def evaluation(self, model_name: str, version: int) -> dict | None:
         """Version N's stored evaluation, or None (a version published before records existed)."""
+
+    @abstractmethod
+    def local_copy(self, model_name: str, version: int) -> AbstractContextManager[Path]:
+        """Version N's folder on this machine, for the duration of a `with` block: the folder itself
+        in a folder store, a temporary download in a bucket store (removed after the block). An
+        InputError when the version has no files."""
 
     @abstractmethod
     def stored_labels(self, model_name: str) -> ServingLabels | None:

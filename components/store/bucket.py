@@ -33,6 +33,8 @@ checksum) counts as done; any other object in the way is an error.
 import json
 import re
 import secrets
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -175,6 +177,25 @@ class BucketStore(ModelStore):
             return json.loads(blob.download_as_bytes())
         except ValueError as error:
             raise InputError(f"{self.uri}/{model_name}/{version}/{EVALUATION_FILE} is not valid JSON") from error
+
+    @contextmanager
+    def local_copy(self, model_name: str, version: int):
+        """Every object of `<model>/<N>/` downloaded into a temporary folder, kept for the block."""
+        bucket, model_prefix = self._bucket(model_name)
+        prefix = f"{model_prefix}/{version}/"
+        with tempfile.TemporaryDirectory(prefix=f"{model_name}-{version}-") as folder:
+            found = False
+            for blob in bucket.client.list_blobs(bucket, prefix=prefix):
+                relative = blob.name[len(prefix):]
+                if not relative or relative.endswith("/"):
+                    continue
+                target = Path(folder) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                blob.download_to_filename(str(target))
+                found = True
+            if not found:
+                raise InputError(f"gs://{bucket.name}/{prefix}: no such version in the model store")
+            yield Path(folder)
 
     def stored_labels(self, model_name: str) -> ServingLabels | None:
         return None  # a bucket's labels live with its server

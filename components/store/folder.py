@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,13 @@ class FolderStore(ModelStore):
 
     def evaluation(self, model_name: str, version: int) -> dict | None:
         return read_evaluation(self.model_dir(model_name), version)
+
+    @contextmanager
+    def local_copy(self, model_name: str, version: int):
+        folder = self.model_dir(model_name) / str(version)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such version in the model store")
+        yield folder
 
     def stored_labels(self, model_name: str) -> ServingLabels | None:
         return read_labels(self.model_dir(model_name))

@@ -52,3 +52,21 @@ def test_curves_have_one_panel_per_metric_and_their_legends_above_the_plot():
     assert list(axes[0].lines[0].get_xdata()) == [1, 2, 3]
     single = reports.curves_figure([("loss", {"training": [0.7]})], "epoch").axes[0]
     assert single.get_xlim() == (0.5, 1.5) and [t for t in single.get_xticks() if 0.5 <= t <= 1.5] == [1]
+
+
+def test_the_gates_intervals_are_a_forest_plot_and_a_table_of_scores(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(reports, "figure_html", lambda figure: drawn.append(figure) or "<img alt='plot'>")
+    details = reports.intervals_html("accuracy", 0.95, 0.01, [("challenger - champion", 0.02, -0.01, 0.05),
+                                                               ("challenger - baseline", -0.03, -0.05, -0.01)],
+                                     [["champion (stable)", 3, 0.5312, "scored 0.6 on its own test set"]])
+    (figure,) = drawn
+    (axis,) = figure.axes
+    placed = {tick: label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)}
+    assert placed == {1: "challenger - champion", 0: "challenger - baseline"}  # the first interval on top
+    vertical = sorted(line.get_xdata()[0] for line in axis.lines if len(set(line.get_xdata())) == 1)
+    assert -0.01 in vertical and 0 in vertical  # -tolerance and the zero line
+    assert "95% interval" in axis.get_xlabel()
+    assert ">0.5312</td>" in details and "scored 0.6 on its own test set" in details
+    decided = reports.verdict_html("deploy", "DEPLOY", ["threshold: accuracy 0.6 >= 0.5 -> pass"], details)
+    assert decided.endswith(details)

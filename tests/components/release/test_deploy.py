@@ -101,3 +101,87 @@ def test_a_canary_the_server_cannot_split_is_refused_before_publishing(saved_mod
     with pytest.raises(InputError, match=message):
         deploy(saved_model, tmp_path / "store", **options)
     assert not (tmp_path / "store").exists()
+
+
+# --------------------------------------------------------------------------- the gated deploy in a pipeline
+
+@pytest.mark.parametrize("pipeline, metric, baseline", [
+    ("sp500", "accuracy", "always_up_accuracy"),
+    ("mnist", "accuracy", "majority_class_accuracy"),
+    ("crypto", "weighted_correlation", "weighted_correlation_reversal_baseline"),
+])
+def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, pipeline, metric, baseline):
+    """evaluate -> gate -> dsl.If(gate's "Output" == "deploy") -> deploy with the verdict."""
+    import yaml
+    from kfp import compiler
+
+    from pipelines import registry
+
+    path = tmp_path / f"{pipeline}.yaml"
+    compiler.Compiler().compile(registry.get(pipeline).make_pipeline(), str(path))
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    tasks = spec["root"]["dag"]["tasks"]
+    gate = tasks["gate-model"]
+    assert gate["inputs"]["artifacts"]["metrics"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "metrics", "producerTask": "evaluate"}
+    parameters = gate["inputs"]["parameters"]
+    assert parameters["gate_metric"] == {"runtimeValue": {"constant": metric}}
+    assert parameters["baseline_metric"] == {"runtimeValue": {"constant": baseline}}
+    for name in ("threshold", "tolerance", "require_beat_baseline", "confidence", "max_drift",
+                 "deploy_if_champion_incomparable"):
+        assert parameters[name] == {"componentInputParameter": name}
+    (branch,) = [name for name in tasks if name.startswith("condition-")]  # mnist's sweep loop is numbered first
+    condition = tasks[branch]["triggerPolicy"]["condition"]
+    assert condition == "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'"
+    deploy = spec["components"][f"comp-{branch}"]["dag"]["tasks"]["deploy-model"]
+    assert deploy["inputs"]["artifacts"]["verdict"]["componentInputArtifact"] == "pipelinechannel--gate-model-verdict"
+    assert deploy["inputs"]["parameters"]["canary_percent"]["componentInputParameter"] == \
+        "pipelinechannel--canary_percent"
+    defaults = {name: p.get("defaultValue") for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
+    assert (defaults["tolerance"], defaults["require_beat_baseline"], defaults["canary_percent"]) == (0.0, False, 100)
+    assert (defaults["confidence"], defaults["max_drift"], defaults["deploy_if_champion_incomparable"]) == \
+        (0.95, 0.25, False)
+    # On a cluster the gate reads the store and the serving labels like the deploy step.
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-gate-model"]["pvcMount"][0]["mountPath"] == "/models"
+    assert executors["exec-gate-model"]["secretAsVolume"][0]["optional"] is True
+
+
+def test_the_gate_reads_the_evaluate_steps_rows_and_the_validation_statistics(tmp_path):
+    """A pipeline whose evaluate step writes `rows` (the contract of components.release.rows) and whose
+    validation step writes `statistics`: the gate takes both."""
+    import yaml
+    from kfp import compiler, dsl
+    from kfp.dsl import HTML, Artifact, Dataset, Metrics, Output
+
+    from components.common.images import cpu_component
+    from components.release.config import ReleaseConfig, release_parameters
+    from components.release.deploy import add_gated_deploy
+
+    @cpu_component
+    def evaluate(metrics: Output[Metrics], report: Output[HTML], rows: Output[Dataset], model: Output[Model]):
+        pass
+
+    @cpu_component
+    def validate(statistics: Output[Artifact]):
+        pass
+
+    release = ReleaseConfig(gate_metric="accuracy", baseline_metric="baseline", model_name="toy", threshold=0.5)
+
+    @dsl.pipeline(name="toy")
+    @release_parameters(release)
+    def toy(*, release: ReleaseConfig):
+        """A toy.
+
+        Args:
+            release: The release parameters.
+        """
+        evaluation = evaluate()
+        add_gated_deploy(evaluation, evaluation.outputs["model"], release, validate().outputs["statistics"])
+
+    compiler.Compiler().compile(toy, str(tmp_path / "toy.yaml"))
+    spec = next(yaml.safe_load_all((tmp_path / "toy.yaml").read_text()))
+    artifacts = spec["root"]["dag"]["tasks"]["gate-model"]["inputs"]["artifacts"]
+    assert artifacts["rows"]["taskOutputArtifact"] == {"outputArtifactKey": "rows", "producerTask": "evaluate"}
+    assert artifacts["statistics"]["taskOutputArtifact"] == {"outputArtifactKey": "statistics",
+                                                             "producerTask": "validate"}

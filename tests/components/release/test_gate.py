@@ -1,17 +1,11 @@
-"""The gate: threshold, naive baseline and serving champion decided in one place,
-and the gate step that reads the champion's stored evaluation and records its verdict."""
-
-import json
+"""The gate's rules: threshold, naive baseline, serving champion and canary, drift and content,
+decided in one place on the intervals of paired differences."""
 
 import pytest
-from kfp.dsl import HTML, Markdown, Metrics, Model
 
-from components.common import reports
 from components.common.errors import InputError
-from components.release.gate import Champion, check_threshold, decide, log_scores
-from components.release.gate_step import gate_model
-from components.store import folder as model_store
-from components.store.serving_labels import ServingLabels
+from components.release.bootstrap import Interval
+from components.release.gate import Drift, Rules, Served, check_threshold, decide, log_scores
 
 
 class RecordedMetrics:
@@ -37,10 +31,23 @@ def test_threshold_outside_zero_to_one_is_refused():
         check_threshold(1.5)
 
 
-def gate(value, champion=None, tolerance=0.01, baseline=0.5, require_beat_baseline=False, threshold=0.55,
-         **content):
-    return decide("accuracy", value, threshold, "always_up_accuracy", baseline, champion, tolerance,
-                  require_beat_baseline, test_set="2017..2018", **content)
+def interval(point, low, high):
+    return Interval(point, low, high, 0.95)
+
+
+BETTER, EQUAL, WORSE = interval(0.05, 0.02, 0.08), interval(0.0, -0.03, 0.03), interval(-0.05, -0.08, -0.02)
+
+
+def gate(value, champion=None, tolerance=0.0, baseline=EQUAL, require_beat_baseline=False, threshold=0.55,
+         **options):
+    return decide("accuracy", value, Rules(threshold, tolerance, require_beat_baseline,
+                                           options.pop("max_drift", 0.25), options.pop("allow", False)),
+                  "always_up_accuracy", baseline, champion, rows=453, **options)
+
+
+def line(verdict, check):
+    (found,) = [c for c in verdict.comparisons if c.startswith(check + ":")]
+    return found
 
 
 def test_first_deploy_is_said_plainly():
@@ -48,147 +55,92 @@ def test_first_deploy_is_said_plainly():
     assert verdict.deploy and verdict.first_deploy and verdict.champion_version is None
     assert "serving champion: none, nothing is serving yet -> first deploy" in verdict.comparisons
     assert verdict.reason.startswith("DEPLOY: first deploy")
+    assert line(verdict, "threshold") == "threshold: accuracy 0.6000 on these 453 rows >= 0.55 -> pass"
 
 
-@pytest.mark.parametrize("champion_metric, deploys, words", [
-    (0.58, True, "challenger +0.0200 (tolerance 0.01) -> pass"),     # better than the champion
-    (0.605, True, "challenger -0.0050 (tolerance 0.01) -> pass"),    # worse, but within the tolerance
-    (0.60, True, "challenger +0.0000 (tolerance 0.01) -> pass"),     # equal
-    (0.62, False, "challenger -0.0200 (tolerance 0.01) -> FAIL"),    # worse by more than the tolerance
+@pytest.mark.parametrize("difference, tolerance, deploys, words", [
+    (BETTER, 0.0, True, "significant: the challenger is better than the champion; lower bound +0.0200 >= "
+                        "-tolerance 0;"),
+    (EQUAL, 0.0, False, "not significant: the interval contains 0; lower bound -0.0300 < -tolerance 0;"),
+    (EQUAL, 0.03, True, "not significant: the interval contains 0; lower bound -0.0300 >= -tolerance -0.03;"),
+    (WORSE, 0.05, False, "significant: the challenger is worse than the champion; lower bound -0.0800 < "
+                         "-tolerance -0.05;"),
 ])
-def test_champion_better_worse_or_equal_within_the_tolerance(champion_metric, deploys, words):
-    verdict = gate(0.60, Champion(3, champion_metric, "2017..2018"))
+def test_the_champion_rule_is_on_the_lower_bound(difference, tolerance, deploys, words):
+    champion = Served(3, 0.58, difference, history="scored 0.5400 on its own test set (2015..2016) when deployed; "
+                                                   "not compared")
+    verdict = gate(0.60, champion, tolerance)
     assert verdict.deploy is deploys and not verdict.first_deploy and verdict.champion_version == 3
-    (line,) = [c for c in verdict.comparisons if c.startswith("serving champion")]
-    assert f"version 3 accuracy {champion_metric:.4f}, {words}" in line
+    text = line(verdict, "serving champion")
+    assert text.startswith(f"serving champion: version 3 accuracy 0.5800 on these 453 rows; challenger - champion "
+                           f"{difference.point:+.4f} (95% interval {difference.low:+.4f} to {difference.high:+.4f})")
+    assert words in text and "stored: scored 0.5400 on its own test set (2015..2016)" in text
+    assert text.endswith(" -> pass" if deploys else " -> FAIL")
     if not deploys:
-        assert "worse than serving version 3 (0.6200) by 0.0200, more than the tolerance 0.01" in verdict.reason
+        assert f"lower bound of the difference {difference.low:+.4f}" in verdict.reason
         assert verdict.reason.startswith("REFUSED") and verdict.reason.endswith("Nothing is deployed.")
 
 
-def test_zero_tolerance_refuses_any_loss_and_a_champion_without_record_is_not_compared():
-    assert not gate(0.5999, Champion(1, 0.60), tolerance=0.0).deploy
-    unrecorded = gate(0.56, Champion(1, None))
-    assert unrecorded.deploy and "version 1 has no stored evaluation -> not compared" in unrecorded.comparisons[2]
+def test_an_incomparable_champion_refuses_unless_allowed():
+    champion = Served(2, incomparable="another input width: it takes 12 features, these rows have 14")
+    refused = gate(0.6, champion)
+    assert not refused.deploy
+    assert line(refused, "serving champion") == (
+        "serving champion: version 2 cannot be scored on these rows: another input width: it takes 12 features, "
+        "these rows have 14 -> FAIL (deploy_if_champion_incomparable=false)")
+    assert "serving version 2 cannot be scored on these rows (another input width" in refused.reason
+    allowed = gate(0.6, champion, allow=True)
+    assert allowed.deploy and "-> not compared, allowed (deploy_if_champion_incomparable=true)" in \
+        line(allowed, "serving champion")
 
 
-def test_below_threshold_and_the_baseline_requirement():
-    below = gate(0.50, baseline=0.45)
+def test_the_canary_is_reported_and_never_decides():
+    canary = Served(4, 0.70, WORSE)
+    verdict = gate(0.6, Served(3, 0.55, BETTER), canary=canary)
+    assert verdict.deploy
+    assert line(verdict, "canary") == ("canary: version 4 accuracy 0.7000 on these 453 rows; challenger - canary "
+                                       "-0.0500 (95% interval -0.0800 to -0.0200), significant: the challenger is "
+                                       "worse than the canary -> reported (the stable version decides)")
+
+
+def test_below_threshold_and_the_baseline_requirement_on_the_lower_bound():
+    below = gate(0.50)
     assert not below.deploy and "accuracy 0.5000 is below the threshold 0.55" in below.reason
-    not_better = gate(0.56, baseline=0.58)
-    assert not_better.deploy
-    assert "-> not better, allowed (require_beat_baseline=false)" in not_better.comparisons[1]
-    required = gate(0.56, baseline=0.58, require_beat_baseline=True)
-    assert not required.deploy and "does not beat the naive baseline 0.5800" in required.reason
-    assert gate(0.60, baseline=0.58, require_beat_baseline=True).deploy
+    allowed = gate(0.56, baseline=EQUAL)
+    assert allowed.deploy
+    assert line(allowed, "naive baseline") == (
+        "naive baseline: challenger - always_up_accuracy +0.0000 (95% interval -0.0300 to +0.0300), not significant: "
+        "the interval contains 0 -> not significantly better, allowed (require_beat_baseline=false)")
+    required = gate(0.56, baseline=interval(0.01, 0.0, 0.02), require_beat_baseline=True)
+    assert not required.deploy and "does not significantly beat the naive baseline always_up_accuracy" \
+        in required.reason
+    assert gate(0.60, baseline=BETTER, require_beat_baseline=True).deploy
 
 
 def test_every_failure_is_named():
-    verdict = gate(0.40, Champion(2, 0.70), baseline=0.45, require_beat_baseline=True)
+    verdict = gate(0.40, Served(2, 0.70, WORSE), baseline=WORSE, require_beat_baseline=True)
     assert verdict.reason.count(";") == 2 and "threshold" in verdict.reason and "baseline" in verdict.reason
 
 
-def test_a_different_test_set_is_pointed_out():
-    verdict = gate(0.60, Champion(2, 0.59, "2015..2016"))
-    assert "(its test set: 2015..2016; this one: 2017..2018)" in verdict.comparisons[2]
-
-
-def test_tolerance_outside_zero_to_one_is_refused():
-    with pytest.raises(InputError, match="tolerance must be between 0 and 1, got -0.1"):
-        gate(0.6, tolerance=-0.1)
-
-
-# --------------------------------------------------------------------------- the step
-
-def run_gate_step(tmp_path, accuracy, store, model_bytes=None, model_metadata=None, **options):
-    metrics = Metrics(name="metrics", uri=str(tmp_path / "metrics"))
-    metrics.log_metric("accuracy", accuracy)
-    metrics.log_metric("always_up_accuracy", 0.54)
-    metrics.metadata["test_set"] = "2017..2018"
-    model = tmp_path / f"model-{accuracy}-{len(list(tmp_path.glob('model-*')))}"
-    model.mkdir()
-    (model / "model.bst").write_bytes(model_bytes or f"tree {accuracy}".encode())
-    report = tmp_path / "evaluation.html"
-    report.write_text("<html><body><h1>Evaluation</h1>" + reports.pending_gate_html("accuracy 0.5")
-                      + "<h2>Metrics</h2></body></html>")
-    verdict = Markdown(name="verdict", uri=str(tmp_path / f"verdict-{accuracy}.md"))
-    decided = HTML(name="report", uri=str(tmp_path / f"report-{accuracy}.html"))
-    model = Model(name="model", uri=str(model), metadata=dict(model_metadata or {}))
-    arguments = dict(metrics=metrics, model=model,
-                     evaluation_report=HTML(name="report", uri=str(report)), gate_metric="accuracy",
-                     baseline_metric="always_up_accuracy", threshold=0.5, tolerance=0.0, require_beat_baseline=False,
-                     model_name="sp500", model_base_path=str(store), serving_namespace="", run_name="run-7",
-                     verdict=verdict, report=decided)
-    decision = gate_model.python_func(**{**arguments, **options})
-    return decision, verdict
-
-
-def test_the_step_reads_the_stable_versions_stored_evaluation_and_records_its_verdict(tmp_path):
-    store = tmp_path / "store"
-    decision, verdict = run_gate_step(tmp_path, 0.56, store)
-    assert decision == "deploy" and verdict.metadata["first_deploy"] is True
-    evaluation = verdict.metadata["evaluation"]
-    assert evaluation["metrics"] == {"accuracy": 0.56, "always_up_accuracy": 0.54}
-    assert (evaluation["test_set"], evaluation["run"], evaluation["gate_metric"]) == ("2017..2018", "run-7", "accuracy")
-
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "saved_model.pb").write_text("graph")
-    model_store.publish_version(model, store, "sp500", evaluation)
-    model_store.write_labels(store / "sp500", ServingLabels(stable=1))
-
-    worse, verdict = run_gate_step(tmp_path, 0.55, store)
-    assert worse == "refuse" and verdict.metadata["champion_version"] == 1
-    text = open(verdict.path).read()
-    assert "# Deploy gate for sp500: REFUSE" in text
-    assert "serving version 1 (0.5600) by 0.0100" in text
-    assert json.dumps(verdict.metadata)  # the UI stores it as a Struct: JSON values only
-    assert run_gate_step(tmp_path, 0.55, store, tolerance=0.02)[0] == "deploy"
-
-
-@pytest.mark.parametrize("pipeline, metric, baseline", [
-    ("sp500", "accuracy", "always_up_accuracy"),
-    ("mnist", "accuracy", "majority_class_accuracy"),
-    ("crypto", "weighted_correlation", "weighted_correlation_reversal_baseline"),
-])
-def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, pipeline, metric, baseline):
-    """evaluate -> gate -> dsl.If(gate's "Output" == "deploy") -> deploy with the verdict."""
-    import yaml
-    from kfp import compiler
-
-    from pipelines import registry
-
-    path = tmp_path / f"{pipeline}.yaml"
-    compiler.Compiler().compile(registry.get(pipeline).make_pipeline(), str(path))
-    spec, platform = list(yaml.safe_load_all(path.read_text()))
-    tasks = spec["root"]["dag"]["tasks"]
-    gate = tasks["gate-model"]
-    assert gate["inputs"]["artifacts"]["metrics"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "metrics", "producerTask": "evaluate"}
-    parameters = gate["inputs"]["parameters"]
-    assert parameters["gate_metric"] == {"runtimeValue": {"constant": metric}}
-    assert parameters["baseline_metric"] == {"runtimeValue": {"constant": baseline}}
-    for name in ("threshold", "tolerance", "require_beat_baseline"):
-        assert parameters[name] == {"componentInputParameter": name}
-    (branch,) = [name for name in tasks if name.startswith("condition-")]  # mnist's sweep loop is numbered first
-    condition = tasks[branch]["triggerPolicy"]["condition"]
-    assert condition == "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'"
-    deploy = spec["components"][f"comp-{branch}"]["dag"]["tasks"]["deploy-model"]
-    assert deploy["inputs"]["artifacts"]["verdict"]["componentInputArtifact"] == "pipelinechannel--gate-model-verdict"
-    assert deploy["inputs"]["parameters"]["canary_percent"]["componentInputParameter"] == \
-        "pipelinechannel--canary_percent"
-    defaults = {name: p.get("defaultValue") for name, p in spec["root"]["inputDefinitions"]["parameters"].items()}
-    assert (defaults["tolerance"], defaults["require_beat_baseline"], defaults["canary_percent"]) == (0.0, False, 100)
-    # On a cluster the gate reads the store and the serving labels like the deploy step.
-    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert executors["exec-gate-model"]["pvcMount"][0]["mountPath"] == "/models"
-    assert executors["exec-gate-model"]["secretAsVolume"][0]["optional"] is True
+def test_drift_above_the_limit_refuses_naming_the_feature_below_it_is_reported():
+    drift = Drift("psi", 3, "", {"nasdaq_lag1": 0.41, "sp500_lag1": 0.02})
+    refused = gate(0.6, Served(3, 0.55, BETTER), drift=drift)
+    assert not refused.deploy
+    assert line(refused, "drift") == ("drift: largest psi 0.4100 on nasdaq_lag1, this run's training data against "
+                                      "version 3's; above max_drift 0.25 -> FAIL")
+    assert "nasdaq_lag1 drifted by psi 0.4100, more than max_drift 0.25" in refused.reason
+    reported = gate(0.6, Served(3, 0.55, BETTER), drift=drift, max_drift=0.5)
+    assert reported.deploy and line(reported, "drift").endswith("within max_drift 0.5 -> reported")
+    none = gate(0.6, drift=Drift.from_metadata({"drift": {"measure": "psi", "champion_version": None,
+                                                          "reason": "no champion", "scores": {}}}))
+    assert line(none, "drift") == "drift: none computed (no champion) -> not compared"
+    assert line(gate(0.6), "drift") == "drift: no statistics given -> not compared"
 
 
 # --------------------------------------------------------------------------- identical models
 
 def test_a_model_identical_to_the_serving_one_is_refused_whatever_its_scores():
-    champion = Champion(3, 0.58, content_hash="abc123")
+    champion = Served(3, 0.58, BETTER, content_hash="abc123")
     verdict = gate(0.6, champion, content_hash="abc123")
     assert not verdict.deploy
     assert "content: identical to serving version 3 (content hash abc123) -> FAIL, not deployed again" \
@@ -196,37 +148,8 @@ def test_a_model_identical_to_the_serving_one_is_refused_whatever_its_scores():
     assert "identical to serving version 3" in verdict.reason and "would change nothing" in verdict.reason
     assert gate(0.6, champion, content_hash="def456").deploy
     assert "content: differs from serving version 3 -> pass" in gate(0.6, champion, content_hash="def456").comparisons
-    canary = Champion(4, 0.59, content_hash="def456")
-    assert "identical to serving version 4" in gate(0.6, champion, content_hash="def456", served=(canary,)).reason
-    unrecorded = gate(0.6, Champion(3, 0.58), content_hash="abc123")
+    canary = Served(4, 0.59, BETTER, content_hash="def456")
+    assert "identical to serving version 4" in gate(0.6, champion, content_hash="def456", canary=canary).reason
+    unrecorded = gate(0.6, Served(3, 0.58, BETTER), content_hash="abc123")
     assert unrecorded.deploy and "content: a serving version has no recorded content hash -> not compared" \
         in unrecorded.comparisons
-
-
-def test_the_step_refuses_to_deploy_the_serving_model_again_and_fills_in_the_report(tmp_path):
-    store = tmp_path / "store"
-    decision, verdict = run_gate_step(tmp_path, 0.56, store, model_bytes=b"same trees")
-    assert decision == "deploy"
-    recorded_hash = verdict.metadata["evaluation"]["content_hash"]
-    assert len(recorded_hash) == 64
-    model = tmp_path / "deployed"
-    model.mkdir()
-    (model / "model.bst").write_bytes(b"same trees")
-    model_store.publish_version(model, store, "sp500", verdict.metadata["evaluation"])
-    model_store.write_labels(store / "sp500", ServingLabels(stable=1))
-    assert model_store.read_evaluation(store / "sp500", 1)["content_hash"] == recorded_hash
-
-    again, verdict = run_gate_step(tmp_path, 0.57, store, model_bytes=b"same trees")
-    assert again == "refuse"
-    assert "identical to serving version 1" in verdict.metadata["reason"]
-    decided = (tmp_path / "report-0.57.html").read_text()
-    assert "REFUSED" in decided and "identical to serving version 1" in decided
-    assert "Not decided yet" not in decided and "<h2>Metrics</h2>" in decided  # the rest of the page is kept
-    for line in verdict.metadata["comparisons"]:
-        assert line.partition(": ")[2].partition(" -> ")[0].replace(">", "&gt;").replace("<", "&lt;") in decided
-
-
-def test_the_step_takes_the_content_hash_the_train_step_recorded(tmp_path):
-    store = tmp_path / "store"
-    _, verdict = run_gate_step(tmp_path, 0.56, store, model_metadata={"content_hash": "f" * 64})
-    assert verdict.metadata["evaluation"]["content_hash"] == "f" * 64  # not the hash of the file's bytes

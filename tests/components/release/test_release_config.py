@@ -12,8 +12,16 @@ import yaml
 from conftest import REPO
 from kfp import compiler, dsl
 
+from components.common.errors import InputError
 from components.common.images import cpu_component
-from components.release.config import LIGHTGBM, TENSORFLOW, ReleaseConfig, release_parameters
+from components.release.config import (
+    LIGHTGBM,
+    TENSORFLOW,
+    ReleaseConfig,
+    check_release_values,
+    release_inputs,
+    release_parameters,
+)
 from pipelines.crypto.spec import SPEC as crypto
 from pipelines.mnist.spec import SPEC as mnist
 from pipelines.sp500.spec import SPEC as sp500
@@ -168,3 +176,100 @@ def release_undescribed(epochs: int = 3, *, release: ReleaseConfig):
 def test_a_second_declaration_or_a_missing_place_is_refused(function, message):
     with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         release_parameters(RELEASE)(function)
+
+
+# --------------------------------------------------------------------------- the steps' release parameters
+
+@pytest.mark.parametrize("values, message", [
+    ({"threshold": 1.5}, "threshold must be between 0 and 1, got 1.5"),
+    ({"tolerance": -0.1}, "tolerance must be between 0 and 1, got -0.1"),
+    ({"confidence": 0.0}, "confidence must be strictly between 0 and 1, got 0"),
+    ({"confidence": 1.0}, "confidence must be strictly between 0 and 1, got 1"),
+    ({"max_drift": -0.01}, "max_drift must be at least 0, got -0.01"),
+    ({"canary_percent": 0}, "canary_percent must be between 1 and 100"),
+])
+def test_each_setting_has_one_check(values, message):
+    with pytest.raises(InputError, match=message):
+        check_release_values(values)
+
+
+def test_values_inside_the_ranges_and_other_names_pass():
+    check_release_values({"threshold": 0.0, "tolerance": 1.0, "confidence": 0.999, "max_drift": 0.0,
+                          "canary_percent": 100, "epochs": -5, "model_name": "anything"})
+
+
+def test_the_new_settings_are_declared_with_their_defaults():
+    assert (RELEASE.confidence, RELEASE.max_drift, RELEASE.deploy_if_champion_incomparable) == (0.95, 0.25, False)
+
+
+def test_the_gate_and_deploy_steps_describe_their_release_parameters_from_the_declaration():
+    from components.release.deploy import deploy_model
+    from components.release.gate_step import gate_model
+
+    declared = {p.name: p.description for p in
+                dataclasses.replace(RELEASE, gate_metric="the gate metric").parameters()}
+    for step, names in ((gate_model, {"threshold", "tolerance", "require_beat_baseline", "confidence", "max_drift",
+                                      "deploy_if_champion_incomparable", "model_name", "model_base_path",
+                                      "serving_namespace"}),
+                        (deploy_model, {"model_name", "model_base_path", "model_store_pvc", "serving_namespace",
+                                        "use_kserve", "canary_percent"})):
+        inputs = step.component_spec.inputs
+        for name in names:
+            assert inputs[name].description == declared[name], (step.name, name)
+    assert "kserve_deployment_mode" in deploy_model.component_spec.inputs
+
+
+def wrong_default(epochs: int, tolerance: float = 0.1):
+    """A step.
+
+    Args:
+        epochs: Passes.
+    """
+
+
+def wrong_type(confidence: int):
+    """A step.
+
+    Args:
+        confidence: A level.
+    """
+
+
+def describes_its_own(confidence: float):
+    """A step.
+
+    Args:
+        confidence: My own words.
+    """
+
+
+def no_args_section(confidence: float):
+    """A step with no arguments described."""
+
+
+@pytest.mark.parametrize("function, message", [
+    (wrong_default, "wrong_default(tolerance=0.1): components.release.config declares its default as 0.0"),
+    (wrong_type, "wrong_type(confidence: <class 'int'>): components.release.config declares it float"),
+    (describes_its_own, "describes_its_own describes release parameters itself (confidence)"),
+    (no_args_section, "no `Args:` section"),
+])
+def test_a_step_that_disagrees_with_the_declaration_is_refused_at_import(function, message):
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        release_inputs(function)
+
+
+def test_a_step_gets_the_declared_description_in_its_args():
+    def step(epochs: int, confidence: float = 0.95):
+        """A step.
+
+        Args:
+            epochs: Passes.
+
+        Returns:
+            Output: Nothing.
+        """
+    described = docstring_parser.parse(release_inputs(step).__doc__)
+    assert {p.arg_name: p.description for p in described.params} == {
+        "epochs": "Passes.", "confidence": RELEASE.parameters()[[p.name for p in RELEASE.parameters()]
+                                                                 .index("confidence")].description}
+    assert described.returns is not None

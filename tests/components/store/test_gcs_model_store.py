@@ -233,3 +233,17 @@ def test_the_deploy_step_in_a_cluster_publishes_to_the_bucket_and_serves_from_it
     assert labels == ServingLabels(stable=1, known_versions=(1,))
     (call,) = served
     assert (call["model_store_uri"], call["model_version"]) == ("gs://models/serving", 1)
+
+
+def test_a_versions_local_copy_is_downloaded_and_removed_after_use(gcs, saved_model):
+    store = BucketStore("gs://models/store")
+    store.publish(saved_model, "sp500", {"metrics": {"accuracy": 0.6}})
+    with store.local_copy("sp500", 1) as folder:
+        copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert copied == ["assets/vocabulary.txt", "evaluation.json", "fingerprint.pb", "saved_model.pb",
+                          "variables/variables.data-00000-of-00001", "variables/variables.index"]
+        assert (folder / "variables" / "variables.data-00000-of-00001").read_bytes() == b"weights" * 100
+    assert not folder.exists()
+    with pytest.raises(InputError, match="gs://models/store/sp500/2/: no such version"), \
+            store.local_copy("sp500", 2):
+        pass

@@ -172,3 +172,15 @@ def test_a_bucket_keeps_no_labels_and_is_read_by_the_server_itself():
     assert store.stored_labels("sp500") is None
     assert store.record_labels("sp500", labels(stable=1)) == "the bucket is the deployment"
     assert store.cluster_uri("/models") == "gs://models/serving"
+
+
+def test_a_versions_local_copy_is_its_own_folder(tmp_path):
+    store = FolderStore(tmp_path / "store")
+    make_model(tmp_path / "model")
+    version = store.publish(tmp_path / "model", "sp500", {"metrics": {}})
+    with store.local_copy("sp500", version.number) as folder:
+        assert folder == tmp_path / "store" / "sp500" / "1"
+        assert (folder / "saved_model.pb").is_file()
+    assert folder.is_dir(), "a folder store's version is never removed"
+    with pytest.raises(InputError, match="sp500/2: no such version"), store.local_copy("sp500", 2):
+        pass

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from components.common.errors import InputError
-from components.release.gate import Champion, Verdict, decide
+from components.release.bootstrap import Interval
+from components.release.gate import Rules, Served, Verdict, decide
 from components.store import folder as model_store
 from pipelines import registry
 from pipelines.local.output import TaskRun
@@ -32,7 +33,8 @@ def result_with(run_dir: Path, accuracy: float, verdict, deployed: str | None = 
 
 def test_summary_states_every_comparison_and_the_reason_from_the_verdict(tmp_path):
     entry = registry.get("sp500")
-    refused = decide("accuracy", 0.52, 0.5, "always_up_accuracy", 0.54, Champion(2, 0.56), 0.01, False)
+    noise = Interval(-0.02, -0.05, 0.01, 0.95)
+    refused = decide("accuracy", 0.52, Rules(0.5, 0.01), "always_up_accuracy", noise, Served(2, 0.56, noise))
     text = summary(result_with(tmp_path / "a", 0.52, refused), entry)
     assert "accuracy: 0.5200   naive baseline (always_up_accuracy): 0.5400" in text
     for line in refused.comparisons:
@@ -43,7 +45,7 @@ def test_summary_states_every_comparison_and_the_reason_from_the_verdict(tmp_pat
     version = tmp_path / "store" / "sp500" / "1"
     version.mkdir(parents=True)
     model_store.write_labels(version.parent, model_store.ServingLabels(stable=1))
-    first = decide("accuracy", 0.52, 0.5, "always_up_accuracy", 0.54, None, 0.0, False)
+    first = decide("accuracy", 0.52, Rules(0.5), "always_up_accuracy", noise, None)
     text = summary(result_with(tmp_path / "b", 0.52, first, str(version)), entry)
     assert "gate: serving champion: none, nothing is serving yet -> first deploy" in text
     assert f"model deployed to {version} (labels: stable=1)" in text

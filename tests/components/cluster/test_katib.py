@@ -134,3 +134,13 @@ def test_without_the_role_it_names_the_rbac_file(cluster_pod):
 def test_an_experiment_without_a_best_trial_is_an_error():
     with pytest.raises(katib.ExperimentError, match="finished without a best trial"):
         katib.best_trial({"metadata": {"name": "search-1"}, "status": {"currentOptimalTrial": {}}})
+
+
+def test_the_katib_role_grants_exactly_what_the_experiment_path_uses(cluster_pod):
+    from standins.manifests import shipped
+
+    with api_server(cluster_pod, best_trial="search-1-trial0") as server:
+        katib.run_experiment(kube_serving.kube_api_client(), manifest(), 60, lambda line: None)
+    assert server.used == server.allowed
+    binding = [doc for doc in shipped() if doc["kind"] == "RoleBinding" and doc["roleRef"]["name"] == "kfp-ml-katib"]
+    assert [subject["name"] for subject in binding[0]["subjects"]] == ["kfp-ml-deployer"]

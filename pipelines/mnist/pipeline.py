@@ -1,7 +1,8 @@
 """MNIST digits: download -> preprocess -> sweep (one train task per grid point,
-each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving.
+each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving;
+or, with `sweep=random|bayesian`, one search step in place of the sweep and select.
 
-The sweep grid is the `sweep_grid` pipeline parameter, a list of
+`sweep` (default grid) chooses at run time (`dsl.If`/`dsl.Else`). The sweep grid is the `sweep_grid` pipeline parameter, a list of
 `[learning_rate, hidden_layers]` pairs (see pipelines.mnist.sweep for why
 pairs), changed in the Pipelines UI or with `PARAMS='sweep_grid=[[0.01, 1]]'`
 without recompiling. A
@@ -9,9 +10,14 @@ without recompiling. A
 a time (kfp.local 2.17 caps a loop at 2 at a time; they share the machine's
 cores). Each trial hands
 its SavedModel on as an artifact and the select step gathers them with
-`dsl.Collected`. Every step hands its data on as artifacts; only the download
-step, which runs alone, uses the run's workspace claim (for the raw files), so
-no two tasks that can run at the same time mount the same claim.
+`dsl.Collected`. A random or bayesian search runs its trials in one step
+(pipelines.mnist.search: Optuna on this machine, a Katib Experiment on a
+cluster; docs/search.md). Every step hands its data on as artifacts, but for
+the best model leaving the branch that ran: the select or the search step leaves
+it in the run's workspace and take_best_model hands it on (kfp.local cannot
+take an artifact out of a dsl.If/Else). The steps that use the workspace claim
+(the download, the select or search, take_best_model) run one after another:
+no two tasks that can run at the same time mount it.
 
 `workers` (default 1) trains every trial on that many workers: on this machine
 as local processes, on a cluster as a Kubeflow Trainer v2 TrainJob or a

@@ -82,8 +82,9 @@ def trial_job(image: str, command: list[str], resources: dict, env: dict[str, st
               node_selector: dict[str, str] | None = None, tolerations: list[dict] | None = None,
               deadline_s: int | None = None) -> dict:
     """A trial template's `batch/v1` Job: one pod running `command` in `image`, never restarted
-    (a failed trial is Katib's to count, not the Job's to retry). Katib's metrics collector
-    wraps the container's `command`, so the command goes there, not in `args`."""
+    (a failed trial is Katib's to count, not the Job's to retry). Katib's webhook rewrites the
+    container's command line to send its output to the metrics collector, and without a
+    `command` it asks the registry for the image's entrypoint: the whole line goes in `command`."""
     container = {"name": CONTAINER, "image": image, "command": command, "resources": resources,
                  "env": [{"name": key, "value": value} for key, value in sorted((env or {}).items())]}
     pod: dict = {"restartPolicy": "Never", "containers": [container]}

@@ -2,7 +2,8 @@
 each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving;
 or, with `sweep=random|bayesian`, one search step in place of the sweep and select.
 
-`sweep` (default grid) chooses at run time (`dsl.If`/`dsl.Else`). The sweep grid is the `sweep_grid` pipeline parameter, a list of
+`sweep` (default grid) chooses at run time (`dsl.If`/`dsl.Else`). The sweep
+grid is the `sweep_grid` pipeline parameter, a list of
 `[learning_rate, hidden_layers]` pairs (see pipelines.mnist.sweep for why
 pairs), changed in the Pipelines UI or with `PARAMS='sweep_grid=[[0.01, 1]]'`
 without recompiling. A

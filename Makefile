@@ -67,14 +67,14 @@ MODEL_STORE_SIZE ?= 10Gi
 SAID_IF_INTERRUPTED = || { status=$$?; [ $$status -eq 130 ] || exit $$status; }
 
 .PHONY: help setup compile run upload schedule schedule-list schedule-pause schedule-resume schedule-delete \
-	serve predict promote rollback test bench lint docs image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest clean \
+	serve predict promote rollback test bench lint docs image publish container-test model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest search-manifest clean \
 	tracking-ui notebook dashboard
 
 # `make help` lists the targets in two groups, each target with its `## ` description.
 LOCAL_TARGETS := setup compile run tracking-ui notebook serve predict promote rollback dashboard test container-test bench lint docs image clean help
 CLUSTER_TARGETS := image publish upload run schedule schedule-list schedule-pause schedule-resume schedule-delete \
 	model-store model-store-manifest deployer deployer-manifest trainer-runtime trainer-runtime-manifest \
-	promote rollback
+	search-manifest promote rollback
 SHOW_TARGETS = for target in $(1); do grep -hE "^$$target:.*\#\# " $(MAKEFILE_LIST) | \
 	awk -F ':.*\#\# ' '{printf "  make %-25s %s\n", $$1, $$2}'; done
 
@@ -202,6 +202,16 @@ TRAINER_RUNTIME_RENDER = sed -e 's/namespace: kubeflow$$/namespace: $(NAMESPACE)
 
 trainer-runtime-manifest: ## print the TensorFlow TrainingRuntime (Kubeflow Trainer v2) for NAMESPACE
 	@$(TRAINER_RUNTIME_RENDER)
+
+# The Katib Experiment the mnist search step creates on a cluster (sweep=random|bayesian), as YAML:
+# SEARCH_STORAGE is its distributed_storage, SEARCH_ARGS the search (--sweep, --trials, --parallelism,
+# --learning-rate-range LOW HIGH, --hidden-layers-range LOW HIGH, --seed).
+SEARCH_STORAGE ?= gs://BUCKET/kfp-ml-pipelines/staging
+SEARCH_ARGS ?=
+
+search-manifest: setup ## print the Katib Experiment of an mnist search (SEARCH_ARGS="--sweep random --trials 8") for NAMESPACE
+	@$(PY) -m pipelines.mnist.cluster_search manifest --namespace $(NAMESPACE) --image $(IMAGE) \
+		--storage $(SEARCH_STORAGE) $(SEARCH_ARGS)
 
 trainer-runtime: ## install the TensorFlow TrainingRuntime in NAMESPACE (needs Kubeflow Trainer v2) (kubectl)
 	$(TRAINER_RUNTIME_RENDER) | kubectl apply --server-side -f -

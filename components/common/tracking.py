@@ -12,8 +12,10 @@ Rules this module keeps:
 
 - Off unless both variables are set: then nothing is imported (not even
   mlflow) and nothing is contacted; every call is a no-op.
-- It logs into the given run and never starts, ends or nests one (the
-  platform owns the run's life: a second run would sit outside its tree).
+- It logs into the given run and never starts or ends it (the platform owns
+  the run's life). The one run it starts is a child of the step's run
+  (`child_run`), for work the platform cannot see as tasks: the trials a
+  search step trains in-process; it sits inside the platform's tree.
 - Tracking never fails or stalls a step: MLflow's own HTTP client is bounded
   (`HTTP_LIMITS`: 10 s against a server that accepts and never answers), and the
   first failure prints one `warning:` line and switches tracking off for the
@@ -103,6 +105,25 @@ class TaskRun:
                     client.log_batch(parent, tags=_run_tags(tags))
 
             self._call(tag)
+
+    def child_run(self, name: str) -> "TaskRun":
+        """A run nested under this one (in the same experiment), or an inactive one when tracking
+        is off or fails; `end` closes it."""
+        child = TaskRun(None, self.tracking_uri)
+
+        def create(client) -> None:
+            experiment = client.get_run(self.run_id).info.experiment_id
+            child.run_id = client.create_run(experiment, run_name=name,
+                                             tags={"mlflow.parentRunId": self.run_id}).info.run_id
+            child.active, child._client = True, client
+
+        self._call(create)
+        return child
+
+    def end(self) -> None:
+        """Send what is buffered and mark a `child_run` finished."""
+        self.flush()
+        self._call(lambda client: client.set_terminated(self.run_id, "FINISHED"))
 
     def log_artifact(self, path: str | Path, name: str) -> None:
         """One file, stored in the run's artifacts as `name` (a report, say)."""

@@ -1,7 +1,9 @@
 """MNIST digits: download -> preprocess -> sweep (one train task per grid point,
-each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving.
+each on `workers` workers) -> select best -> evaluate -> gated deploy to TF-Serving;
+or, with `sweep=random|bayesian`, one search step in place of the sweep and select.
 
-The sweep grid is the `sweep_grid` pipeline parameter, a list of
+`sweep` (default grid) chooses at run time (`dsl.If`/`dsl.Else`). The sweep
+grid is the `sweep_grid` pipeline parameter, a list of
 `[learning_rate, hidden_layers]` pairs (see pipelines.mnist.sweep for why
 pairs), changed in the Pipelines UI or with `PARAMS='sweep_grid=[[0.01, 1]]'`
 without recompiling. A
@@ -9,9 +11,14 @@ without recompiling. A
 a time (kfp.local 2.17 caps a loop at 2 at a time; they share the machine's
 cores). Each trial hands
 its SavedModel on as an artifact and the select step gathers them with
-`dsl.Collected`. Every step hands its data on as artifacts; only the download
-step, which runs alone, uses the run's workspace claim (for the raw files), so
-no two tasks that can run at the same time mount the same claim.
+`dsl.Collected`. A random or bayesian search runs its trials in one step
+(pipelines.mnist.search: Optuna on this machine, a Katib Experiment on a
+cluster; docs/search.md). Every step hands its data on as artifacts, but for
+the best model leaving the branch that ran: the select or the search step leaves
+it in the run's workspace and take_best_model hands it on (kfp.local cannot
+take an artifact out of a dsl.If/Else). The steps that use the workspace claim
+(the download, the select or search, take_best_model) run one after another:
+no two tasks that can run at the same time mount it.
 
 `workers` (default 1) trains every trial on that many workers: on this machine
 as local processes, on a cluster as a Kubeflow Trainer v2 TrainJob or a
@@ -39,6 +46,7 @@ from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.mnist import steps
 from pipelines.mnist.cluster_training import worker_pod_settings
+from pipelines.mnist.search import check_sweep, make_plan
 from pipelines.mnist.spec import SPEC
 from pipelines.mnist.sweep import DEFAULT_GRID, parse_grid
 
@@ -65,7 +73,14 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         source: str = "",
         validation_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        sweep: str = "grid",
         sweep_grid: list = DEFAULT_GRID,
+        learning_rate_min: float = 0.0003,
+        learning_rate_max: float = 0.03,
+        hidden_layers_min: int = 1,
+        hidden_layers_max: int = 2,
+        trials: int = 6,
+        parallelism: int = 2,
         hidden_units: int = 128,
         epochs: int = 6,
         batch_size: int = 64,
@@ -85,9 +100,20 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             validation_fraction: Share of the training images held out for validation (0..1).
             test_fraction: Share of the images kept for testing when the data has no official
                 test set (0..1).
-            sweep_grid: The trials, a list of [learning_rate, hidden_layers] pairs, e.g.
-                [[0.001, 1], [0.003, 2]]: learning rate in (0, 1), hidden layers >= 0; one
-                train task each.
+            sweep: How the trials are chosen: grid (the sweep_grid pairs, one train task each),
+                random or bayesian (a search of the space below with Optuna on this machine, a
+                Katib Experiment on a cluster; one step trains every trial).
+            sweep_grid: The grid's trials (sweep=grid), a list of [learning_rate, hidden_layers]
+                pairs, e.g. [[0.001, 1], [0.003, 2]]: learning rate in (0, 1), hidden layers >= 0;
+                one train task each.
+            learning_rate_min: Lowest learning rate a search tries, in (0, 1); sampled on a log
+                scale (random and bayesian).
+            learning_rate_max: Highest learning rate a search tries, in (0, 1).
+            hidden_layers_min: Fewest dense hidden layers a search tries (0 or more).
+            hidden_layers_max: Most dense hidden layers a search tries.
+            trials: The search's trial budget: how many trials train in all (1 to 100).
+            parallelism: Trials a search suggests, and on a cluster trains, at a time (1 to
+                trials).
             hidden_units: Units in each hidden dense layer.
             epochs: Passes over the training split in every trial.
             batch_size: Global batch size, split among the workers.
@@ -109,24 +135,42 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             test_fraction=test_fraction, seed=seed)
         preprocess.set_caching_options(False)
 
-        with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as grid_point:
-            train = train_step(
-                splits=preprocess.outputs["splits"], grid_point=grid_point, hidden_units=hidden_units,
-                epochs=epochs, batch_size=batch_size, seed=seed, workers=workers,
+        with dsl.If(sweep == "grid", name="grid"):
+            with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as grid_point:
+                train = train_step(
+                    splits=preprocess.outputs["splits"], grid_point=grid_point, hidden_units=hidden_units,
+                    epochs=epochs, batch_size=batch_size, seed=seed, workers=workers,
+                    version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
+                    distributed_engine=distributed_engine, worker_pod=worker_pod)
+                train.set_display_name("train trial").set_caching_options(False)
+                mount_deployer_credentials(train)  # the cluster path creates, reads and deletes its job
+                if settings:
+                    settings.apply(train)
+
+            select = steps.select_best_trial(trial_models=dsl.Collected(train.outputs["model"]),
+                                             workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
+            select.set_caching_options(False)
+        with dsl.Else(name="search"):
+            searched = steps.search_trials(
+                splits=preprocess.outputs["splits"], sweep=sweep, learning_rate_min=learning_rate_min,
+                learning_rate_max=learning_rate_max, hidden_layers_min=hidden_layers_min,
+                hidden_layers_max=hidden_layers_max, trials=trials, parallelism=parallelism,
+                hidden_units=hidden_units, epochs=epochs, batch_size=batch_size, seed=seed,
                 version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
-                distributed_engine=distributed_engine, worker_pod=worker_pod)
-            train.set_display_name("train trial").set_caching_options(False)
-            mount_deployer_credentials(train)  # the cluster path creates, reads and deletes its job
-            if settings:
-                settings.apply(train)
+                worker_pod=worker_pod, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
+            searched.set_display_name("search trials").set_caching_options(False)
+            mount_deployer_credentials(searched)  # on a cluster it creates, reads and deletes its Experiment
+        # kfp.local 2.17 cannot take an artifact out of a dsl.If/Else (dsl.OneOf of artifacts): the
+        # branch that ran leaves the best model in the workspace and returns its trial's name.
+        take_best = steps.take_best_model(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER,
+                                          best_trial=dsl.OneOf(select.outputs["Output"], searched.outputs["Output"]))
+        take_best.set_caching_options(False)
+        best_model = take_best.outputs["best_model"]
 
-        select = steps.select_best_trial(trial_models=dsl.Collected(train.outputs["model"]))
-        select.set_caching_options(False)
-
-        evaluation = steps.evaluate(model=select.outputs["best_model"], splits=preprocess.outputs["splits"])
+        evaluation = steps.evaluate(model=best_model, splits=preprocess.outputs["splits"])
         evaluation.set_caching_options(False)
 
-        add_gated_deploy(evaluation, select.outputs["best_model"], release)
+        add_gated_deploy(evaluation, best_model, release)
         apply_cluster_settings(SPEC.resources)
 
     return mnist
@@ -143,6 +187,15 @@ def check_parameters(params: dict) -> None:
         raise InputError("validation_fraction + test_fraction must be below 1")
     TrainConfig(hidden_units=params["hidden_units"], epochs=params["epochs"],
                 batch_size=params["batch_size"], seed=params["seed"]).check()
-    parse_grid(params["sweep_grid"])
+    check_sweep(params["sweep"])
+    if params["sweep"] == "grid":
+        parse_grid(params["sweep_grid"])
+    else:
+        make_plan(params["sweep"], params["learning_rate_min"], params["learning_rate_max"],
+                  params["hidden_layers_min"], params["hidden_layers_max"], params["trials"], params["parallelism"],
+                  params["seed"])
+        if params["workers"] != 1:
+            raise InputError(f"workers must be 1 with sweep={params['sweep']}, got {params['workers']}: a search "
+                             f"trains each trial on one worker (sweep=grid trains on several)")
     if not 1 <= params["workers"] <= MAX_WORKERS:
         raise InputError(f"workers must be between 1 and {MAX_WORKERS}, got {params['workers']}")

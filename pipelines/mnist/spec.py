@@ -13,6 +13,9 @@ RESOURCES = {
     "download-digits": StepResources("250m", "1", "256Mi", "1Gi"),    # 69 MiB
     "preprocess-digits": StepResources("500m", "1", "512Mi", "2Gi"),  # 68 MiB on 5,000 digits
     "train-trial": StepResources("1", "4", "1536Mi", "3Gi"),    # 970 MiB per trial
+    # Trains one trial at a time in its process (locally), as train-trial does: sized like it, not measured.
+    "search-trials": StepResources("1", "4", "1536Mi", "3Gi"),
+    "take-best-model": StepResources("250m", "1", "256Mi", "512Mi"),  # a copy of one SavedModel, like select
     "select-best-trial": StepResources("250m", "1", "256Mi", "512Mi"),  # 76 MiB
     "evaluate": StepResources("500m", "2", "1Gi", "2Gi"),        # 936 MiB
 }

@@ -112,58 +112,24 @@ def train_trial(
         tensorboard_logs: TensorBoard logs of training and validation, per epoch.
         metrics: Validation accuracy and loss, the grid point, the training time.
     """
-    import tempfile
-    import time
     from pathlib import Path
 
-    from components.cluster import api as kube_api
-    from components.cluster.engine import check_engine
-    from components.common import history as trained
     from components.common import tracking
-    from components.common.saved_model import content_hash
     from components.common.storage import atomic_path
-    from pipelines.mnist import sweep
-    from pipelines.mnist.distributed import HISTORY_FILE, WorkerJob
-    from pipelines.mnist.launcher import check_workers, train_locally
-    from pipelines.mnist.models import TrainConfig
+    from pipelines.mnist import sweep, trials
 
     trial = sweep.parse_grid_point(grid_point, "grid_point")
-    config = TrainConfig(trial.learning_rate, trial.hidden_layers, hidden_units, epochs, batch_size, seed)
-    config.check()
-    check_workers(workers)
-    check_engine(distributed_engine)
-    # Trials can run at the same time (also in kfp.local): name the trial on every line.
-    emit = lambda line: print(f"{trial.name}: {line}", flush=True)  # noqa: E731
-    print(f"trial {trial.name} on {workers} worker(s): {config}", flush=True)
-    started = time.monotonic()
-    with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs, \
-            tempfile.TemporaryDirectory() as scratch:
-        if workers > 1 and kube_api.in_cluster():
-            from pipelines.mnist.cluster_training import train_on_cluster
-
-            history = train_on_cluster(kube_api.kube_api_client(), kube_api.pod_namespace(), config,
-                                       splits.path, str(export_dir), str(logs), version_tag, workers,
-                                       distributed_storage, worker_pod, distributed_engine, emit)
-        else:
-            job = WorkerJob(config.__dict__, splits.path, str(export_dir), str(logs),
-                            str(Path(scratch) / HISTORY_FILE), version_tag)
-            history = train_locally(job, workers, Path(scratch), emit)
-    result = sweep.TrialResult(trial.name, trial.learning_rate, trial.hidden_layers, hidden_units, epochs,
-                               history["val_accuracy"][-1], history["val_loss"][-1],
-                               time.monotonic() - started, workers)
-    model.metadata.update({**result.as_metadata(), **trained.as_metadata(sweep.epoch_history(history)),
-                           "content_hash": content_hash(model.path)})
-    run = tracking.task_run()
-    run.set_name(trial.name)  # the UI compares trials by these names
-    run.log_params({"learning_rate": trial.learning_rate, "hidden_layers": trial.hidden_layers})
-    for epoch, figures in enumerate(zip(*history.values(), strict=True), start=1):
-        run.log_metrics(dict(zip(history, figures, strict=True)), step=epoch)
-    run.set_tags({"trial": trial.name, "model_uri": model.uri, "model_framework": "tensorflow"})
+    settings = trials.TrialSettings(hidden_units, epochs, batch_size, seed, workers, version_tag,
+                                    distributed_storage, distributed_engine, worker_pod)
+    emit = lambda line: print(line, flush=True)  # noqa: E731
+    with atomic_path(Path(model.path)) as export_dir, atomic_path(Path(tensorboard_logs.path)) as logs:
+        result, history = trials.train_trial_model(trial.name, trial, settings, splits.path, str(export_dir),
+                                                   str(logs), emit)
+    model.metadata.update(trials.model_metadata(result, history, model.path))
+    trials.track_trial(tracking.task_run(), result, history, model.uri)
     for name in ("val_accuracy", "val_loss", "learning_rate", "hidden_layers", "train_seconds"):
         metrics.log_metric(name, getattr(result, name))
     metrics.log_metric("examples_per_second", history["examples_per_second"][-1])
-    print(f"trial {trial.name}: val_accuracy {result.val_accuracy:.4f} in {result.train_seconds:.1f}s "
-          f"({history['examples_per_second'][-1]:,.0f} images/s in the last epoch)", flush=True)
     return result.val_accuracy
 
 
@@ -177,12 +143,15 @@ def select_best_trial(
     best_model: Output[Model],
     sweep_report: Output[HTML],
     metrics: Output[Metrics],
+    workspace: str = "",
 ) -> str:
     """Keep the trial with the best validation accuracy; report every trial.
 
     Args:
         trial_models: Every trial's SavedModel, its result in the metadata (gathered from
             the sweep).
+        workspace: The run's workspace folder: when set, the best model and its metadata are
+            left there too, for take_best_model ('' leaves nothing there).
 
     Returns:
         Output: The best trial's name.
@@ -191,40 +160,143 @@ def select_best_trial(
             of accuracy by learning rate.
         metrics: The best trial's figures and the number of trials.
     """
-    import shutil
-    from pathlib import Path
-
-    from components.common import history, tracking
-    from components.common.reports import figure_html, table_html, write_report
-    from components.common.storage import atomic_path
+    from components.common import history
     from pipelines.mnist import sweep
 
     results = [sweep.TrialResult.from_metadata(m.metadata, f"trial model {m.uri}") for m in trial_models]
     best = sweep.best_trial(results)
-    print(sweep.format_table(results, best), flush=True)
     chosen = trial_models[results.index(best)]
-    with atomic_path(Path(best_model.path)) as tmp:
-        shutil.copytree(chosen.path, tmp)
     histories = {result.name: history.from_metadata(trial.metadata)
                  for result, trial in zip(results, trial_models, strict=True)}
-    best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
-                                "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
-                                "val_accuracy": best.val_accuracy, "workers": best.workers,
-                                **history.as_metadata(histories[best.name]),
-                                "content_hash": chosen.metadata.get("content_hash", "")})
-    for name in ("val_accuracy", "learning_rate", "hidden_layers"):
-        metrics.log_metric(f"best_{name}", getattr(best, name))
-    metrics.log_metric("trials", len(results))
-    write_report(sweep_report.path, "MNIST hyperparameter sweep", [
-        ("Trials (best by validation accuracy marked *)",
-         table_html(sweep.TABLE_HEADER, sweep.table_rows(results, best))),
-        ("Every trial per epoch (validation split)", sweep.curves_section(histories, best)),
-        ("Validation accuracy by learning rate and hidden layers", figure_html(sweep.sweep_figure(results, best))),
-    ])
-    tracking.task_run().set_tags({"best_trial": best.name, "model_uri": best_model.uri})
-    tracking.task_run().log_artifact(sweep_report.path, "sweep_report.html")
-    print(f"best trial: {best.name} (val_accuracy {best.val_accuracy:.4f})", flush=True)
+    sweep.hand_on_best(results, histories, best, chosen.path, chosen.metadata.get("content_hash", ""), best_model,
+                       sweep_report, metrics, "MNIST hyperparameter sweep", workspace)
     return best.name
+
+
+@cpu_component
+def search_trials(
+    splits: Input[Dataset],
+    sweep: str,
+    learning_rate_min: float,
+    learning_rate_max: float,
+    hidden_layers_min: int,
+    hidden_layers_max: int,
+    trials: int,
+    parallelism: int,
+    hidden_units: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    version_tag: str,
+    distributed_storage: str,
+    worker_pod: dict,
+    best_model: Output[Model],
+    sweep_report: Output[HTML],
+    tensorboard_logs: Output[Artifact],
+    metrics: Output[Metrics],
+    workspace: str = "",
+) -> str:
+    """A random or bayesian search: train its trials, keep the best by validation accuracy.
+
+    On this machine (kfp.local) the trials train in this step's process, Optuna suggesting
+    each; in a Kubernetes pod the step runs a Katib Experiment whose trials are Jobs in the
+    project's image, sharing `distributed_storage`: the step itself only waits, so it runs in
+    the CPU image and the GPUs go to the trial pods (`worker_pod`).
+
+    Args:
+        splits: The preprocessed splits.
+        sweep: random (Optuna's RandomSampler; Katib's random) or bayesian (Optuna's
+            multivariate TPE; Katib's multivariate-tpe, served by Optuna).
+        learning_rate_min: Lowest learning rate searched, in (0, 1); sampled on a log scale.
+        learning_rate_max: Highest learning rate searched, in (0, 1).
+        hidden_layers_min: Fewest dense hidden layers searched (0 or more).
+        hidden_layers_max: Most dense hidden layers searched.
+        trials: The trial budget: how many trials train in all (1 to 100).
+        parallelism: Trials suggested, and on a cluster trained, at a time (1 to trials).
+        hidden_units: Units in each hidden layer.
+        epochs: Passes over the training split in every trial.
+        batch_size: Batch size of every trial.
+        seed: Seed of the sampler, the weights and the shuffling.
+        version_tag: Tag the served model reports as `model_version` (the run's name).
+        distributed_storage: gs:// folder the trial pods and the step share (cluster only).
+        worker_pod: Image and accelerators of each trial pod (set when compiling).
+        workspace: The run's workspace folder: when set, the best model and its metadata are
+            left there too, for take_best_model ('' leaves nothing there).
+
+    Returns:
+        Output: The best trial's name.
+        best_model: The best trial's SavedModel; metadata: its figures and history.
+        sweep_report: The trial table, every trial's validation curves per epoch, and a figure
+            of accuracy by learning rate.
+        tensorboard_logs: Every trial's TensorBoard logs, a folder per trial.
+        metrics: The best trial's figures and the number of trials.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from components.cluster import api as kube_api
+    from components.common import tracking
+    from components.common.saved_model import content_hash
+    from components.common.storage import atomic_path
+    from pipelines.mnist import search
+    from pipelines.mnist import trials as trial_training
+    from pipelines.mnist.sweep import best_trial, epoch_history, hand_on_best
+
+    plan = search.make_plan(sweep, learning_rate_min, learning_rate_max, hidden_layers_min, hidden_layers_max,
+                            trials, parallelism, seed)
+    settings = trial_training.TrialSettings(hidden_units, epochs, batch_size, seed, 1, version_tag,
+                                            distributed_storage, "auto", worker_pod)
+    emit = lambda line: print(line, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(Path(tensorboard_logs.path)) as logs:
+        if kube_api.in_cluster():
+            from pipelines.mnist.cluster_search import search_on_cluster
+
+            found = search_on_cluster(kube_api.kube_api_client(), kube_api.pod_namespace(), plan, settings,
+                                      splits.path, distributed_storage, worker_pod["image"], f"{scratch}/best",
+                                      str(logs), emit)
+            results, histories, best, best_dir = found.results, found.histories, found.best, f"{scratch}/best"
+        else:
+            histories = {}
+
+            def train(name: str, trial) -> object:
+                result, history = trial_training.train_trial_model(
+                    name, trial, settings, splits.path, f"{scratch}/{name}", f"{logs}/{name}", emit)
+                histories[name] = epoch_history(history)
+                child = tracking.task_run().child_run(name)  # the trial's own MLflow run, as a grid trial has
+                trial_training.track_trial(child, result, history, None)
+                child.end()
+                return result
+
+            results = search.run_search(plan, train, emit)
+            best = best_trial(results)
+            best_dir = f"{scratch}/{best.name}"
+        hand_on_best(results, histories, best, best_dir, content_hash(best_dir), best_model, sweep_report,
+                     metrics, f"MNIST {sweep} search ({len(results)} trials)", workspace)
+    return best.name
+
+
+@cpu_component
+def take_best_model(workspace: str, best_trial: str, best_model: Output[Model]):
+    """Hand on the best model the grid's select step or the search step left in the workspace.
+
+    Args:
+        workspace: The run's workspace folder (KFP's workspace placeholder).
+        best_trial: The best trial's name, as the select or search step returned it.
+
+    Returns:
+        best_model: The best trial's SavedModel; metadata: its figures and history.
+    """
+    import shutil
+    from pathlib import Path
+
+    from components.common.storage import atomic_path
+    from pipelines.mnist.sweep import read_handoff
+
+    model_dir, metadata = read_handoff(workspace, best_trial)
+    with atomic_path(Path(best_model.path)) as tmp:
+        shutil.copytree(model_dir, tmp)
+    best_model.metadata.update(metadata)
+    print(f"best trial: {best_trial}", flush=True)
 
 
 @cpu_component

@@ -141,6 +141,81 @@ def curves_section(histories: dict[str, dict[str, list[float]]], best: TrialResu
     return figure_html(trial_curves_figure(shown, best))
 
 
+def hand_on_best(results: Sequence[TrialResult], histories: dict[str, dict[str, list[float]]], best: TrialResult,
+                 chosen_dir: str, content_hash: str, best_model, sweep_report, metrics, title: str,
+                 workspace: str = "") -> None:
+    """What a sweep hands on, however its trials ran: a copy of the best trial's SavedModel
+    (`chosen_dir`) with its figures in the metadata, the best figures in `metrics`, the report
+    (`title`: which sweep), the step's MLflow tags; with `workspace`, the model and its metadata
+    there too (`write_handoff`). The arguments from `best_model` to `metrics` are the step's KFP
+    output artifacts."""
+    import shutil
+    from pathlib import Path
+
+    from components.common import history, tracking
+    from components.common.reports import figure_html, table_html, write_report
+    from components.common.storage import atomic_path
+
+    print(format_table(results, best), flush=True)
+    with atomic_path(Path(best_model.path)) as tmp:
+        shutil.copytree(chosen_dir, tmp)
+    best_model.metadata.update({"trial": best.name, "learning_rate": best.learning_rate,
+                                "hidden_layers": best.hidden_layers, "hidden_units": best.hidden_units,
+                                "val_accuracy": best.val_accuracy, "workers": best.workers,
+                                **history.as_metadata(histories[best.name]), "content_hash": content_hash})
+    if workspace:
+        write_handoff(workspace, chosen_dir, dict(best_model.metadata))
+    for name in ("val_accuracy", "learning_rate", "hidden_layers"):
+        metrics.log_metric(f"best_{name}", getattr(best, name))
+    metrics.log_metric("trials", len(results))
+    write_report(sweep_report.path, title, [
+        ("Trials (best by validation accuracy marked *)", table_html(TABLE_HEADER, table_rows(results, best))),
+        ("Every trial per epoch (validation split)", curves_section(histories, best)),
+        ("Validation accuracy by learning rate and hidden layers", figure_html(sweep_figure(results, best))),
+    ])
+    tracking.task_run().set_tags({"best_trial": best.name, "model_uri": best_model.uri})
+    tracking.task_run().log_artifact(sweep_report.path, "sweep_report.html")
+    print(f"best trial: {best.name} (val_accuracy {best.val_accuracy:.4f})", flush=True)
+
+
+# Where the grid's select step or the search step leaves the best model for the step after them
+# (take_best_model), in the run's workspace: kfp.local 2.17 cannot hand an artifact out of a
+# dsl.If/Else branch (dsl.OneOf of artifacts), only a parameter.
+HANDOFF_FOLDER = "mnist/best-trial"
+HANDOFF_METADATA = "metadata.json"
+
+
+def write_handoff(workspace: str, model_dir: str, metadata: dict) -> None:
+    """The best model (a copy of `model_dir`) and its metadata in the run's workspace."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from components.common.storage import atomic_path
+
+    folder = Path(workspace) / HANDOFF_FOLDER
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # a retried step's earlier handoff
+        shutil.rmtree(folder)
+    with atomic_path(folder) as tmp:
+        shutil.copytree(model_dir, tmp / "model")
+        (tmp / HANDOFF_METADATA).write_text(json.dumps(metadata))
+
+
+def read_handoff(workspace: str, trial: str) -> tuple[str, dict]:
+    """(the handed-on model's folder, its metadata), checked to be `trial`'s."""
+    import json
+    from pathlib import Path
+
+    folder = Path(workspace) / HANDOFF_FOLDER
+    if not (folder / HANDOFF_METADATA).is_file():
+        raise InputError(f"{folder} holds no best model: neither the select step nor the search step wrote it")
+    metadata = json.loads((folder / HANDOFF_METADATA).read_text())
+    if metadata.get("trial") != trial:
+        raise InputError(f"{folder} holds trial {metadata.get('trial')!r}, not the best trial {trial!r}")
+    return str(folder / "model"), metadata
+
+
 def sweep_figure(results: Sequence[TrialResult], best: TrialResult):
     """Validation accuracy against learning rate, one line per hidden-layer count."""
     import matplotlib.pyplot as plt

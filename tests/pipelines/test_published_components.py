@@ -29,6 +29,8 @@ CRYPTO_CHAIN = ("crypto-download-data", "crypto-load-data", "crypto-build-featur
                 "crypto-evaluate")
 MNIST_CHAIN = ("mnist-download-digits", "mnist-preprocess-digits", "mnist-train-trial-cpu",
                "mnist-select-best-trial", "mnist-evaluate")
+MNIST_SEARCH_CHAIN = ("mnist-download-digits", "mnist-preprocess-digits", "mnist-search-trials",
+                      "mnist-take-best-model", "mnist-evaluate")
 
 
 def load(names: tuple[str, ...]) -> list:
@@ -129,6 +131,29 @@ def test_mnist_steps_from_yaml(kfp_local):
     assert (written(kfp_local, "evaluate", "rows") / "rows.parquet").is_file()
 
 
+@pytest.mark.e2e
+def test_mnist_search_steps_from_yaml(kfp_local):
+    download, preprocess, search, take, evaluate = load(MNIST_SEARCH_CHAIN)
+
+    @dsl.pipeline(name="my-mnist-search", pipeline_config=dsl.PipelineConfig(
+        workspace=dsl.WorkspaceConfig(size="1Gi")))
+    def my_pipeline(workspace: str) -> float:
+        digits = download(workspace=workspace, source="")
+        splits = preprocess(digits=digits.outputs["digits"], validation_fraction=0.2, test_fraction=0.6, seed=1)
+        searched = search(splits=splits.outputs["splits"], sweep="random", learning_rate_min=0.003,
+                          learning_rate_max=0.03, hidden_layers_min=0, hidden_layers_max=1, trials=2, parallelism=1,
+                          hidden_units=8, epochs=1, batch_size=256, seed=1, version_tag="tiny",
+                          distributed_storage="", worker_pod={}, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
+        best = take(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, best_trial=searched.outputs["Output"])
+        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"], threshold=0.0)
+        return scored.outputs["Output"]
+
+    run = my_pipeline(workspace=str(kfp_local / "workspace"))
+    assert 0.0 <= run.output <= 1.0
+    assert written(kfp_local, "search-trials", "sweep_report").read_text().count("trial0") >= 2
+    assert len(list(written(kfp_local, "search-trials", "tensorboard_logs").iterdir())) == 2
+
+
 def interface_and_command(name: str) -> tuple:
     spec = yaml.safe_load((PUBLISHED / f"{name}.yaml").read_text())
     (executor,) = spec["deploymentSpec"]["executors"].values()
@@ -152,7 +177,7 @@ def test_every_published_component_is_run():
     """Every published YAML is run by a test above, or is the GPU twin of one that is."""
     published = {p.stem for p in PUBLISHED.glob("*.yaml")}
     assert published, "nothing published: run make compile"
-    not_run = published - set(SP500_CHAIN + CRYPTO_CHAIN + MNIST_CHAIN) - set(GPU_TWINS)
+    not_run = published - set(SP500_CHAIN + CRYPTO_CHAIN + MNIST_CHAIN + MNIST_SEARCH_CHAIN) - set(GPU_TWINS)
     assert not_run == set(), f"published but never run through kfp.local here: {sorted(not_run)}"
 
 

@@ -64,6 +64,35 @@ def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
             "deploy-model"} <= tasks
 
 
+def test_bayesian_search_trains_its_trials_in_one_step_and_deploys_the_best(tmp_path):
+    database = tmp_path / "tracking" / "mlflow.db"
+    result = run_cli("run", "mnist", "sweep=bayesian", "trials=3", "parallelism=1", "epochs=1", "hidden_units=32",
+                     "threshold=0.5", cwd=tmp_path, TRACKING=f"sqlite:///{database}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout[result.stdout.rindex("pipeline mnist:"):]
+    for step in ("search-trials", "take-best-model", "evaluate", "deploy-model"):
+        assert step in summary
+    assert "train-trial" not in summary and "select-best-trial" not in summary, "the grid branch did not run"
+    assert (tmp_path / "model_store" / "mnist" / "1" / "saved_model.pb").is_file()
+    assert [f"bayesian search: trial {n}/3" in result.stdout for n in (1, 2, 3)] == [True] * 3
+    run_dir = next((tmp_path / "runs" / "mnist").iterdir())
+    sweep_report = next(run_dir.glob("artifacts/*/search-trials/sweep_report")).read_text()
+    assert all(f"trial0{n}-lr" in sweep_report for n in range(3)) and "Every trial per epoch" in sweep_report
+    # The model evaluate scored is the search's best, its training curves with it.
+    best = result.stdout.split("best trial: ")[-1].split()[0]
+    assert best.startswith("trial0")
+    report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
+    assert "Training of the chosen trial" in report and "no training history" not in report
+
+    # MLflow: one child run per trial under the search step's run.
+    runs = read_runs(f"sqlite:///{database}")
+    (search_run,) = [run for run in runs if run["name"] == "search-trials"]
+    trials = [run for run in runs if run["tags"].get("mlflow.parentRunId") == search_run["id"]]
+    assert sorted(run["name"] for run in trials) == sorted(run["tags"]["trial"] for run in trials)
+    assert len(trials) == 3 and all(run["status"] == "FINISHED" for run in trials)
+    assert all([step for step, _ in run["histories"]["val_accuracy"]] == [1] for run in trials)
+
+
 def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path):
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not the real file")
     result = cli("run", "mnist", SMALL_SWEEP, f"source={tmp_path / 'mnist.npz'}")

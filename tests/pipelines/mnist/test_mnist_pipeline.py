@@ -17,9 +17,18 @@ def compile_documents(tmp_path, **options) -> tuple[dict, dict]:
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+def branch(spec: dict, sweep: str) -> dict:
+    """The tasks of the sweep=grid branch (`grid`) or of the other one (`search`)."""
+    branches = spec["root"]["dag"]["tasks"]["condition-branches-1"]["componentRef"]["name"]
+    tasks = spec["components"][branches]["dag"]["tasks"]
+    (chosen,) = [task for task in tasks.values()
+                 if task["triggerPolicy"]["condition"].startswith("!") != (sweep == "grid")]
+    return spec["components"][chosen["componentRef"]["name"]]["dag"]["tasks"]
+
+
 def sweep_loop(spec: dict) -> tuple[dict, dict]:
-    """(the ParallelFor task in the root, the train task inside it)."""
-    (loop,) = [task for task in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in task]
+    """(the ParallelFor task of the grid branch, the train task inside it)."""
+    (loop,) = [task for task in branch(spec, "grid").values() if "parameterIterator" in task]
     inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     return loop, inner["train-trial"]
 
@@ -42,7 +51,6 @@ def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit
     loop, train = sweep_loop(spec)
     assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--sweep_grid"}
     assert loop["iteratorPolicy"]["parallelismLimit"] == mnist.SWEEP_PARALLELISM
-    assert loop["dependentTasks"] == ["preprocess-digits"]
     item = loop["parameterIterator"]["itemInput"]
     assert train["inputs"]["parameters"]["grid_point"] == {"componentInputParameter": item}
 
@@ -52,8 +60,8 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     loop, train = sweep_loop(spec)
     assert train["inputs"]["artifacts"]["splits"] == {
         "componentInputArtifact": "pipelinechannel--preprocess-digits-splits"}
-    select = spec["root"]["dag"]["tasks"]["select-best-trial"]
-    assert select["inputs"]["artifacts"]["trial_models"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
+    select = branch(spec, "grid")["select-best-trial"]
+    assert select["inputs"]["artifacts"]["trial_models"]["taskOutputArtifact"]["producerTask"] == "for-loop-2"
     loop_outputs = spec["components"][loop["componentRef"]["name"]]["dag"]["outputs"]["artifacts"]
     assert list(loop_outputs.values()) == [{"artifactSelectors": [{"outputArtifactKey": "model",
                                                                     "producerSubtask": "train-trial"}]}]
@@ -61,12 +69,16 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     assert select_input["isArtifactList"] is True
 
 
-def test_only_the_download_step_uses_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
+def test_only_steps_that_run_alone_use_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
     spec, executors = compile_documents(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
-    using_workspace = sorted(name for name, task in tasks.items()
+    using_workspace = sorted(name for name, task in [*tasks.items(), *branch(spec, "grid").items(),
+                                                     *branch(spec, "search").items()]
                              if "{{$.workspace_path}}" in yaml.safe_dump(task.get("inputs", {})))
-    assert using_workspace == ["download-digits"]
+    # The download, then (one branch or the other) the select or the search step, then the step
+    # that takes the best model from there: one after another, never two at once.
+    assert using_workspace == ["download-digits", "search-trials", "select-best-trial", "take-best-model"]
+    assert tasks["take-best-model"]["dependentTasks"] == ["condition-branches-1"]
     _, train = sweep_loop(spec)
     assert "{{$.workspace_path}}" not in yaml.safe_dump(train)
     mounting = sorted(label for label, executor in executors.items() if "pvcMount" in executor)
@@ -107,7 +119,7 @@ def test_every_input_has_a_description(tmp_path):
     for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items():
         assert parameter.get("description"), f"pipeline parameter {name} has no description"
     for component in ("comp-download-digits", "comp-preprocess-digits", "comp-train-trial",
-                      "comp-select-best-trial", "comp-evaluate"):
+                      "comp-select-best-trial", "comp-search-trials", "comp-take-best-model", "comp-evaluate"):
         definitions = spec["components"][component]["inputDefinitions"]
         for kind in ("parameters", "artifacts"):
             for name, item in definitions.get(kind, {}).items():
@@ -118,12 +130,12 @@ def test_deploy_runs_only_when_accuracy_reaches_the_threshold(tmp_path):
     spec, executors = compile_documents(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     assert "deploy-model" not in tasks
-    gate = tasks["condition-2"]
+    gate = tasks["condition-5"]
     assert gate["triggerPolicy"]["condition"] == (
         "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'")
-    deploy = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy-model"]
+    deploy = spec["components"]["comp-condition-5"]["dag"]["tasks"]["deploy-model"]
     assert deploy["inputs"]["artifacts"]["model"]["componentInputArtifact"] == \
-        "pipelinechannel--select-best-trial-best_model"
+        "pipelinechannel--take-best-model-best_model"
     assert executors["exec-deploy-model"]["pvcMount"][0]["mountPath"] == "/models"
 
 
@@ -190,3 +202,61 @@ def test_parameters_are_checked_before_a_run():
         mnist.check_parameters({**defaults, "sweep_grid": [{"learning_rate": 0.1, "hidden_layers": 1}]})
     with pytest.raises(InputError, match="workers must be between 1 and 32, got 0"):
         mnist.check_parameters({**defaults, "workers": 0})
+
+
+def test_sweep_chooses_the_grid_branch_or_the_search_step_at_run_time(tmp_path):
+    spec, executors = compile_documents(tmp_path)
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["sweep"]["defaultValue"] == "grid"
+    for name in ("learning_rate_min", "learning_rate_max", "hidden_layers_min", "hidden_layers_max", "trials",
+                 "parallelism"):
+        assert parameters[name]["description"], name
+    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    assert sorted(task["triggerPolicy"]["condition"] for task in branches.values()) == [
+        "!(inputs.parameter_values['pipelinechannel--sweep'] == 'grid')",
+        "inputs.parameter_values['pipelinechannel--sweep'] == 'grid'"]
+    searched = branch(spec, "search")["search-trials"]
+    for name in ("sweep", "learning_rate_min", "learning_rate_max", "hidden_layers_min", "hidden_layers_max",
+                 "trials", "parallelism", "seed", "distributed_storage"):
+        assert searched["inputs"]["parameters"][name] == {"componentInputParameter": f"pipelinechannel--{name}"}
+    # On a cluster it creates its Experiment with the deployer's credentials.
+    label = spec["components"][searched["componentRef"]["name"]]["executorLabel"]
+    assert executors[label]["secretAsVolume"][0]["secretName"] == "kfp-ml-deployer-token"
+    # Whichever branch ran, its best trial's name picks the model evaluate scores.
+    take = spec["root"]["dag"]["tasks"]["take-best-model"]
+    assert take["inputs"]["parameters"]["best_trial"]["taskOutputParameter"]["producerTask"] == \
+        "condition-branches-1"
+    evaluate = spec["root"]["dag"]["tasks"]["evaluate"]
+    assert evaluate["inputs"]["artifacts"]["model"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "best_model", "producerTask": "take-best-model"}
+
+
+def test_the_gpu_variant_gives_the_search_trials_the_gpus_not_the_waiting_step(tmp_path):
+    spec, _ = compile_documents(tmp_path, gpu=True)
+    searched = branch(spec, "search")["search-trials"]
+    label = spec["components"][searched["componentRef"]["name"]]["executorLabel"]
+    assert "accelerator" not in spec["deploymentSpec"]["executors"][label]["container"].get("resources", {})
+    assert searched["inputs"]["parameters"]["worker_pod"]["runtimeValue"]["constant"]["gpus_per_worker"] == 1
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"sweep": "hyperband"}, "sweep must be one of grid, random, bayesian, got 'hyperband'"),
+    ({"sweep": "bayesian", "trials": 0}, "trials must be a whole number from 1 to 100, got 0"),
+    ({"sweep": "random", "learning_rate_min": 0.5, "learning_rate_max": 0.1},
+     "learning_rate_min 0.5 is above learning_rate_max 0.1"),
+    ({"sweep": "bayesian", "workers": 2}, "workers must be 1 with sweep=bayesian, got 2: a search trains each "
+                                          "trial on one worker (sweep=grid trains on several)"),
+])
+def test_search_parameters_are_checked_before_a_run(changes, message):
+    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    mnist.check_parameters({**defaults, "sweep": "bayesian"})
+    with pytest.raises(InputError) as failure:
+        mnist.check_parameters({**defaults, **changes})
+    assert str(failure.value) == message
+
+
+def test_a_search_does_not_check_the_grid_it_does_not_run():
+    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    mnist.check_parameters({**defaults, "sweep": "random", "sweep_grid": []})
+    with pytest.raises(InputError, match="sweep_grid must be a non-empty list"):
+        mnist.check_parameters({**defaults, "sweep_grid": []})

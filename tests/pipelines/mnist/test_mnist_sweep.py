@@ -114,3 +114,20 @@ def test_the_select_step_reports_every_trials_curves_and_hands_on_the_best_ones_
     assert best_model.metadata["content_hash"] == "hash of lr0.003-layers1"  # what the gate compares
     text = (tmp_path / "sweep.html").read_text()
     assert "Every trial per epoch" in text and text.count("data:image/png;base64,") == 2
+
+
+def test_the_best_model_handed_on_through_the_workspace_is_the_named_trials(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_text("first")
+    sweep.write_handoff(str(tmp_path / "workspace"), str(model), {"trial": "trial01-lr0.01-layers1", "x": 1})
+    (model / "saved_model.pb").write_text("second")  # a retried step hands on again: the latest wins
+    sweep.write_handoff(str(tmp_path / "workspace"), str(model), {"trial": "trial01-lr0.01-layers1", "x": 2})
+    folder, metadata = sweep.read_handoff(str(tmp_path / "workspace"), "trial01-lr0.01-layers1")
+    assert metadata == {"trial": "trial01-lr0.01-layers1", "x": 2}
+    assert (tmp_path / "workspace" / sweep.HANDOFF_FOLDER / "model" / "saved_model.pb").read_text() == "second"
+    assert folder.endswith("model")
+    with pytest.raises(InputError, match="holds trial 'trial01-lr0.01-layers1', not the best trial 'lr0.003-layers2'"):
+        sweep.read_handoff(str(tmp_path / "workspace"), "lr0.003-layers2")
+    with pytest.raises(InputError, match="holds no best model"):
+        sweep.read_handoff(str(tmp_path / "elsewhere"), "trial01-lr0.01-layers1")

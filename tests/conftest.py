@@ -29,14 +29,16 @@ SEALED_HOME_MARK = "KFP_ML_TESTS_HOME"  # the home this run made (xdist workers 
 def seal_host_state() -> None:
     """An empty home for this test run, and none of HOST_SETTINGS: nothing the tests do reads
     ~/.docker/config.json, ~/.kube/config, ~/.kaggle, gcloud's or kfp's ~/.config, or the shell's
-    KFP_HOST. Google's libraries are told they are not on GCE (they would ask 169.254.169.254)."""
+    KFP_HOST. Google's libraries are told they are not on GCE (they would ask 169.254.169.254), and
+    MLflow to send no usage telemetry (it would fetch its configuration from mlflow-telemetry.io:
+    its own check for a test run misses a process that imported mlflow outside a test)."""
     if os.environ.get(SEALED_HOME_MARK) != os.environ.get("HOME"):
         home = tempfile.mkdtemp(prefix="kfp-ml-tests-home-")
         atexit.register(shutil.rmtree, home, ignore_errors=True)
         os.environ["HOME"] = os.environ[SEALED_HOME_MARK] = home
     for name in HOST_SETTINGS:
         os.environ.pop(name, None)
-    os.environ["NO_GCE_CHECK"] = "true"
+    os.environ.update({"NO_GCE_CHECK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
 
 
 def pytest_configure(config):

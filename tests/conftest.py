@@ -2,6 +2,7 @@
 the command line."""
 
 import atexit
+import ipaddress
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ HOST_SETTINGS = ("KFP_HOST", "KFP_TOKEN", "KF_PIPELINES_SA_TOKEN_PATH", "KFP_NAM
                  "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
                  "STORAGE_EMULATOR_HOST", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "TRACKING")
 SEALED_HOME_MARK = "KFP_ML_TESTS_HOME"  # the home this run made (xdist workers inherit it)
+sealed = False  # set by pytest_configure: every run but the container suite's
 
 
 def seal_host_state() -> None:
@@ -41,12 +43,70 @@ def seal_host_state() -> None:
     os.environ.update({"NO_GCE_CHECK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
 
 
+class OutsideReach(RuntimeError):
+    """A test reached past loopback. Not an OSError: no code path may take it for a network
+    failure and go on (the image check, for one, warns and goes on when a registry cannot be asked)."""
+
+
+def is_loopback(host) -> bool:
+    """127.0.0.0/8, ::1 and localhost; also no host at all, and the unspecified address a server binds."""
+    if host in (None, "", b"", "localhost", b"localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only():
+    """In this process, resolving a name or connecting to an address past loopback raises
+    OutsideReach, and fails the test even where the code under test swallows the error. (Child
+    processes are not watched here: `.ci/run` runs the tests where only loopback exists.)"""
+    reached: list[str] = []
+    if not sealed:  # the container suite: its engine may be anywhere DOCKER_HOST says
+        yield reached
+        return
+    resolve, resolve_name, connect = socket.getaddrinfo, socket.gethostbyname, socket.socket.connect
+
+    def refuse(what: str):
+        reached.append(what)
+        raise OutsideReach(f"a test tried to reach past loopback: {what}")
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        return resolve(host, *args, **kwargs) if is_loopback(host) else refuse(f"resolve {host!r}")
+
+    def guarded_gethostbyname(host):
+        return resolve_name(host) if is_loopback(host) else refuse(f"resolve {host!r}")
+
+    def guarded_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
+            refuse(f"connect to {address}")
+        return connect(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+        patch.setattr(socket, "gethostbyname", guarded_gethostbyname)
+        patch.setattr(socket.socket, "connect", guarded_connect)
+        yield reached
+
+
+@pytest.fixture(autouse=True)
+def nothing_reached_past_loopback(loopback_only):
+    before = len(loopback_only)
+    yield
+    assert loopback_only[before:] == [], "a test reached past loopback"
+
+
 def pytest_configure(config):
     # Before any test module is imported (kfp reads its context file's path from HOME on import).
     # The container suite (-m container) builds and pushes with the machine's Docker and pip settings.
     selected = config.getoption("markexpr") or ""
     if not ("container" in selected and "not container" not in selected):
         seal_host_state()
+        global sealed
+        sealed = True
 
 
 def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:

@@ -49,11 +49,14 @@ class OutsideReach(RuntimeError):
 
 
 def is_loopback(host) -> bool:
-    """127.0.0.0/8, ::1 and localhost; also no host at all, and the unspecified address a server binds."""
-    if host in (None, "", b"", "localhost", b"localhost"):
+    """127.0.0.0/8, ::1, localhost and this machine's own name (/etc/hosts answers for it); also
+    no host at all, and the unspecified address a server binds."""
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in (None, "", "localhost", socket.gethostname()):
         return True
     try:
-        address = ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host)
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified

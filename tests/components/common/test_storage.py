@@ -6,6 +6,7 @@ import http.server
 import os
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,8 @@ class Waits:
             real_sleep(seconds)
 
         monkeypatch.setattr(storage.urllib.request, "urlopen", urlopen)
-        monkeypatch.setattr(storage.time, "sleep", sleep)
+        # storage's own clock only: another thread's sleep is no backoff of the fetch
+        monkeypatch.setattr(storage, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
 
     @property
     def total(self) -> float:

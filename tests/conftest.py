@@ -1,16 +1,115 @@
-"""Shared test set-up: quiet TensorFlow, and helpers to run the command line."""
+"""Shared test set-up: quiet TensorFlow, the machine's own settings kept out, and helpers to run
+the command line."""
 
+import atexit
+import ipaddress
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
+
+# Settings of the machine and the person running the tests that the code under test would act on:
+# a cluster (KFP_*, KUBECONFIG), credentials (Docker, Kaggle, Google Cloud), a tracking server.
+# The tests give each one explicitly where they need it.
+HOST_SETTINGS = ("KFP_HOST", "KFP_TOKEN", "KF_PIPELINES_SA_TOKEN_PATH", "KFP_NAMESPACE", "KFP_EXPERIMENT",
+                 "KF_PIPELINES_UI_ENDPOINT", "KUBECONFIG", "DOCKER_CONFIG", "KAGGLE_USERNAME", "KAGGLE_KEY",
+                 "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
+                 "STORAGE_EMULATOR_HOST", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "TRACKING")
+SEALED_HOME_MARK = "KFP_ML_TESTS_HOME"  # the home this run made (xdist workers inherit it)
+sealed = False  # set by pytest_configure: every run but the container suite's
+
+
+def seal_host_state() -> None:
+    """An empty home for this test run, and none of HOST_SETTINGS: nothing the tests do reads
+    ~/.docker/config.json, ~/.kube/config, ~/.kaggle, gcloud's or kfp's ~/.config, or the shell's
+    KFP_HOST. Google's libraries are told they are not on GCE (they would ask 169.254.169.254), and
+    MLflow to send no usage telemetry (it would fetch its configuration from mlflow-telemetry.io:
+    its own check for a test run misses a process that imported mlflow outside a test)."""
+    if os.environ.get(SEALED_HOME_MARK) != os.environ.get("HOME"):
+        home = tempfile.mkdtemp(prefix="kfp-ml-tests-home-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        os.environ["HOME"] = os.environ[SEALED_HOME_MARK] = home
+    for name in HOST_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ.update({"NO_GCE_CHECK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
+
+
+class OutsideReach(RuntimeError):
+    """A test reached past loopback. Not an OSError: no code path may take it for a network
+    failure and go on (the image check, for one, warns and goes on when a registry cannot be asked)."""
+
+
+def is_loopback(host) -> bool:
+    """127.0.0.0/8, ::1, localhost and this machine's own name (/etc/hosts answers for it); also
+    no host at all, and the unspecified address a server binds."""
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in (None, "", "localhost", socket.gethostname()):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only():
+    """In this process, resolving a name or connecting to an address past loopback raises
+    OutsideReach, and fails the test even where the code under test swallows the error. (Child
+    processes are not watched here: `.ci/run` runs the tests where only loopback exists.)"""
+    reached: list[str] = []
+    if not sealed:  # the container suite: its engine may be anywhere DOCKER_HOST says
+        yield reached
+        return
+    resolve, resolve_name, connect = socket.getaddrinfo, socket.gethostbyname, socket.socket.connect
+
+    def refuse(what: str):
+        reached.append(what)
+        raise OutsideReach(f"a test tried to reach past loopback: {what}")
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        return resolve(host, *args, **kwargs) if is_loopback(host) else refuse(f"resolve {host!r}")
+
+    def guarded_gethostbyname(host):
+        return resolve_name(host) if is_loopback(host) else refuse(f"resolve {host!r}")
+
+    def guarded_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
+            refuse(f"connect to {address}")
+        return connect(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+        patch.setattr(socket, "gethostbyname", guarded_gethostbyname)
+        patch.setattr(socket.socket, "connect", guarded_connect)
+        yield reached
+
+
+@pytest.fixture(autouse=True)
+def nothing_reached_past_loopback(loopback_only):
+    before = len(loopback_only)
+    yield
+    assert loopback_only[before:] == [], "a test reached past loopback"
+
+
+def pytest_configure(config):
+    # Before any test module is imported (kfp reads its context file's path from HOME on import).
+    # The container suite (-m container) builds and pushes with the machine's Docker and pip settings.
+    selected = config.getoption("markexpr") or ""
+    if not ("container" in selected and "not container" not in selected):
+        seal_host_state()
+        global sealed
+        sealed = True
 
 
 def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:
@@ -29,12 +128,38 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def stalled_port():
-    """A loopback port that accepts connections and never answers (the kernel completes the handshake)."""
+def stalled_listener():
+    """A loopback socket that accepts connections and never answers (the kernel completes the
+    handshake); `accept()` on it returns once a client has connected."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        yield listener.getsockname()[1]
+        yield listener
+
+
+@pytest.fixture
+def stalled_port(stalled_listener):
+    """The port of `stalled_listener`."""
+    return stalled_listener.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def image_registry():
+    """A registry on loopback for the session (standins.registry): the image check asks it."""
+    from standins.registry import RegistryStandIn
+
+    with RegistryStandIn() as registry:
+        yield registry
+
+
+@pytest.fixture
+def published_images(image_registry, monkeypatch) -> dict[str, str]:
+    """What `make image publish` leaves with IMAGE in the loopback registry: IMAGE and IMAGE_GPU
+    set to its repositories, and both tags of this version pushed there."""
+    images = image_registry.project_images()
+    for name, repository in images.items():
+        monkeypatch.setenv(name, repository)
+    return images
 
 
 @pytest.fixture

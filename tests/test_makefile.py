@@ -22,3 +22,14 @@ def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
     rows = [line for line in (local + "\n" + cluster).splitlines() if line.startswith("  make")]
     columns = {re.match(r"  make \S+\s+", line).end() for line in rows}
     assert len(columns) == 1, "descriptions not aligned"
+
+
+def test_set_up_installs_only_pinned_packages():
+    """pip itself included: set-up on a fresh clone gets the same packages every time."""
+    installs = [line.strip() for line in (REPO / "Makefile").read_text().splitlines() if "pip install" in line]
+    assert installs
+    for line in installs:
+        named = re.sub(r"^.*pip install( --quiet)?", "", line.split("#")[0]).split()
+        assert "--upgrade" not in named and "-U" not in named, line
+        assert all(re.fullmatch(r"[\w.-]+==[\w.]+|-r|-e|requirements[\w-]*\.txt|'\.\[[\w,]+\]'", word)
+                   for word in named), f"an unpinned install: {line}"

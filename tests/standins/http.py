@@ -91,9 +91,10 @@ class StandIn:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":  # a HEAD answer is its headers alone
+                    self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
+            do_GET = do_HEAD = do_POST = do_PATCH = do_DELETE = _dispatch
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
+from standins.registry import published_copy
 
+from components.common.errors import InputError
 from components.common.images import DEFAULT_REPOSITORY, VERSION
 
 REPO = Path(__file__).resolve().parents[3]
@@ -236,9 +238,48 @@ def test_a_package_for_another_image_is_refused_in_one_line_before_connecting(fo
     assert "make compile" in err and "IMAGE" in err
 
 
-def test_a_package_for_the_configured_image_passes_the_check(foreign_package, monkeypatch):
+@pytest.fixture
+def published_package(foreign_package, image_registry, published_images):
+    """compiled/sp500.yaml as compiled with IMAGE in the loopback registry, which has its tag."""
+    foreign_package.write_text(published_copy(foreign_package.read_text(), image_registry))
+    return foreign_package
+
+
+def test_a_package_for_the_configured_and_published_image_passes_the_check(published_package, image_registry,
+                                                                           capsys):
     from pipelines.cluster.packages import check_images, package_images
 
-    (compiled_for,) = package_images(foreign_package)
-    monkeypatch.setenv("IMAGE", compiled_for.rsplit(":", 1)[0])
-    check_images(foreign_package)  # ghcr.io cannot be asked from here: a warning, not a refusal
+    (compiled_for,) = package_images(published_package)
+    asked = len(image_registry.requests)
+    check_images(published_package)
+    assert image_registry.requests[asked:] == [("HEAD", f"/v2/kfp-ml-pipelines/manifests/{VERSION}")]
+    assert capsys.readouterr().out == ""  # no warning: the registry answered
+
+
+def test_a_package_whose_tag_is_not_in_its_registry_is_refused(published_package, image_registry, monkeypatch):
+    from pipelines.cluster.packages import check_images
+
+    unpublished = f"{image_registry.address}/kfp-ml-pipelines-never-pushed"
+    published_package.write_text(published_package.read_text().replace(f"{image_registry.address}/kfp-ml-pipelines:",
+                                                                        f"{unpublished}:"))
+    monkeypatch.setenv("IMAGE", unpublished)
+    with pytest.raises(InputError, match=rf"runs in {unpublished}:{VERSION}, which its registry does not have "
+                                         rf"\(.*answered 404.*\): run `make image publish IMAGE={unpublished}` first"):
+        check_images(published_package)
+
+
+def test_a_registry_that_cannot_be_asked_is_one_warning_line(published_package, image_registry, monkeypatch,
+                                                             stalled_port, capsys):
+    """The cluster may reach a registry this machine cannot: said, not refused."""
+    from pipelines.cluster import image_registry as registry_check
+    from pipelines.cluster.packages import check_images
+
+    monkeypatch.setattr(registry_check, "TIMEOUT_S", 0.5)
+    unreachable = f"127.0.0.1:{stalled_port}/kfp-ml-pipelines"
+    published_package.write_text(published_package.read_text().replace(f"{image_registry.address}/kfp-ml-pipelines:",
+                                                                        f"{unreachable}:"))
+    monkeypatch.setenv("IMAGE", unreachable)
+    check_images(published_package)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"warning: could not check that {unreachable}:{VERSION} is published: ")
+    assert "cannot be reached" in line

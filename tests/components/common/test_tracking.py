@@ -46,6 +46,42 @@ def bounded_http(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
+class Clock:
+    """tracking's clock, moved by the test (`time.time` stays real: it stamps the metrics)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    stopped = Clock()
+    monkeypatch.setattr(tracking, "time", stopped)
+    return stopped
+
+
+@pytest.fixture
+def connections(monkeypatch) -> list[tuple[object, float | None]]:
+    """Every TCP connection this process opens meanwhile: (address, the socket's timeout)."""
+    import socket
+
+    opened, connect = [], socket.socket.connect
+
+    def recording(sock, address):
+        opened.append((address, sock.gettimeout()))
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    return opened
+
+
 def given_run(uri: str) -> tuple[object, str, str]:
     from mlflow.tracking import MlflowClient
 
@@ -54,13 +90,14 @@ def given_run(uri: str) -> tuple[object, str, str]:
     return client, experiment, client.create_run(experiment, run_name="given by the platform").info.run_id
 
 
-def test_logs_buffered_metrics_tags_and_artifacts_into_the_given_run(mlflow_server, tmp_path, bounded_http):
+def test_logs_buffered_metrics_tags_and_artifacts_into_the_given_run(mlflow_server, tmp_path, bounded_http,
+                                                                     clock):
     client, experiment, run_id = given_run(mlflow_server)
     run = tracking.TaskRun(run_id, mlflow_server)
     run.log_params({"batch_size": 64})
     for epoch in (1, 2, 3):
         run.log_metrics({"loss": 1 / epoch}, step=epoch)
-    assert client.get_metric_history(run_id, "loss") == []  # buffered: under FLUSH_EVERY_S, nothing sent
+    assert client.get_metric_history(run_id, "loss") == []  # buffered: the clock stands still, nothing sent
     run.flush()
     run.set_tags({"model_uri": "gs://b/m", "unset": None})
     (tmp_path / "report").write_text("<html>report</html>")
@@ -73,6 +110,18 @@ def test_logs_buffered_metrics_tags_and_artifacts_into_the_given_run(mlflow_serv
     assert [f.path for f in client.list_artifacts(run_id)] == ["report.html"]
     assert fetched.info.status == "RUNNING"  # the platform ends the run, not the step
     assert [r.info.run_id for r in client.search_runs([experiment])] == [run_id]
+
+
+def test_buffered_metrics_are_sent_once_flush_every_s_has_passed(mlflow_server, bounded_http, clock):
+    client, _, run_id = given_run(mlflow_server)
+    run = tracking.TaskRun(run_id, mlflow_server)
+    run.log_metrics({"loss": 1.0}, step=1)
+    clock.now += tracking.FLUSH_EVERY_S - 0.01
+    run.log_metrics({"loss": 0.5}, step=2)
+    assert client.get_metric_history(run_id, "loss") == []
+    clock.now += 0.01
+    run.log_metrics({"loss": 0.25}, step=3)
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
 
 
 def test_lightgbm_callback_logs_every_round(mlflow_server, bounded_http):
@@ -94,27 +143,30 @@ def test_lightgbm_callback_logs_every_round(mlflow_server, bounded_http):
     assert history[-1].value < history[0].value
 
 
-def test_a_server_that_refuses_costs_one_warning_line_then_nothing(capsys, bounded_http):
-    run = tracking.TaskRun("0123456789abcdef", f"http://127.0.0.1:{free_port()}")
-    started = time.monotonic()
+def test_a_server_that_refuses_costs_one_warning_line_then_nothing(capsys, bounded_http, connections):
+    port = free_port()
+    run = tracking.TaskRun("0123456789abcdef", f"http://127.0.0.1:{port}")
     run.log_params({"a": 1})
     run.log_metrics({"loss": 1.0}, step=1)
     run.flush()
     run.set_tags({"t": "x"})
-    assert time.monotonic() - started < 10
+    # One attempt (MLflow's default would retry 7 times with backoff), and none after it.
+    assert [address for address, _ in connections if address[1] == port] == [("127.0.0.1", port)]
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: MLflow tracking to http://127.0.0.1:"), lines
     assert not run.active and run.keras_callbacks() == []
 
 
-def test_a_server_that_never_answers_is_waited_for_a_bounded_time(stalled_port, capsys, bounded_http):
+def test_a_server_that_never_answers_is_waited_for_a_bounded_time(stalled_port, capsys, bounded_http,
+                                                                  connections):
     run = tracking.TaskRun("0123456789abcdef", f"http://127.0.0.1:{stalled_port}")
-    started = time.monotonic()
     run.set_tags({"t": "x"})
     run.set_tags({"u": "y"})
-    waited = time.monotonic() - started
-    # One attempt of 10 s, then tracking is off.
-    assert 9 <= waited < 15, waited
+    # One attempt, on a socket that gives up after the step's 10 s, then tracking is off.
+    timeout = float(tracking.HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    assert [(address, limit) for address, limit in connections if address[1] == stalled_port] == \
+        [(("127.0.0.1", stalled_port), timeout)]
+    assert not run.active
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 

@@ -1,7 +1,6 @@
 """The local TF-Serving stand-in's gRPC and REST APIs, its JSON codec and its request limits."""
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -249,9 +248,9 @@ def test_a_body_above_the_limit_gets_413_before_it_is_read(server):
     announced = rest_api.MAX_BODY_BYTES + 1
     head = (f"POST /v1/models/sp500:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {announced}\r\n\r\n").encode()
-    started = time.monotonic()
-    status, document = json_answer(raw_exchange(server, head, b"[" * 65536))  # the rest never comes
-    assert time.monotonic() - started < rest_api.LINGER_S + 5  # answered, not waiting for 32 MiB
+    # The rest never comes: a server waiting for it (60 s of silence allowed) would let raw_exchange's
+    # 10 s socket timeout fail this test, so an answer at all means it was not waited for.
+    status, document = json_answer(raw_exchange(server, head, b"[" * 65536))
     assert status == "HTTP/1.1 413 Request Entity Too Large"
     assert document == {"error": f"request body of {announced} bytes is above the limit of "
                                  f"{rest_api.MAX_BODY_BYTES} bytes"}

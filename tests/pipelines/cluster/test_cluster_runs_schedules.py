@@ -5,6 +5,7 @@ from conftest import REPO
 from kfp_cluster_helpers import compiled as compiled  # fixtures: the alias marks them as used by name
 from kfp_cluster_helpers import env as env
 from kfp_cluster_helpers import kfp_api as kfp_api
+from standins.registry import published_copy
 
 from components.common.errors import InputError
 from components.common.images import VERSION
@@ -53,11 +54,15 @@ def test_wait_prints_final_state_tasks_and_metrics(kfp_api, capsys, final_state,
     assert "metrics: " + kfp_api.url in out
 
 
-def test_make_run_with_kfp_host_submits_the_compiled_sp500(kfp_api, env, capsys):
-    """`KFP_HOST=… make run PIPELINE=sp500 PARAMS="threshold=0.5"` (WAIT=1 waits)."""
-    env.chdir(REPO)
+def test_make_run_with_kfp_host_submits_the_compiled_sp500(kfp_api, env, capsys, image_registry, tmp_path):
+    """`KFP_HOST=… make run PIPELINE=sp500 PARAMS="threshold=0.5"` (WAIT=1 waits), with the
+    repository's compiled/sp500.yaml as if compiled for an IMAGE in the loopback registry."""
     if not (REPO / "compiled" / "sp500.yaml").exists():
         pytest.skip("compiled/sp500.yaml not compiled yet")
+    (tmp_path / "compiled").mkdir()
+    (tmp_path / "compiled" / "sp500.yaml").write_text(
+        published_copy((REPO / "compiled" / "sp500.yaml").read_text(), image_registry))
+    env.chdir(tmp_path)
     env.setenv("WAIT", "1")
     assert cli.main(["run", "sp500", "threshold=0.5", "model_type=flat"]) == 0
     (run,) = kfp_api.runs.values()

@@ -4,6 +4,7 @@ and a local run's folder summarised as INTERRUPTED with what had finished."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,10 +63,10 @@ def test_an_interrupted_run_says_so_in_one_line_and_summarises_what_finished(tmp
     process = start_cli("run", "sp500", cwd=tmp_path)
     shown = read_until(process, r"finished with status .*SUCCESS")
     first_step = re.search(r"Task '([^']+)'", re.sub(r"\x1b\[[0-9;]*m", "", shown[-1]))[1]
-    # Into the long step: preprocess can end within a second, and a signal between steps
-    # would stop no step (a run stopped there says so, but this test is about a step).
-    shown += read_until(process, r"Executing task .*train")
-    time.sleep(1.0)
+    # Into the long step, once it is training (its first epoch line): preprocess can end within a
+    # second, and a signal between steps would stop no step (a run stopped there says so, but this
+    # test is about a step). The model's export follows the last epoch.
+    shown += read_until(process, r"^\s*epoch \d+/\d+ loss")
     rest, errors = interrupt(process, signum, whole_group)
     assert process.returncode == exit_code, errors
     line = assert_one_interrupted_line(errors, "".join(shown) + rest + errors)
@@ -86,18 +87,26 @@ def test_an_interrupted_run_says_so_in_one_line_and_summarises_what_finished(tmp
     assert not (tmp_path / "model_store").exists()
 
 
-def test_an_interrupted_predict_says_so_in_one_line(tmp_path, stalled_port):
+def connected(listener) -> socket.socket:
+    """The command's connection to `listener`, once it is made: the command then waits for an
+    answer that never comes, and its signal handlers are in place (the command line installs
+    them before any verb runs). Kept open, so that the command's wait goes on."""
+    listener.settimeout(120)
+    return listener.accept()[0]
+
+
+def test_an_interrupted_predict_says_so_in_one_line(tmp_path, stalled_listener, stalled_port):
     process = start_cli("predict", "--model", "sp500", "--rest", "--port", str(stalled_port), cwd=tmp_path)
-    time.sleep(3)  # the request waits for an answer that never comes
-    rest, errors = interrupt(process, signal.SIGINT, whole_group=True)
+    with connected(stalled_listener):
+        rest, errors = interrupt(process, signal.SIGINT, whole_group=True)
     assert process.returncode == 130
     assert "predict" in assert_one_interrupted_line(errors, rest + errors)
 
 
-def test_an_interrupted_cluster_command_says_so_in_one_line(tmp_path, stalled_port):
+def test_an_interrupted_cluster_command_says_so_in_one_line(tmp_path, stalled_listener, stalled_port):
     process = start_cli("schedule", "list", cwd=tmp_path, KFP_HOST=f"http://127.0.0.1:{stalled_port}")
-    time.sleep(3)  # the health check waits for an answer that never comes
-    rest, errors = interrupt(process, signal.SIGTERM, whole_group=False)
+    with connected(stalled_listener):  # the health check's request
+        rest, errors = interrupt(process, signal.SIGTERM, whole_group=False)
     assert process.returncode == 143
     assert "schedule" in assert_one_interrupted_line(errors, rest + errors)
 

@@ -3,6 +3,7 @@ and no process outlives the training."""
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -16,17 +17,39 @@ JOB = WorkerJob({"epochs": 1}, "splits.npz", "model", "logs", "history.json", "r
 
 
 def fake_worker(tmp_path, body: str) -> tuple[str, ...]:
-    """A worker command: a small script that sees TF_CONFIG as a real worker does."""
+    """A worker command: a small script that sees TF_CONFIG as a real worker does. Each worker
+    says it is up by a file `up/<index>` (written whole, then renamed); `all_up()` waits for
+    every worker's."""
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent("""
         import json, os, sys, time
         config = json.loads(os.environ["TF_CONFIG"])
         index = config["task"]["index"]
-        pid_dir = os.path.join(os.path.dirname(sys.argv[1]), "pids")
-        os.makedirs(pid_dir, exist_ok=True)
-        open(os.path.join(pid_dir, str(index)), "w").write(str(os.getpid()))
+        up = os.path.join(os.path.dirname(sys.argv[1]), "up")
+        os.makedirs(up, exist_ok=True)
+        open(os.path.join(up, f".{index}"), "w").write(str(os.getpid()))
+        os.rename(os.path.join(up, f".{index}"), os.path.join(up, str(index)))
+
+        def all_up():
+            while len([name for name in os.listdir(up) if not name.startswith(".")]) < len(config["cluster"]["worker"]):
+                time.sleep(0.01)
     """) + textwrap.dedent(body))
     return (sys.executable, str(script))
+
+
+@pytest.fixture
+def started_pids(monkeypatch) -> list[int]:
+    """The pid of every process the launcher starts (each worker's, whether or not it got as
+    far as writing anything)."""
+    pids = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pids.append(self.pid)
+
+    monkeypatch.setattr(launcher.subprocess, "Popen", Recorded)
+    return pids
 
 
 def alive(pid: int) -> bool:
@@ -65,8 +88,9 @@ def test_each_worker_gets_the_cluster_and_its_own_index(tmp_path):
     assert len([line for line in lines if "failed call to cuInit" in line]) == 3
 
 
-def test_a_dying_worker_fails_the_training_in_one_line_and_stops_the_others(tmp_path):
+def test_a_dying_worker_fails_the_training_in_one_line_and_stops_the_others(tmp_path, started_pids):
     command = fake_worker(tmp_path, """
+        all_up()  # the others are running (and would wait for worker 1) when it dies
         if index == 1:
             print("loading shard 1")
             print("RuntimeError: worker 1 ran out of memory")
@@ -76,17 +100,17 @@ def test_a_dying_worker_fails_the_training_in_one_line_and_stops_the_others(tmp_
     with pytest.raises(launcher.WorkerFailed) as failure:
         launcher.run_local_workers(JOB, tmp_path / "job.json", 3, lambda line: None, command=command)
     assert str(failure.value) == "worker 1 of 3 exited with code 3: RuntimeError: worker 1 ran out of memory"
-    pids = [int((tmp_path / "pids" / str(i)).read_text()) for i in range(3)]
-    assert not any(alive(pid) for pid in pids)
+    assert sorted(int((tmp_path / "up" / str(i)).read_text()) for i in range(3)) == sorted(started_pids)
+    assert not any(alive(pid) for pid in started_pids)
 
 
-def test_workers_that_do_not_finish_in_time_are_stopped(tmp_path):
+def test_workers_that_do_not_finish_in_time_are_stopped(tmp_path, started_pids):
     command = fake_worker(tmp_path, "time.sleep(600)\n")
     with pytest.raises(launcher.WorkerFailed, match="the 2 workers did not finish in 1s"):
         launcher.run_local_workers(JOB, tmp_path / "job.json", 2, lambda line: None, timeout_s=1,
                                    command=command)
-    pids = [int((tmp_path / "pids" / str(i)).read_text()) for i in range(2)]
-    assert not any(alive(pid) for pid in pids)
+    assert len(started_pids) == 2  # stopped wherever they were: started, or already sleeping
+    assert not any(alive(pid) for pid in started_pids)
 
 
 def test_a_real_training_that_cannot_start_fails_with_the_workers_error(tmp_path):

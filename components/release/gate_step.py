@@ -117,6 +117,13 @@ def add_gate_task(metrics, model, evaluation_report, release: ReleaseConfig) -> 
                       model_base_path=release.model_base_path, serving_namespace=release.serving_namespace,
                       run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
     task.set_display_name("gate").set_caching_options(False)  # the champion changes between runs
+    mount_model_store(task, release)
+    return task
+
+
+def mount_model_store(task: dsl.PipelineTask, release: ReleaseConfig) -> None:
+    """What a step that reads the model store and the serving labels needs on a cluster: the model
+    store claim where `model_base_path` points by default, and the deployer's least-privilege
+    credentials when their Secret exists."""
     kubernetes.mount_pvc(task, pvc_name=release.model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)
-    return task

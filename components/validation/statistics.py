@@ -25,7 +25,7 @@ from components.common.errors import InputError
 
 FORMAT, FORMAT_VERSION = "kfp-ml-statistics", 1
 STATISTICS_FILE = "statistics.json"
-SAMPLE_ROWS = 1_000_000
+SAMPLE_ROWS = 250_000
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 EDGE_QUANTILES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PIXEL, LABEL = "pixel", "label"
@@ -143,14 +143,33 @@ def numeric_statistics(values: np.ndarray, kind: str, rng: np.random.Generator) 
     stats = {"type": kind, "count": int(present.size), "missing": missing}
     if not present.size:
         return stats, present
-    sample = present if present.size <= SAMPLE_ROWS else present[np.sort(rng.integers(0, present.size, SAMPLE_ROWS))]
-    quantiles = np.quantile(sample, QUANTILES)
-    edges = histogram_edges(np.quantile(sample, EDGE_QUANTILES))
+    sample = present if present.size <= SAMPLE_ROWS else present[rng.integers(0, present.size, SAMPLE_ROWS)]
+    # One sort gives every quantile and the histogram's counts (bisections of it): numpy's quantile
+    # partitions once per quantile, several times slower with fifteen of them.
+    ordered = np.sort(sample)
+    quantiles = sorted_quantiles(ordered, QUANTILES)
+    edges = histogram_edges(sorted_quantiles(ordered, EDGE_QUANTILES))
     stats |= {"min": float(present.min()), "max": float(present.max()),
               "mean": float(np.mean(present, dtype=np.float64)), "std": float(np.std(present, dtype=np.float64)),
               "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantiles, strict=True)},
-              "histogram": {"edges": edges, "counts": bin_counts(sample, edges).tolist(), "sampled": int(sample.size)}}
-    return stats, sample
+              "histogram": {"edges": edges, "counts": sorted_bin_counts(ordered, edges).tolist(),
+                            "sampled": int(sample.size)}}
+    return stats, ordered
+
+
+def sorted_quantiles(ordered: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """The quantiles of sorted values, interpolated linearly (numpy's default method)."""
+    position = np.asarray(quantiles) * (ordered.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, ordered.size - 1)
+    below, above = ordered[low].astype(np.float64), ordered[high].astype(np.float64)
+    return below + (position - low) * (above - below)
+
+
+def sorted_bin_counts(ordered: np.ndarray, edges: list[float]) -> np.ndarray:
+    """`bin_counts` of sorted values, by bisection."""
+    inner = np.searchsorted(ordered, np.asarray(edges[1:-1], dtype=np.float64), side="left")
+    return np.diff(np.concatenate([[0], inner, [ordered.size]]))
 
 
 def histogram_edges(deciles: np.ndarray) -> list[float]:

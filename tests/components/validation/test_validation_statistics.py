@@ -43,6 +43,13 @@ def test_binning_puts_values_beyond_the_edges_in_the_outer_bins():
     assert st.bin_counts(np.array([-5.0, 0.5, 1.5, 2.5, 99.0]), [0.0, 1.0, 2.0, 3.0]).tolist() == [2, 1, 2]
 
 
+def test_quantiles_and_counts_of_sorted_values_are_numpys_and_bin_counts():
+    values = np.sort(np.random.default_rng(3).integers(0, 20, 1001)).astype(np.int16)
+    assert st.sorted_quantiles(values, st.QUANTILES) == pytest.approx(np.quantile(values, st.QUANTILES))
+    edges = [0.0, 2.5, 5.0, 5.0 + 1e-9, 19.0]  # an edge on a value, and fractional edges of an int column
+    assert st.sorted_bin_counts(values, edges).tolist() == st.bin_counts(values, edges).tolist()
+
+
 def test_tables_and_images_are_read_whatever_their_file_name(tmp_path):
     table = pa.table({"a": [1.0, None, 3.0], "Asset_ID": [1, 2, 1]})
     pq.write_table(table, tmp_path / "train_data")

@@ -24,7 +24,7 @@ def anomalies_html(anomalies: list[Anomaly], skipped: bool) -> str:
     if not anomalies:
         return "<p class='deploy'>No anomalies: the columns, types, domains and missing rates match.</p>"
     fatal = [a for a in anomalies if a.fatal]
-    note = ""
+    note = "<p>Nothing here stops the run: values beyond the recorded range are drift's to judge.</p>"
     if fatal and skipped:
         note = "<p class='refuse'><b>skip_validation is set: these did not stop the run.</b></p>"
     items = "".join(f"<li class='{'refuse' if a.fatal else ''}'>{html.escape(str(a))}"
@@ -38,6 +38,7 @@ def drift_html(drifts: list[ColumnDrift], champion_line: str) -> str:
     rows = [[d.column, round(d.psi, 4), round(d.js, 4), "above 0.25" if d.psi > PSI_ACT else ""] for d in drifts]
     table = reports.table_html(["column", "PSI", "Jensen-Shannon distance", ""], rows)
     table = table.replace("<td>above 0.25</td>", "<td class='worse'>above 0.25</td>")
+    table = table.replace("<tr><td>", "<tr><td style='text-align:left'>")  # the column names
     return f"<p>{html.escape(champion_line)}</p>{table}"
 
 
@@ -60,8 +61,9 @@ def histograms_html(drifts: list[ColumnDrift]) -> str:
         axis.tick_params(axis="y", labelsize=7)
     for axis in list(axes.flat)[len(drifts):]:
         axis.set_visible(False)
-    reports.legend_above(axes.flat[0], columns=2)
-    figure.tight_layout()
+    # One legend for every panel, in a strip above them all, where it covers no bar and no title.
+    figure.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left", ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (2.6 * rows)))
     return ("<p>Share of the data per bin: the champion's (grey; its deciles, so about a tenth each) "
             "and this run's on the same bins (blue, red above PSI 0.25).</p>" + reports.figure_html(figure))
 

@@ -29,6 +29,7 @@ def validate_data(
     data_path: str = "",
     categorical_columns: str = "",
     time_columns: str = "",
+    category_names: str = "",
     source_quality: Input[Metrics] = None,
 ):
     """Profile the training data, check it against the serving champion's schema, and measure drift.
@@ -46,6 +47,8 @@ def validate_data(
             checked); strings, booleans and an image set's labels always are.
         time_columns: Comma-separated columns that advance with time (timestamps, calendar
             features): checked, never scored for drift.
+        category_names: JSON naming categories in the messages, a column -> {value: name},
+            e.g. {"Asset_ID": {"3": "Cardano"}}; empty for none.
         source_quality: A step's counts of what the data's source lacked, `<series>_<unit>` kept
             beside `<series>_skipped_<unit>` (sp500's download quality): each series' skipped share
             is checked like a column's missing rate (optional).
@@ -61,7 +64,13 @@ def validate_data(
     from components.cluster.target import serving_target
     from components.common.errors import InputError
     from components.store import open_store
-    from components.validation.validate import champion_baseline, parse_names, validate, write_outputs
+    from components.validation.validate import (
+        champion_baseline,
+        parse_category_names,
+        parse_names,
+        validate,
+        write_outputs,
+    )
 
     if (data is None) == (not data_path):
         raise InputError("validate-data: give the data to validate as data or as data_path, one of them")
@@ -70,6 +79,7 @@ def validate_data(
     validation = validate(Path(data.path if data is not None else data_path),
                           champion_baseline(lambda name: store.version_file(model_name, stable, name), stable),
                           parse_names(categorical_columns), parse_names(time_columns),
+                          parse_category_names(category_names),
                           source_counts=dict(source_quality.metadata) if source_quality is not None else None)
     for anomaly in validation.anomalies:
         print(f"validation: {anomaly}{'' if anomaly.fatal else ' (warning)'}", flush=True)
@@ -84,7 +94,8 @@ def validate_data(
 
 
 def add_validation_task(release: ReleaseConfig, data=None, data_path=None, categorical_columns: str = "",
-                        time_columns: str = "", source_quality=None) -> dsl.PipelineTask:
+                        time_columns: str = "", category_names: str = "",
+                        source_quality=None) -> dsl.PipelineTask:
     """Add the validation step for `data` (a Dataset channel) or `data_path` (a path in the run's
     workspace), and optionally a `source_quality` Metrics channel (the step's argument of that
     name); pass its `statistics` output to `add_gated_deploy`. Never cached: the champion
@@ -93,6 +104,7 @@ def add_validation_task(release: ReleaseConfig, data=None, data_path=None, categ
     task = validate_data(model_name=release.model_name, model_base_path=release.model_base_path,
                          serving_namespace=release.serving_namespace, skip_validation=release.skip_validation,
                          categorical_columns=categorical_columns, time_columns=time_columns,
+                         category_names=category_names,
                          **{name: value for name, value in optional.items() if value is not None})
     task.set_display_name("validate data").set_caching_options(False)
     mount_model_store(task, release)

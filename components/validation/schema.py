@@ -54,15 +54,16 @@ def infer_schema(statistics: dict) -> dict:
     return {"format": SCHEMA_FORMAT, "format_version": SCHEMA_VERSION, "columns": columns}
 
 
-def find_anomalies(schema: dict, statistics: dict, category_names: dict[str, str] | None = None) -> list[Anomaly]:
+def find_anomalies(schema: dict, statistics: dict,
+                   category_names: dict[str, dict[str, str]] | None = None) -> list[Anomaly]:
     """How the data of `statistics` breaks `schema`, fatal anomalies first. `category_names`
-    gives a category's name where one is known (crypto's asset names), for the message."""
+    gives, per column, a category's name where one is known (crypto's asset names), for the message."""
     names = category_names or {}
     expected, found = schema["columns"], statistics["features"]
     anomalies = [Anomaly(name, f"missing, {THEIRS} had it") for name in expected if name not in found]
     anomalies += [Anomaly(name, f"a new column, {THEIRS} had none") for name in found if name not in expected]
     for name in (n for n in expected if n in found):
-        anomalies += column_anomalies(name, expected[name], found[name], names)
+        anomalies += column_anomalies(name, expected[name], found[name], names.get(name, {}))
     return sorted(anomalies, key=lambda anomaly: not anomaly.fatal)
 
 

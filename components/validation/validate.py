@@ -68,8 +68,19 @@ def parse_names(text: str) -> frozenset[str]:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
+def parse_category_names(text: str) -> dict[str, dict[str, str]]:
+    """`category_names` as the step takes it: JSON, a column -> {value: name}; empty for none."""
+    try:
+        names = json.loads(text) if text.strip() else {}
+    except ValueError as error:
+        raise InputError(f"category_names is not JSON: {error}") from error
+    if not isinstance(names, dict) or not all(isinstance(v, dict) for v in names.values()):
+        raise InputError('category_names must map a column to {value: name}, e.g. {"Asset_ID": {"3": "Cardano"}}')
+    return {column: {str(k): str(v) for k, v in values.items()} for column, values in names.items()}
+
+
 def validate(data: Path, baseline: Baseline, categorical: frozenset[str] = frozenset(),
-             time_columns: frozenset[str] = frozenset(), category_names: dict[str, str] | None = None,
+             time_columns: frozenset[str] = frozenset(), category_names: dict[str, dict[str, str]] | None = None,
              source_counts: dict[str, float] | None = None) -> Validation:
     """Profile the data at `data` (with the `source_counts` of values its source lacked:
     `components.validation.statistics.source_statistics`) and check it against `baseline`.

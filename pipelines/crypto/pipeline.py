@@ -11,6 +11,8 @@ There is no GPU variant: LightGBM trains on CPU here (its OpenCL build is not
 in the project's images), and the pipeline's heavy lifting is I/O and memory.
 """
 
+import json
+
 from kfp import dsl, kubernetes
 
 from components.release.config import ReleaseConfig, release_parameters
@@ -18,7 +20,11 @@ from components.release.deploy import add_gated_deploy
 from components.release.validation_step import add_validation_task
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from pipelines.crypto import steps
+from pipelines.crypto.assets import ASSETS
 from pipelines.crypto.spec import SPEC
+
+# The competition's fixed asset ids, named in the validation step's messages ("Asset_ID: 3 (Cardano) is missing").
+ASSET_NAMES = json.dumps({"Asset_ID": {str(asset.asset_id): asset.name for asset in ASSETS}}, sort_keys=True)
 
 
 def make_pipeline(gpu: bool = False):
@@ -84,7 +90,8 @@ def make_pipeline(gpu: bool = False):
         features = steps.build_features(loaded_dir=loaded.outputs["Output"], valid_start=valid_start)
         # Calendar features and the time itself move with every data window: checked, not scored for drift.
         validation = add_validation_task(release, data_path=features.outputs["Output"], categorical_columns="Asset_ID",
-                                         time_columns="timestamp,train_flg,Day,dayofyear,weekofyear,season")
+                                         time_columns="timestamp,train_flg,Day,dayofyear,weekofyear,season",
+                                         category_names=ASSET_NAMES)
 
         training = steps.train_model(
             features_path=features.outputs["Output"], valid_start=valid_start, n_estimators=n_estimators,

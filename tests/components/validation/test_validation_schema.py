@@ -24,7 +24,7 @@ def test_each_kind_of_anomaly_names_the_column_and_what_changed():
     x = np.arange(100.0)
     x[:20] = np.nan
     found = find_anomalies(schema, stats(x=x, new=np.ones(100), n=np.arange(100.0), Asset_ID=np.arange(100) % 3 + 1),
-                           category_names={"0": "Binance Coin"})
+                           category_names={"Asset_ID": {"0": "Binance Coin"}})
     messages = [str(a) for a in found]
     assert "gone: missing, the serving model's training data had it" in messages
     assert "new: a new column, the serving model's training data had none" in messages

@@ -42,7 +42,7 @@ def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit
     loop, train = sweep_loop(spec)
     assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--sweep_grid"}
     assert loop["iteratorPolicy"]["parallelismLimit"] == mnist.SWEEP_PARALLELISM
-    assert loop["dependentTasks"] == ["preprocess-digits"]
+    assert loop["dependentTasks"] == ["preprocess-digits", "validate-data"]
     item = loop["parameterIterator"]["itemInput"]
     assert train["inputs"]["parameters"]["grid_point"] == {"componentInputParameter": item}
 
@@ -61,7 +61,7 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     assert select_input["isArtifactList"] is True
 
 
-def test_only_the_download_step_uses_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
+def test_only_the_download_step_uses_the_workspace_and_only_validation_gate_and_deploy_mount_a_claim(tmp_path):
     spec, executors = compile_documents(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     using_workspace = sorted(name for name, task in tasks.items()
@@ -70,8 +70,9 @@ def test_only_the_download_step_uses_the_workspace_and_only_gate_and_deploy_moun
     _, train = sweep_loop(spec)
     assert "{{$.workspace_path}}" not in yaml.safe_dump(train)
     mounting = sorted(label for label, executor in executors.items() if "pvcMount" in executor)
-    # The model store: the gate reads the champion, then the deploy writes; never at the same time.
-    assert mounting == ["exec-deploy-model", "exec-gate-model"]
+    # The model store: the validation reads the champion before training, the gate after the evaluation,
+    # then the deploy writes; never at the same time.
+    assert mounting == ["exec-deploy-model", "exec-gate-model", "exec-validate-data"]
 
 
 def test_compiling_twice_gives_the_same_file(tmp_path):

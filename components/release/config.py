@@ -105,7 +105,7 @@ class ReleaseConfig:
         "Root of the model store, a folder or gs://bucket/folder; versions go to <model_base_path>/<model_name>/<N>/. "
         "On a cluster a folder store must be /models, where model_store_pvc is mounted.", "/models")
     model_store_pvc: str = parameter(
-        "PersistentVolumeClaim holding the model store, mounted at /models in the gate and deploy steps "
+        "PersistentVolumeClaim holding the model store, mounted at /models in the validation, gate and deploy steps "
         "(cluster only; it must exist even for a gs:// store).", "model-store")
     serving_namespace: str = parameter("Namespace of the serving objects; empty means the pod's own.", "")
     use_kserve: bool = parameter(
@@ -126,6 +126,9 @@ class ReleaseConfig:
     deploy_if_champion_incomparable: bool = parameter(
         "Deploy even when the serving champion cannot be scored on this run's rows (another input width, other "
         "features, an unreadable or missing model); false: such a gate refuses.", False)
+    skip_validation: bool = parameter(
+        "Let data that breaks the serving model's schema (a missing or new column, a changed type or domain, "
+        "more missing values) through the validation step, for a deliberate change; it still reports.", False)
     canary_percent: int = parameter(
         "100 deploys the model as stable; below 100 it goes out as the canary: KServe sends it this share of "
         "traffic, TF-Serving gives it the label `canary`.", 100, check=canary_share)

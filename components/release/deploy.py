@@ -11,14 +11,13 @@ Kubernetes pod it makes sure a server serves the store with those labels
 the model store and its `labels.json` are the result.
 """
 
-from kfp import dsl, kubernetes
-from kfp.dsl import Input, Markdown, Model
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Markdown, Model
 
-from components.cluster.serving import MODEL_STORE_MOUNT, mount_deployer_credentials
 from components.common.images import cpu_component
 from components.release.config import ReleaseConfig, release_inputs
 from components.release.gate import DEPLOY
-from components.release.gate_step import add_gate_task
+from components.release.gate_step import add_gate_task, mount_model_store
 
 
 @cpu_component
@@ -35,6 +34,7 @@ def deploy_model(
     canary_percent: int = 100,
     kserve_deployment_mode: str = "Knative",
     tf_serving_version: str = "2.21.0",
+    statistics: Input[Artifact] = None,
 ) -> str:
     """Publish `model` as version N+1 of `model_name` with its evaluation, label it and,
     in a cluster, make sure a server serves that store.
@@ -47,6 +47,9 @@ def deploy_model(
         tf_serving_version: The TF-Serving release that serves a TensorFlow model: the image
             tag of the TF-Serving Deployment, and KServe's runtimeVersion (KServe's own default,
             2.6.2, cannot load SavedModels of TensorFlow 2.21).
+        statistics: The validation step's statistics and schema of the training data, stored with
+            the version for a later run's validation (optional: a version without them is
+            validated against nothing).
 
     Returns:
         Output: The new version's folder, `<model_base_path>/<model_name>/<N>`; an
@@ -59,6 +62,8 @@ def deploy_model(
     from components.release.config import check_release_values
     from components.store import open_store
     from components.store.serving_labels import labels_after_deploy
+    from components.validation.schema import SCHEMA_FILE
+    from components.validation.statistics import STATISTICS_FILE
 
     check_release_values({"canary_percent": canary_percent})
     store = open_store(model_base_path)
@@ -70,7 +75,9 @@ def deploy_model(
     current = target.current_labels(store, model_name)
     gate = {key: verdict.metadata.get(key) for key in ("decision", "reason", "comparisons")}
     version = store.publish(Path(model.path), model_name,
-                            evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate})
+                            evaluation={**verdict.metadata.get("evaluation", {}), "gate": gate},
+                            extra_files={name: Path(statistics.path) / name for name in (STATISTICS_FILE, SCHEMA_FILE)}
+                            if statistics is not None else None)
     labels = labels_after_deploy(current, version.number, canary_percent)
     print(f"deployed {model_name} version {version.number} to {version}; labels: {labels.describe()}",
           flush=True)
@@ -84,41 +91,39 @@ def deploy_model(
     return str(version)
 
 
-def add_deploy_task(model, verdict, release: ReleaseConfig) -> dsl.PipelineTask:
-    """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`): `model` and
-    `verdict` are the trained model's and the gate's channels, `release` the pipeline's
-    release settings (`components.release.config`).
+def add_deploy_task(model, verdict, statistics, release: ReleaseConfig) -> dsl.PipelineTask:
+    """Add the deploy step to a pipeline (call it inside the gate's `dsl.If`): `model`, `verdict`
+    and `statistics` are the trained model's, the gate's and the validation step's channels,
+    `release` the pipeline's release settings (`components.release.config`).
 
     Never cached (a deploy must happen every time it is asked for); the model
     store claim is mounted where `model_base_path` points by default, and the
     deployer's least-privilege credentials when their Secret exists.
     """
-    task = deploy_model(model=model, verdict=verdict, model_name=release.model_name,
+    task = deploy_model(model=model, verdict=verdict, statistics=statistics, model_name=release.model_name,
                         model_base_path=release.model_base_path, model_store_pvc=release.model_store_pvc,
                         model_format=release.model_format, serving_namespace=release.serving_namespace,
                         use_kserve=release.use_kserve, canary_percent=release.canary_percent,
                         kserve_deployment_mode=release.kserve_deployment_mode)
     task.set_caching_options(False)
-    kubernetes.mount_pvc(task, pvc_name=release.model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-    mount_deployer_credentials(task)
+    mount_model_store(task, release)
     return task
 
 
-def add_gated_deploy(evaluation: dsl.PipelineTask, model, release: ReleaseConfig,
-                     statistics=None) -> dsl.PipelineTask:
+def add_gated_deploy(evaluation: dsl.PipelineTask, model, release: ReleaseConfig, *,
+                     statistics) -> dsl.PipelineTask:
     """What every pipeline does after its evaluate step: the gate step decides, and the
     deploy step runs inside `dsl.If(gate decided "deploy")` with the gate's verdict.
 
     `evaluation` is the evaluate task (its `metrics`, `report` and `rows` outputs), `model` the model
     it scored, `release` the pipeline's release settings (the gate metric and the parameters
-    of `components.release.config`), `statistics` the validation step's statistics artifact
-    (its drift scores; None: the gate compares no drift). Returns the gate task.
+    of `components.release.config`), `statistics` the validation step's output of that name
+    (`components.release.validation_step`): its drift scores are a gate input, its files are stored
+    with the version. Returns the gate task.
     """
-    # Until every evaluate step writes its rows (components.release.rows), a pipeline without them still
-    # compiles; its gate then stops with one line saying so.
     gate = add_gate_task(evaluation.outputs["metrics"], model, evaluation.outputs["report"],
-                         evaluation.outputs.get("rows"), release, statistics)
+                         evaluation.outputs["rows"], release, statistics)
     # The gate's single return value: the only channel kfp 2.17's local runner resolves in a condition.
     with dsl.If(gate.outputs["Output"] == DEPLOY, name="deploy-gate"):
-        add_deploy_task(model, gate.outputs["verdict"], release)
+        add_deploy_task(model, gate.outputs["verdict"], statistics, release)
     return gate

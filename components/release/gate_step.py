@@ -34,6 +34,7 @@ def gate_model(
     metrics: Input[Metrics],
     model: Input[Model],
     evaluation_report: Input[HTML],
+    rows: Input[Dataset],
     gate_metric: str,
     baseline_metric: str,
     threshold: float,
@@ -45,7 +46,6 @@ def gate_model(
     run_name: str,
     verdict: Output[Markdown],
     report: Output[HTML],
-    rows: Input[Dataset] = None,
     statistics: Input[Artifact] = None,
     confidence: float = 0.95,
     max_drift: float = 0.25,
@@ -60,7 +60,6 @@ def gate_model(
         evaluation_report: The evaluate step's HTML report, whose gate section this step fills in.
         rows: The rows the evaluate step scored (components.release.rows): the inputs, targets, weights,
             the challenger's and the naive baseline's predictions; the serving versions are scored on them.
-            Required at run time (optional in the signature only while an evaluate step writes none).
         gate_metric: The metric the gate decides on (higher is better).
         baseline_metric: The naive baseline's score in `metrics`, the name of its comparison.
         run_name: The pipeline run, recorded with the evaluation.
@@ -76,7 +75,6 @@ def gate_model(
 
     from components.cluster.target import serving_target
     from components.common import reports, tracking
-    from components.common.errors import InputError
     from components.release import gate_record
     from components.release.config import check_release_values
     from components.release.gate import Rules
@@ -85,9 +83,6 @@ def gate_model(
 
     check_release_values({"threshold": threshold, "tolerance": tolerance, "confidence": confidence,
                           "max_drift": max_drift})
-    if rows is None:
-        raise InputError("the evaluate step wrote no rows artifact: the gate scores the challenger and the serving "
-                         "champion on those rows (components.release.rows)")
     store = open_store(model_base_path)
     decided = gate_record.judge(
         read_rows(rows.path, rows.metadata), store, model_name,
@@ -118,9 +113,8 @@ def add_gate_task(metrics, model, evaluation_report, rows, release: ReleaseConfi
     `model` it scored; `statistics`: the validation step's, when the pipeline has one);
     `dsl.If(task.outputs["Output"] == "deploy")` then wraps the deploy.
     It reads the model store and, on a cluster, the serving labels."""
-    optional = {name: artifact for name, artifact in (("rows", rows), ("statistics", statistics))
-                if artifact is not None}
-    task = gate_model(metrics=metrics, model=model, evaluation_report=evaluation_report,
+    optional = {"statistics": statistics} if statistics is not None else {}
+    task = gate_model(metrics=metrics, model=model, evaluation_report=evaluation_report, rows=rows,
                       gate_metric=release.gate_metric, baseline_metric=release.baseline_metric,
                       threshold=release.threshold, tolerance=release.tolerance,
                       require_beat_baseline=release.require_beat_baseline, confidence=release.confidence,
@@ -130,6 +124,13 @@ def add_gate_task(metrics, model, evaluation_report, rows, release: ReleaseConfi
                       serving_namespace=release.serving_namespace, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                       **optional)
     task.set_display_name("gate").set_caching_options(False)  # the champion changes between runs
+    mount_model_store(task, release)
+    return task
+
+
+def mount_model_store(task: dsl.PipelineTask, release: ReleaseConfig) -> None:
+    """What a step that reads the model store and the serving labels needs on a cluster: the model
+    store claim where `model_base_path` points by default, and the deployer's least-privilege
+    credentials when their Secret exists."""
     kubernetes.mount_pvc(task, pvc_name=release.model_store_pvc, mount_path=MODEL_STORE_MOUNT)
     mount_deployer_credentials(task)
-    return task

@@ -49,6 +49,9 @@ SHARED = {
     "deploy-model": StepResources("250m", "1", "256Mi", "1Gi"),
     # Reads the champion's evaluation (a small JSON) from the store or the cluster.
     "gate-model": StepResources("100m", "500m", "256Mi", "512Mi"),
+    # Not measured yet: sized for crypto's full-scale feature table (12M rows x 30 float32 columns,
+    # 1.4 GiB memory-mapped, each column copied once to numpy).
+    "validate-data": StepResources("1", "2", "2Gi", "4Gi"),
 }
 
 

@@ -50,9 +50,16 @@ class ModelStore(ABC):
         """The version numbers published for `model_name`, ascending."""
 
     @abstractmethod
-    def publish(self, model: Path, model_name: str, evaluation: dict | None = None) -> PublishedVersion:
+    def publish(self, model: Path, model_name: str, evaluation: dict | None = None,
+                extra_files: dict[str, Path] | None = None) -> PublishedVersion:
         """Publish `model` (a SavedModel folder or one model file) as the next version, with
-        `evaluation` as its `evaluation.json`; atomically, and never over an existing version."""
+        `evaluation` as its `evaluation.json` and each of `extra_files` (name in the version ->
+        local file: the training data's statistics and schema) beside it; atomically, and never
+        over an existing version."""
+
+    @abstractmethod
+    def version_file(self, model_name: str, version: int, name: str) -> bytes | None:
+        """The file `name` stored with version N (one of its `extra_files`), or None when absent."""
 
     @abstractmethod
     def evaluation(self, model_name: str, version: int) -> dict | None:
@@ -86,6 +93,18 @@ class ModelStore(ABC):
             return stored
         found = self.published_versions(model_name)
         return ServingLabels(stable=found[-1] if found else None, known_versions=tuple(found))
+
+
+def check_extra_files(extra_files: dict[str, Path] | None, model: Path) -> dict[str, Path]:
+    """`extra_files`, checked: plain names that exist and clash with no file of the model."""
+    extra = dict(extra_files or {})
+    taken = {EVALUATION_FILE} | ({p.name for p in model.iterdir()} if model.is_dir() else {model.name})
+    for name, source in extra.items():
+        if "/" in name or name.startswith(".") or name in taken:
+            raise InputError(f"cannot store '{name}' with the model: not a plain file name, or taken")
+        if not Path(source).is_file():
+            raise InputError(f"file to store with the model not found: {source}")
+    return extra
 
 
 def check_model_name(model_name: str) -> None:

@@ -41,7 +41,7 @@ from urllib.parse import urlparse
 
 from components.common.errors import InputError, TransientError
 from components.common.storage import gcs_client
-from components.store.base import EVALUATION_FILE, ModelStore, PublishedVersion, check_model_name
+from components.store.base import EVALUATION_FILE, ModelStore, PublishedVersion, check_extra_files, check_model_name
 from components.store.serving_labels import ServingLabels
 
 GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")  # copied last: a server loads a version from these
@@ -139,12 +139,14 @@ class BucketStore(ModelStore):
         return [number for number in taken_numbers(bucket, model_prefix)
                 if _has_objects(bucket, f"{model_prefix}/{number}/")]
 
-    def publish(self, model: Path, model_name: str, evaluation: dict | None = None) -> PublishedVersion:
-        """The four moves of this module's notes; `evaluation.json` is uploaded before the graph,
-        like every other file."""
+    def publish(self, model: Path, model_name: str, evaluation: dict | None = None,
+                extra_files: dict[str, Path] | None = None) -> PublishedVersion:
+        """The four moves of this module's notes; `evaluation.json` and `extra_files` are uploaded
+        before the graph, like every other file."""
         if not model.exists():
             raise InputError(f"model to deploy not found: {model}")
         check_model_name(model_name)
+        extra = check_extra_files(extra_files, model)
         bucket, model_prefix = self._bucket(model_name)
         files = model_files(model)
 
@@ -156,6 +158,10 @@ class BucketStore(ModelStore):
                 blob = bucket.blob(f"{staging}/{EVALUATION_FILE}")
                 blob.upload_from_string(json.dumps(evaluation, indent=2, sort_keys=True), if_generation_match=0)
                 staged.append((Path(EVALUATION_FILE), blob))
+            for name, source in extra.items():
+                blob = bucket.blob(f"{staging}/{name}")
+                blob.upload_from_filename(str(source), if_generation_match=0)
+                staged.append((Path(name), blob))
             for relative in files:
                 blob = bucket.blob(f"{staging}/{relative.as_posix()}")
                 source = model if model.is_file() else model / relative
@@ -196,6 +202,11 @@ class BucketStore(ModelStore):
             if not found:
                 raise InputError(f"gs://{bucket.name}/{prefix}: no such version in the model store")
             yield Path(folder)
+
+    def version_file(self, model_name: str, version: int, name: str) -> bytes | None:
+        bucket, model_prefix = self._bucket(model_name)
+        blob = bucket.get_blob(f"{model_prefix}/{version}/{name}")
+        return None if blob is None else blob.download_as_bytes()
 
     def stored_labels(self, model_name: str) -> ServingLabels | None:
         return None  # a bucket's labels live with its server

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from components.common.errors import InputError
 from components.common.storage import atomic_path
-from components.store.base import EVALUATION_FILE, ModelStore, PublishedVersion, check_model_name
+from components.store.base import EVALUATION_FILE, ModelStore, PublishedVersion, check_extra_files, check_model_name
 from components.store.serving_labels import ServingLabels
 
 LABELS_FILE = "labels.json"
@@ -84,12 +84,13 @@ def remove_abandoned_incoming(model_dir: Path, now: float | None = None) -> list
 
 
 def publish_version(model: Path, model_base_path: Path | str, model_name: str,
-                    evaluation: dict | None = None) -> Path:
+                    evaluation: dict | None = None, extra_files: dict[str, Path] | None = None) -> Path:
     """Copy `model` (a SavedModel folder or a single model file) in as a new version,
-    with `evaluation` as its `evaluation.json`; returns the new version folder."""
+    with `evaluation` as its `evaluation.json` and `extra_files` beside it; returns the new version folder."""
     if not model.exists():
         raise InputError(f"model to deploy not found: {model}")
     check_model_name(model_name)
+    extra = check_extra_files(extra_files, model)
     model_dir = Path(model_base_path) / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     for abandoned in remove_abandoned_incoming(model_dir):
@@ -104,6 +105,8 @@ def publish_version(model: Path, model_base_path: Path | str, model_name: str,
         if evaluation is not None:
             (staging / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, sort_keys=True),
                                                    encoding="utf-8")
+        for name, source in extra.items():
+            shutil.copyfile(source, staging / name)
         os.chmod(staging, 0o755)
         while True:
             target = model_dir / str((latest_version(model_dir) or 0) + 1)
@@ -164,9 +167,16 @@ class FolderStore(ModelStore):
     def published_versions(self, model_name: str) -> list[int]:
         return published_versions(self.model_dir(model_name))
 
-    def publish(self, model: Path, model_name: str, evaluation: dict | None = None) -> PublishedVersion:
-        version_dir = publish_version(model, self.root, model_name, evaluation)
+    def publish(self, model: Path, model_name: str, evaluation: dict | None = None,
+                extra_files: dict[str, Path] | None = None) -> PublishedVersion:
+        version_dir = publish_version(model, self.root, model_name, evaluation, extra_files)
         return PublishedVersion(int(version_dir.name), str(version_dir))
+
+    def version_file(self, model_name: str, version: int, name: str) -> bytes | None:
+        try:
+            return (self.model_dir(model_name) / str(version) / name).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def evaluation(self, model_name: str, version: int) -> dict | None:
         return read_evaluation(self.model_dir(model_name), version)

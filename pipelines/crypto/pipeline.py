@@ -11,13 +11,20 @@ There is no GPU variant: LightGBM trains on CPU here (its OpenCL build is not
 in the project's images), and the pipeline's heavy lifting is I/O and memory.
 """
 
+import json
+
 from kfp import dsl, kubernetes
 
 from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
+from components.release.validation_step import add_validation_task
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from pipelines.crypto import steps
+from pipelines.crypto.assets import ASSETS
 from pipelines.crypto.spec import SPEC
+
+# The competition's fixed asset ids, named in the validation step's messages ("Asset_ID: 3 (Cardano) is missing").
+ASSET_NAMES = json.dumps({"Asset_ID": {str(asset.asset_id): asset.name for asset in ASSETS}}, sort_keys=True)
 
 
 def make_pipeline(gpu: bool = False):
@@ -81,11 +88,17 @@ def make_pipeline(gpu: bool = False):
 
         loaded = steps.load_data(raw_dir=download.output, start_date=start_date)
         features = steps.build_features(loaded_dir=loaded.outputs["Output"], valid_start=valid_start)
+        # Calendar features and the time itself move with every data window: checked, not scored for drift.
+        validation = add_validation_task(release, data_path=features.outputs["Output"], categorical_columns="Asset_ID",
+                                         time_columns="timestamp,train_flg,Day,dayofyear,weekofyear,season",
+                                         category_names=ASSET_NAMES)
+
         training = steps.train_model(
             features_path=features.outputs["Output"], valid_start=valid_start, n_estimators=n_estimators,
             learning_rate=learning_rate,
             early_stopping_rounds=early_stopping_rounds, num_leaves=num_leaves, seed=seed,
             test_fraction=test_fraction)
+        training.after(validation)  # data that breaks the champion's schema stops the run before training
         evaluation = steps.evaluate(
             features_path=features.outputs["Output"], loaded_dir=loaded.outputs["Output"],
             model=training.outputs["model"], test_start=training.outputs["Output"])
@@ -94,7 +107,7 @@ def make_pipeline(gpu: bool = False):
             # The workspace is per run, so a cached result would point at another run's files.
             task.set_caching_options(False)
 
-        add_gated_deploy(evaluation, training.outputs["model"], release)
+        add_gated_deploy(evaluation, training.outputs["model"], release, statistics=validation.outputs["statistics"])
         apply_cluster_settings(SPEC.resources)
 
     return crypto

@@ -42,6 +42,7 @@ from components.common.errors import InputError
 from components.common.images import cpu_image, gpu_image
 from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
+from components.release.validation_step import add_validation_task
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.mnist import steps
@@ -135,6 +136,8 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
             test_fraction=test_fraction, seed=seed)
         preprocess.set_caching_options(False)
 
+        validation = add_validation_task(release, data=preprocess.outputs["splits"])
+
         with dsl.If(sweep == "grid", name="grid"):
             with dsl.ParallelFor(sweep_grid, parallelism=SWEEP_PARALLELISM, name="sweep") as grid_point:
                 train = train_step(
@@ -143,6 +146,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                     version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
                     distributed_engine=distributed_engine, worker_pod=worker_pod)
                 train.set_display_name("train trial").set_caching_options(False)
+                train.after(validation)  # data that breaks the champion's schema stops the run before training
                 mount_deployer_credentials(train)  # the cluster path creates, reads and deletes its job
                 if settings:
                     settings.apply(train)
@@ -159,6 +163,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
                 version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, distributed_storage=distributed_storage,
                 worker_pod=worker_pod, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
             searched.set_display_name("search trials").set_caching_options(False)
+            searched.after(validation)
             mount_deployer_credentials(searched)  # on a cluster it creates, reads and deletes its Experiment
         # kfp.local 2.17 cannot take an artifact out of a dsl.If/Else (dsl.OneOf of artifacts): the
         # branch that ran leaves the best model in the workspace and returns its trial's name.
@@ -170,7 +175,7 @@ def make_pipeline(gpu: bool = False, gpu_settings: GpuSettings | None = None):
         evaluation = steps.evaluate(model=best_model, splits=preprocess.outputs["splits"])
         evaluation.set_caching_options(False)
 
-        add_gated_deploy(evaluation, best_model, release)
+        add_gated_deploy(evaluation, best_model, release, statistics=validation.outputs["statistics"])
         apply_cluster_settings(SPEC.resources)
 
     return mnist

@@ -8,6 +8,7 @@ from kfp import dsl
 
 from components.release.config import ReleaseConfig, release_parameters
 from components.release.deploy import add_gated_deploy
+from components.release.validation_step import add_validation_task
 from components.settings.cluster import apply_cluster_settings, pipeline_config
 from components.settings.gpu import GpuSettings
 from pipelines.sp500 import steps
@@ -73,15 +74,20 @@ def make_pipeline(gpu: bool = False):
         # it is new: a cache hit would reuse the first run's split.
         split.set_caching_options(False)
 
+        # The download's skipped days: a day without a close is carried forward, so no column shows it.
+        validation = add_validation_task(release, data=split.outputs["train_data"], categorical_columns="label",
+                                         source_quality=download.outputs["quality"])
+
         training = train_step(
             train_data=split.outputs["train_data"], model_type=model_type, epochs=epochs,
             learning_rate=learning_rate, seed=seed, version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        training.after(validation)  # data that breaks the champion's schema stops the run before training
         if gpu:
             GpuSettings.from_env().apply(training)
 
         evaluation = steps.evaluate(model=training.outputs["model"], test_data=split.outputs["test_data"])
 
-        add_gated_deploy(evaluation, training.outputs["model"], release)
+        add_gated_deploy(evaluation, training.outputs["model"], release, statistics=validation.outputs["statistics"])
         apply_cluster_settings(SPEC.resources)
 
     return sp500

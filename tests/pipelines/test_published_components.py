@@ -23,8 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a ta
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = REPO / "compiled" / "components"
 # What each test below runs, in order; test_every_published_component_is_run checks nothing is left out.
-SP500_CHAIN = ("sp500-download-prices", "sp500-preprocess", "sp500-train-model-cpu", "sp500-evaluate",
-               "gate-model", "deploy-model")
+SP500_CHAIN = ("sp500-download-prices", "sp500-preprocess", "validate-data", "sp500-train-model-cpu",
+               "sp500-evaluate", "gate-model", "deploy-model")
 CRYPTO_CHAIN = ("crypto-download-data", "crypto-load-data", "crypto-build-features", "crypto-train-model",
                 "crypto-evaluate")
 MNIST_CHAIN = ("mnist-download-digits", "mnist-preprocess-digits", "mnist-train-trial-cpu",
@@ -57,13 +57,16 @@ def deployed_versions(model_store: Path, model_name: str) -> list[str]:
 
 @pytest.mark.e2e
 def test_sp500_steps_and_deploy_from_yaml(kfp_local):
-    download, preprocess, train, evaluate, gate, deploy = load(SP500_CHAIN)
+    download, preprocess, validate, train, evaluate, gate, deploy = load(SP500_CHAIN)
 
     @dsl.pipeline(name="my-sp500")
     def my_pipeline(workspace: str, model_store: str) -> str:
         prices = download(workspace=workspace, tickers="sp500,nasdaq", source="")
         split = preprocess(prices_path=prices.outputs["Output"], target="sp500", num_lags=2, same_day_tickers="",
                            start_date="2018-01-01", end_date="2018-12-31", test_fraction=0.25)
+        validated = validate(data=split.outputs["train_data"], source_quality=prices.outputs["quality"],
+                             model_name="sp500-tiny", model_base_path=model_store, serving_namespace="",
+                             skip_validation=False, categorical_columns="label")
         model = train(train_data=split.outputs["train_data"], model_type="flat", epochs=1,
                       learning_rate=0.01, seed=1, version_tag="tiny").outputs["model"]
         scored = evaluate(model=model, test_data=split.outputs["test_data"])
@@ -74,7 +77,7 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
                        serving_namespace="", run_name="tiny")
         with dsl.If(verdict.outputs["Output"] == "deploy"):
             deploy(model=model, verdict=verdict.outputs["verdict"], model_name="sp500-tiny",
-                   model_base_path=model_store, model_store_pvc="unused")
+                   model_base_path=model_store, model_store_pvc="unused", statistics=validated.outputs["statistics"])
         return verdict.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"), model_store=str(kfp_local / "store"))
@@ -83,6 +86,8 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
     assert (written(kfp_local, "evaluate", "rows") / "rows.parquet").is_file()
     assert deployed_versions(kfp_local / "store", "sp500-tiny") == ["1"]
     assert (kfp_local / "store" / "sp500-tiny" / "1" / "saved_model.pb").is_file()
+    assert (kfp_local / "store" / "sp500-tiny" / "1" / "statistics.json").is_file()
+    assert "Data validation" in written(kfp_local, "validate-data", "report").read_text()
 
 
 @pytest.mark.e2e

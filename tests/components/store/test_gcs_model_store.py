@@ -247,3 +247,48 @@ def test_a_versions_local_copy_is_downloaded_and_removed_after_use(gcs, saved_mo
     with pytest.raises(InputError, match="gs://models/store/sp500/2/: no such version"), \
             store.local_copy("sp500", 2):
         pass
+
+
+def test_extra_files_travel_with_the_version_before_its_graph(gcs, saved_model, tmp_path):
+    bucket, writes = gcs
+    (tmp_path / "statistics.json").write_text('{"rows": 3}')
+    store = open_store("gs://models/serving")
+    store.publish(saved_model, "sp500", extra_files={"statistics.json": tmp_path / "statistics.json"})
+    assert store.version_file("sp500", 1, "statistics.json") == b'{"rows": 3}'
+    assert store.version_file("sp500", 1, "schema.json") is None
+    in_version = [name for name in writes if name.startswith("serving/sp500/1/")]
+    assert "serving/sp500/1/statistics.json" in in_version and in_version[-1] == "serving/sp500/1/saved_model.pb"
+
+
+def test_validation_reads_the_champions_statistics_from_the_bucket(gcs, saved_model, tmp_path, monkeypatch):
+    """What a later run's validation step does on a cluster with a gs:// store: the deploy stored the
+    first run's statistics and schema in version 1, and the next run is checked and scored against them."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from kfp.dsl import HTML, Artifact, Dataset, Markdown, Model
+
+    from components.cluster import api as kube_api
+    from components.release.deploy import deploy_model
+    from components.release.validation_step import validate_data
+
+    monkeypatch.setattr(kube_api, "in_cluster", lambda: False)
+
+    def validate(run: str, scale: float) -> Artifact:
+        pq.write_table(pa.table({"r": np.random.default_rng(1).normal(0, scale, 1000)}), tmp_path / run)
+        statistics = Artifact(name="statistics", uri=str(tmp_path / f"{run}-statistics"))
+        validate_data.python_func(model_name="sp500", model_base_path="gs://models/serving", serving_namespace="",
+                                  skip_validation=False, statistics=statistics,
+                                  report=HTML(name="report", uri=str(tmp_path / f"{run}.html")),
+                                  data=Dataset(name="data", uri=str(tmp_path / run)))
+        return statistics
+
+    verdict = Markdown(name="verdict", uri="/unused")
+    verdict.metadata.update(decision="deploy", reason="", comparisons=[], evaluation={})
+    deploy_model.python_func(model=Model(name="model", uri=str(saved_model)), verdict=verdict, model_name="sp500",
+                             model_base_path="gs://models/serving", model_store_pvc="model-store",
+                             statistics=validate("first", 0.01))
+    bucket, _ = gcs
+    assert {"statistics.json", "schema.json", "saved_model.pb"} <= set(names(bucket, "serving/sp500/1/"))
+    drift = validate("second", 0.05).metadata["drift"]
+    assert drift["champion_version"] == 1 and drift["scores"]["r"] > 1

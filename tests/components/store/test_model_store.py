@@ -1,6 +1,7 @@
 """The model store's TF-Serving layout: numbered versions, never overwritten."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,21 @@ def test_a_versions_local_copy_is_its_own_folder(tmp_path):
     assert folder.is_dir(), "a folder store's version is never removed"
     with pytest.raises(InputError, match="sp500/2: no such version"), store.local_copy("sp500", 2):
         pass
+
+
+def test_extra_files_are_stored_inside_the_version_and_read_back(tmp_path):
+    from components.store import open_store
+
+    (tmp_path / "statistics.json").write_text('{"rows": 3}')
+    store = open_store(str(tmp_path / "store"))
+    version = store.publish(make_model(tmp_path / "a"), "sp500", {"metrics": {}},
+                            extra_files={"statistics.json": tmp_path / "statistics.json"})
+    assert (Path(version.uri) / "statistics.json").read_text() == '{"rows": 3}'
+    assert store.version_file("sp500", 1, "statistics.json") == b'{"rows": 3}'
+    assert store.version_file("sp500", 1, "schema.json") is None
+    with pytest.raises(InputError, match="cannot store 'evaluation.json' with the model"):
+        store.publish(make_model(tmp_path / "b"), "sp500",
+                      extra_files={"evaluation.json": tmp_path / "statistics.json"})
+    with pytest.raises(InputError, match="file to store with the model not found"):
+        store.publish(make_model(tmp_path / "c"), "sp500", extra_files={"schema.json": tmp_path / "nope"})
+    assert store.published_versions("sp500") == [1]

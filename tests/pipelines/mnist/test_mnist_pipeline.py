@@ -69,7 +69,7 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     assert select_input["isArtifactList"] is True
 
 
-def test_only_steps_that_run_alone_use_the_workspace_and_only_gate_and_deploy_mount_a_claim(tmp_path):
+def test_only_steps_that_run_alone_use_the_workspace_and_only_validation_gate_and_deploy_mount_a_claim(tmp_path):
     spec, executors = compile_documents(tmp_path)
     tasks = spec["root"]["dag"]["tasks"]
     using_workspace = sorted(name for name, task in [*tasks.items(), *branch(spec, "grid").items(),
@@ -82,8 +82,9 @@ def test_only_steps_that_run_alone_use_the_workspace_and_only_gate_and_deploy_mo
     _, train = sweep_loop(spec)
     assert "{{$.workspace_path}}" not in yaml.safe_dump(train)
     mounting = sorted(label for label, executor in executors.items() if "pvcMount" in executor)
-    # The model store: the gate reads the champion, then the deploy writes; never at the same time.
-    assert mounting == ["exec-deploy-model", "exec-gate-model"]
+    # The model store: the validation reads the champion before training, the gate after the evaluation,
+    # then the deploy writes; never at the same time.
+    assert mounting == ["exec-deploy-model", "exec-gate-model", "exec-validate-data"]
 
 
 def test_compiling_twice_gives_the_same_file(tmp_path):

@@ -88,9 +88,11 @@ def test_nasdaq_returns_scaled_five_times_drift_beyond_the_limit_on_a_nasdaq_fea
     assert "validation: drift against serving version 1: largest nasdaq_lag" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="the gate's drift limit (max_drift) comes with the gate's branch")
-def test_the_drifted_run_leaves_the_model_store_unchanged(scaled):
-    _, before, after = scaled
+def test_the_gate_refuses_the_drifted_run_naming_the_feature_and_the_store_is_unchanged(scaled):
+    result, before, after = scaled
+    assert re.search(r"gate: drift: largest psi [0-9.]+ on nasdaq_lag\d, this run's training data against "
+                     r"version 1's.*above max_drift 0.25 -> FAIL", result.stdout), result.stdout[-3000:]
+    assert "gate: REFUSED: " in result.stdout and "drifted by psi" in result.stdout
     assert after == before
 
 

@@ -53,7 +53,7 @@ export TRACKING MLFLOW_SERVER
 # line or in the environment), and left unset otherwise, because unset and empty differ
 # (GPU_NODE_SELECTOR unset: the default selector; empty: none).
 ENVIRONMENT_SETTINGS := GPU_COUNT GPU_NODE_SELECTOR GPU_TOLERATION DOCKER REGISTRY FETCH_RETRY_BUDGET_S \
-	KFP_HOST KFP_TOKEN KF_PIPELINES_SA_TOKEN_PATH KFP_NAMESPACE KFP_EXPERIMENT WAIT MNIST_SOURCE
+	KFP_HOST KFP_TOKEN KF_PIPELINES_SA_TOKEN_PATH KFP_NAMESPACE KFP_EXPERIMENT WAIT MNIST_SOURCE EXPLORE_SMALL EXPLORE_ROOT
 export $(foreach setting,$(ENVIRONMENT_SETTINGS),$(if $(filter undefined,$(origin $(setting))),,$(setting)))
 # The model store claim (deploy/model-store-pvc.yaml), made by `make model-store`.
 NAMESPACE ?= kubeflow

@@ -65,10 +65,12 @@ def my_sp500(
     training = train_model(train_data=split.outputs["train_data"], model_type=model_type, epochs=epochs,
                            learning_rate=0.001, seed=42, version_tag=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
     model = training.outputs["model"]
-    evaluation = evaluate(model=model, test_data=split.outputs["test_data"], threshold=threshold)
+    evaluation = evaluate(model=model, test_data=split.outputs["test_data"])
 
-    # The gate compares the evaluation with the naive baseline and with the version serving now.
-    gate = gate_model(metrics=evaluation.outputs["metrics"], model=model,
+    # The gate scores the version serving now on the rows the evaluate step scored, and compares the
+    # model with it and with the naive baseline (paired intervals). The pipelines also hand it the
+    # validate-data step's statistics, whose drift it then checks; without them it compares no drift.
+    gate = gate_model(metrics=evaluation.outputs["metrics"], model=model, rows=evaluation.outputs["rows"],
                       evaluation_report=evaluation.outputs["report"], gate_metric="accuracy",
                       baseline_metric="always_up_accuracy", threshold=threshold, tolerance=0.0,
                       require_beat_baseline=False, model_name=model_name, model_base_path=model_base_path,

@@ -1,6 +1,7 @@
 """Every variable the docs tell users to set reaches the code: make reads it, or (when the code reads
 it from the environment) make exports it, so that a line in local.mk works as the docs say."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,8 +11,9 @@ from conftest import REPO
 
 DOC_FILES = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md", REPO / "CONTRIBUTING.md",
              *sorted(REPO.glob("pipelines/*/README.md")), REPO / "examples" / "README.md"]
-CODE_FILES = [path for folder in ("components", "pipelines", "images", "bench")
+CODE_FILES = [path for folder in ("components", "pipelines", "images", "bench", "deploy")
               for path in (REPO / folder).rglob("*.py")]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 SCRIPTS = sorted((REPO / "tests" / "containers").glob("*.sh"))
 # Named in the docs, but not settings of this project's: nothing here should read them.
 NOT_SETTINGS = {
@@ -50,6 +52,10 @@ def read_by_the_code() -> set[str]:
         names |= set(re.findall(rf"[\"']({NAME})[\"']", path.read_text(encoding="utf-8")))
     for path in SCRIPTS:
         names |= set(re.findall(rf"\$\{{?({NAME})", path.read_text(encoding="utf-8")))
+    for path in NOTEBOOKS:
+        code = "".join("".join(cell["source"]) for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                       if cell["cell_type"] == "code")
+        names |= set(re.findall(rf"[\"']({NAME})[\"']", code))
     return names
 
 

@@ -13,8 +13,9 @@ interval and, in words, whether it is significant. The rules:
 - threshold: the challenger's score on all rows (the evaluate step's metric) must
   reach the threshold: a rule on the point estimate, as a plain accuracy gate is;
 - serving champion (the `stable` version): the lower bound of (challenger -
-  champion) must be at least -tolerance: the challenger is not significantly worse
-  by more than the tolerance. A champion that cannot be scored on these rows
+  champion) must be at least -tolerance: with the interval's confidence, the
+  challenger is no worse than the champion by more than the tolerance (with 0: at
+  least as good, beyond the noise). A champion that cannot be scored on these rows
   refuses the deploy unless `deploy_if_champion_incomparable`;
 - canary: compared and reported, never deciding: the stable version is the one a
   deploy replaces, the canary is still on trial;

@@ -71,7 +71,7 @@ def test_sp500_steps_and_deploy_from_yaml(kfp_local):
                       learning_rate=0.01, seed=1, version_tag="tiny").outputs["model"]
         scored = evaluate(model=model, test_data=split.outputs["test_data"])
         verdict = gate(metrics=scored.outputs["metrics"], model=model, evaluation_report=scored.outputs["report"],
-                       gate_metric="accuracy",
+                       rows=scored.outputs["rows"], statistics=validated.outputs["statistics"], gate_metric="accuracy",
                        baseline_metric="always_up_accuracy", threshold=0.0, tolerance=0.0,
                        require_beat_baseline=False, model_name="sp500-tiny", model_base_path=model_store,
                        serving_namespace="", run_name="tiny")
@@ -150,7 +150,7 @@ def test_mnist_search_steps_from_yaml(kfp_local):
                           hidden_units=8, epochs=1, batch_size=256, seed=1, version_tag="tiny",
                           distributed_storage="", worker_pod={}, workspace=dsl.WORKSPACE_PATH_PLACEHOLDER)
         best = take(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, best_trial=searched.outputs["Output"])
-        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"], threshold=0.0)
+        scored = evaluate(model=best.outputs["best_model"], splits=splits.outputs["splits"])
         return scored.outputs["Output"]
 
     run = my_pipeline(workspace=str(kfp_local / "workspace"))

@@ -130,7 +130,9 @@ def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, p
     for name in ("threshold", "tolerance", "require_beat_baseline", "confidence", "max_drift",
                  "deploy_if_champion_incomparable"):
         assert parameters[name] == {"componentInputParameter": name}
-    (branch,) = [name for name in tasks if name.startswith("condition-")]  # mnist's sweep loop is numbered first
+    # mnist's sweep is a condition too (grid or search): the deploy's is the one on the gate's output.
+    (branch,) = [name for name, task in tasks.items() if name.startswith("condition-")
+                 and "gate-model" in task.get("triggerPolicy", {}).get("condition", "")]
     condition = tasks[branch]["triggerPolicy"]["condition"]
     assert condition == "inputs.parameter_values['pipelinechannel--gate-model-Output'] == 'deploy'"
     deploy = spec["components"][f"comp-{branch}"]["dag"]["tasks"]["deploy-model"]
@@ -177,7 +179,7 @@ def test_the_gate_reads_the_evaluate_steps_rows_and_the_validation_statistics(tm
             release: The release parameters.
         """
         evaluation = evaluate()
-        add_gated_deploy(evaluation, evaluation.outputs["model"], release, validate().outputs["statistics"])
+        add_gated_deploy(evaluation, evaluation.outputs["model"], release, statistics=validate().outputs["statistics"])
 
     compiler.Compiler().compile(toy, str(tmp_path / "toy.yaml"))
     spec = next(yaml.safe_load_all((tmp_path / "toy.yaml").read_text()))

@@ -17,7 +17,7 @@ from pipelines.local import tracking as local_tracking
 from pipelines.local.attach import TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, stop_server
 
-SP500_TASKS = {"download-prices", "preprocess", "train", "evaluate", "gate-model"}
+SP500_TASKS = {"download-prices", "preprocess", "validate-data", "train", "evaluate", "gate-model"}
 
 
 def test_tracking_values_name_a_server_a_sqlite_store_or_a_folder(tmp_path):

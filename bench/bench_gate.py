@@ -1,6 +1,6 @@
 """What the gate's comparison on the rows adds to the gate step, on crypto's full-scale test set.
 
-    .venv/bin/python bench/bench_gate.py [--rows 1400000] [--block-length 60] [--repeats 3]
+    .venv/bin/python bench/bench_gate.py [--rows 1400000] [--block-length 240] [--repeats 3]
 
 crypto's full-scale test set is about 1.4M rows: 14 assets a minute for about 100k
 minutes (bench_crypto.py's data, the half of it after the validation start). This
@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 from results import recorded  # this script's folder is on the path
+
+from pipelines.crypto.evaluation import BLOCK_LENGTH_MINUTES
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -110,7 +112,8 @@ def timed(name: str, action, repeats: int) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_400_000)
-    parser.add_argument("--block-length", type=int, default=60, help="minutes per resampled block")
+    parser.add_argument("--block-length", type=int, default=BLOCK_LENGTH_MINUTES,
+                        help="minutes per resampled block (default: the crypto pipeline's)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trees", type=int, nargs="+", default=[REALISTIC_TREES, WORST_TREES],
                         help="the champions' numbers of trees")

@@ -94,13 +94,6 @@ class KatibStandIn(KubeStandIn):
             return self._denied("", "pods/log", "get") or self._pod_log(log_match, query)
         return super().handle(method, path, query, headers, body)
 
-    def _denied(self, group: str, plural: str, verb: str):
-        if (group, plural, verb) not in self.allowed:
-            return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\""), \
-                "application/json"
-        self.used.add((group, plural, verb))
-        return None
-
     def _create_experiment(self, match, query, body):
         assert match["name"] is None, "create goes to the collection"
         assert query.get("fieldManager") == ["kfp-ml-pipelines"], query

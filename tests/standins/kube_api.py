@@ -56,6 +56,15 @@ class KubeStandIn(StandIn):
         self.status_reads: dict[tuple[str, str, int], int] = {}
         self.applied: list[tuple[str, dict]] = []
 
+    def _denied(self, group: str, plural: str, verb: str):
+        """The API server's 403 when the Role does not allow `verb` on `plural`, else None (and the
+        right is recorded as used)."""
+        if (group, plural, verb) not in self.allowed:
+            return 403, _status(403, f"cannot {verb} resource \"{plural}\" in API group \"{group}\""), \
+                "application/json"
+        self.used.add((group, plural, verb))
+        return None
+
     def handle(self, method, path, query, headers, body):
         if headers.get("Authorization", "").lower() != f"bearer {self.token}":
             return 401, _status(401, "Unauthorized"), "application/json"

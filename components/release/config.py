@@ -113,7 +113,8 @@ class ReleaseConfig:
     tolerance: float = parameter(
         "How much worse than the serving champion (the version labelled stable) the model may be: the lower bound "
         "of the interval of (model - champion) on the same rows must be at least -tolerance; 0: the whole "
-        "interval at or above 0, so a difference within the noise does not replace the champion.", 0.0, check=between(0, 1))
+        "interval at or above 0, so a difference within the noise does not replace the champion.", 0.0,
+        check=between(0, 1))
     require_beat_baseline: bool = parameter(
         "Also require the model to beat the naive baseline: the lower bound of the interval of (model - baseline) "
         "must be above 0.", False)

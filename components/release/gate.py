@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from components.common import tracking
-from components.common.errors import InputError
 from components.release.bootstrap import Interval
 
 DEPLOY, REFUSE = "deploy", "refuse"
@@ -49,12 +48,6 @@ class MetricsLog(Protocol):
     """What a KFP `Metrics` artifact offers (kept abstract so this module stays light)."""
 
     def log_metric(self, metric: str, value: float) -> None: ...
-
-
-def check_threshold(threshold: float, name: str = "threshold", low: float = 0.0,
-                    high: float = 1.0) -> None:
-    if not low <= threshold <= high:
-        raise InputError(f"{name} must be between {low:g} and {high:g}, got {threshold:g}")
 
 
 def log_scores(metrics: MetricsLog, scores: Mapping[str, float], gate_metric: str) -> str:

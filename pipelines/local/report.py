@@ -91,7 +91,8 @@ body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 .state { padding: .1rem .6rem; border-radius: .3rem; color: white; font-size: 1rem; vertical-align: middle; }
 .SUCCEEDED { background: #2e7d32; } .FAILED { background: #c62828; } .INTERRUPTED { background: #ef6c00; }
-pre { background: #f6f8fa; padding: 1rem; border-radius: .4rem; font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere; }
+pre { background: #f6f8fa; padding: 1rem; border-radius: .4rem; font-size: 13px; white-space: pre-wrap;
+      overflow-wrap: anywhere; }
 table { border-collapse: collapse; } td, th { padding: .25rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 a { color: #1565c0; }

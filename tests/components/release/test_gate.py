@@ -3,9 +3,8 @@ decided in one place on the intervals of paired differences."""
 
 import pytest
 
-from components.common.errors import InputError
 from components.release.bootstrap import Interval
-from components.release.gate import Drift, Rules, Served, check_threshold, decide, log_scores
+from components.release.gate import Drift, Rules, Served, decide, log_scores
 
 
 class RecordedMetrics:
@@ -24,11 +23,6 @@ def test_every_score_is_logged_and_the_evaluate_step_leaves_the_decision_to_the_
     assert line == ("accuracy 0.6200: the gate step decides the deploy against the threshold, the serving "
                     "champion (re-scored on these rows) and the naive baseline")
     assert "PASS" not in line and "REFUSE" not in line
-
-
-def test_threshold_outside_zero_to_one_is_refused():
-    with pytest.raises(InputError, match="threshold must be between 0 and 1, got 1.5"):
-        check_threshold(1.5)
 
 
 def interval(point, low, high):

@@ -27,7 +27,8 @@ def test_default_run_scores_beside_the_baseline_and_deploys_through_the_gate(cli
     assert "baseline (weighted_correlation_reversal_baseline)" in summary
     version_1 = tmp_path / "model_store" / "crypto" / "1"
     assert "gate: DEPLOY: first deploy" in summary and f"model deployed to {version_1}" in summary
-    assert sorted(p.name for p in version_1.iterdir()) == ["evaluation.json", "model.bst", "schema.json", "statistics.json"]
+    assert sorted(p.name for p in version_1.iterdir()) == [
+        "evaluation.json", "model.bst", "schema.json", "statistics.json"]
     run_dir = next((tmp_path / "runs" / "crypto").iterdir())
     report = next(run_dir.glob("artifacts/*/evaluate/report")).read_text()
     assert "data:image/png;base64," in report and "weighted_correlation_reversal_baseline" in report

@@ -1,7 +1,8 @@
 """mnist's validation end to end: the offline digits deploy with their statistics; the same digits
-inverted (255 - pixel) then drift far beyond PSI 0.25 on the pixel-intensity histogram."""
+inverted (255 - pixel) then drift far beyond PSI 0.25 on the pixel-intensity histogram, and the gate refuses them."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -31,3 +32,8 @@ def test_inverted_digits_drift_far_beyond_the_limit(tmp_path):
     drift = json.loads(output.read_text())["artifacts"]["statistics"]["artifacts"][0]["metadata"]["drift"]
     assert drift["champion_version"] == 1 and drift["scores"]["pixel"] > 5 * 0.25, drift
     assert drift["scores"]["label"] < 0.05  # the same digits: only the pixels moved
+    # The gate refuses on that drift, naming the feature, and nothing is deployed.
+    assert re.search(r"gate: drift: largest psi [0-9.]+ on pixel, this run's training data against version 1's; "
+                     r"above max_drift 0.25 -> FAIL", second.stdout), second.stdout[-3000:]
+    assert "gate: REFUSED: " in second.stdout and "pixel drifted by psi" in second.stdout
+    assert sorted(p.name for p in (tmp_path / "model_store" / "mnist").iterdir()) == ["1", "labels.json"]

@@ -1,15 +1,15 @@
 """train.csv and asset_details.csv to typed Arrow tables, with the dirt counted.
 
-polars' streaming engine parses the CSV on every core and hands it over in
-blocks of tens of thousands of rows, each cleaned, counted and written while the
-next ones are parsed; the step holds a few blocks at a time, never the table.
-It converts only the columns a later step uses: timestamp, Asset_ID, the four
+One polars query reads it: the CSV is parsed on every core and each block is
+cleaned, counted and written to the table while the next ones are parsed,
+without passing through Python; the step holds a few blocks at a time, never
+the table. It converts only the columns a later step uses: timestamp, Asset_ID, the four
 prices and Target. Count, Volume and VWAP are not converted, because no
 feature uses them (the source's feature step dropped Volume unused too): their
 long decimals were 0.7 s of the 3.1 s that parsing all ten columns took on
 12.7M rows. To build a feature on one of them, add it to `LOADED_COLUMNS`
 (pipelines/crypto/definitions.py) with its type in `TYPES`, and decide how to
-clean it in `_cleaned_blocks`.
+clean it in `_write_usable_rows`.
 
 Measured on 12.7M rows, 2 cores: Arrow's multi-threaded reader parsed the same
 columns in 2.5 s, polars in 1.9 s, and streaming them to the file took 2.1 s,
@@ -33,13 +33,9 @@ Dirty values, each counted in the returned summary:
 
 import datetime
 import math
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from components.common.errors import InputError
 from components.common.storage import atomic_path
@@ -58,8 +54,8 @@ PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 TYPES = {"timestamp": pl.Int64, "Asset_ID": pl.Int8, "Open": pl.Float64, "High": pl.Float64,
          "Low": pl.Float64, "Close": pl.Float64, "Target": pl.Float32}
 LOADED_TYPES = {name: TYPES[name] for name in LOADED_COLUMNS}
-SCHEMA = pl.DataFrame(schema=LOADED_TYPES).to_arrow().schema  # what the blocks arrive as
 KEPT, BEFORE_START, BAD_PRICE = 0, 1, 2  # each row's fate
+COUNTS = ("rows", "rows_before_start", "rows_bad_price", "target_missing")  # what load() returns
 
 
 def load(raw_dir: Path, destination: Path, start_date: str = "2020-01-01") -> dict[str, int]:
@@ -68,20 +64,18 @@ def load(raw_dir: Path, destination: Path, start_date: str = "2020-01-01") -> di
     assets = read_asset_details(raw_dir / ASSETS_CSV)
     train_csv = raw_dir / TRAIN_CSV
     _check_header(train_csv)
-    tally = _Tally()
     with atomic_path(destination) as staging:
         staging.mkdir()
-        write_table(staging / TRAIN_TABLE, SCHEMA,
-                    _cleaned_blocks(train_csv, start, set(assets["Asset_ID"].to_list()), tally))
-        if tally.rows == 0:
+        tally = _write_usable_rows(train_csv, staging / TRAIN_TABLE, start, assets["Asset_ID"].to_list())
+        if tally["rows"] == 0:
             raise InputError(f"{TRAIN_CSV} has no usable rows from start_date {start_date} on "
-                             f"({tally.rows_before_start:,} rows before it, "
-                             f"{tally.rows_bad_price:,} without a usable price; "
-                             f"{_last_row(tally.last_timestamp)})")
+                             f"({tally['rows_before_start']:,} rows before it, "
+                             f"{tally['rows_bad_price']:,} without a usable price; "
+                             f"{_last_row(tally['last_timestamp'])})")
         # The oldest Arrow types (strings as large_string, not polars' string_view): any reader opens them.
         table = assets.to_arrow(compat_level=pl.CompatLevel.oldest())
         write_table(staging / ASSETS_TABLE, table.schema, table.to_batches())
-    counts = tally.counts()
+    counts = {name: tally[name] for name in COUNTS}
     print(f"loaded {counts['rows']:,} rows from {start_date} on; dirt: "
           + ", ".join(f"{k}={v:,}" for k, v in counts.items() if k != "rows"),
           flush=True)
@@ -142,45 +136,42 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-@dataclass
-class _Tally:
-    """What the blocks held: the step's row and dirt counts, and the last timestamp for an error."""
-    rows: int = 0
-    rows_before_start: int = 0
-    rows_bad_price: int = 0
-    target_missing: int = 0
-    last_timestamp: int = 0
+def _write_usable_rows(train_csv: Path, table: Path, start: int, known_ids: list[int]) -> dict[str, int]:
+    """Write the usable rows from `start` on to `table`, a missing Target as NaN, in the file's
+    order; return what the CSV held (COUNTS, the ids' missing and unknown values, the last timestamp).
 
-    def counts(self) -> dict[str, int]:
-        return {name: value for name, value in asdict(self).items() if name != "last_timestamp"}
-
-
-def _cleaned_blocks(train_csv: Path, start: int, known_ids: set[int], tally: _Tally) -> Iterator[pa.RecordBatch]:
-    """The usable rows from `start` on, a missing Target as NaN, block by block in the file's order."""
+    One polars query with two ends, the table and the counts: the CSV is parsed once, on every core,
+    and written as it is parsed, without a block passing through Python.
+    """
     usable = pl.all_horizontal((pl.col(c) > 0) & (pl.col(c) < math.inf) for c in PRICE_COLUMNS).fill_null(False)
     fate = (pl.when(pl.col("timestamp") < start).then(BEFORE_START)
             .when(~usable).then(BAD_PRICE).otherwise(KEPT).cast(pl.Int8).alias("fate"))
-    query = (pl.scan_csv(train_csv, schema_overrides=LOADED_TYPES)
-             .select(*LOADED_TYPES, fate).with_columns(pl.col("Target").fill_null(math.nan)))
+    rows = (pl.scan_csv(train_csv, schema_overrides=LOADED_TYPES)
+            .select(*LOADED_TYPES, fate).with_columns(pl.col("Target").fill_null(math.nan)))
+    kept = pl.col("fate") == KEPT
+    # In the file's order, which the feature step relies on to keep each asset's rows in time order
+    # without sorting them. Uncompressed, so that the next step memory-maps it.
+    written = rows.filter(kept).drop("fate").sink_ipc(table, compression="uncompressed", maintain_order=True,
+                                                      lazy=True)
+    tally = rows.select(rows=kept.sum(), rows_before_start=(pl.col("fate") == BEFORE_START).sum(),
+                        rows_bad_price=(pl.col("fate") == BAD_PRICE).sum(),
+                        target_missing=(kept & pl.col("Target").is_nan()).sum(),
+                        missing_timestamp=pl.col("timestamp").null_count(),
+                        missing_Asset_ID=pl.col("Asset_ID").null_count(),
+                        last_timestamp=pl.col("timestamp").max().fill_null(0),
+                        unknown_ids=pl.col("Asset_ID").filter(~pl.col("Asset_ID").is_in(known_ids))
+                        .unique().sort().implode())
     try:
-        # Parsed in polars' threads while this one writes; in the file's order, which the feature
-        # step relies on to keep each asset's rows in time order without sorting them.
-        for block in query.collect_batches(maintain_order=True):
-            for key in ("timestamp", "Asset_ID"):
-                if block[key].null_count():
-                    raise InputError(f"{TRAIN_CSV} has rows without {key}")
-            if unknown := set(block["Asset_ID"].unique().to_list()) - known_ids:
-                raise InputError(f"{TRAIN_CSV} has Asset_ID(s) {sorted(unknown)} that {ASSETS_CSV} does not list")
-            tally.last_timestamp = max(tally.last_timestamp, block["timestamp"].max() or 0)
-            fates = np.bincount(block["fate"].to_numpy(), minlength=3)
-            kept = (block if fates[KEPT] == len(block) else block.filter(pl.col("fate") == KEPT)).drop("fate")
-            tally.rows += len(kept)
-            tally.rows_before_start += int(fates[BEFORE_START])
-            tally.rows_bad_price += int(fates[BAD_PRICE])
-            tally.target_missing += int(kept["Target"].is_nan().sum())
-            yield from kept.to_arrow().to_batches()
+        _, counted = pl.collect_all([written, tally])
     except pl.exceptions.PolarsError as error:  # e.g. a value that does not parse as its column's type
         raise InputError(f"{TRAIN_CSV}: {_first_line(error)}") from error
+    found = counted.row(0, named=True)
+    for key in ("timestamp", "Asset_ID"):
+        if found[f"missing_{key}"]:
+            raise InputError(f"{TRAIN_CSV} has rows without {key}")
+    if unknown := [i for i in found["unknown_ids"] if i is not None]:
+        raise InputError(f"{TRAIN_CSV} has Asset_ID(s) {unknown} that {ASSETS_CSV} does not list")
+    return found
 
 
 def _last_row(timestamp: int) -> str:

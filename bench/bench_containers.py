@@ -90,7 +90,7 @@ def main() -> int:
     if probe.returncode != 0:
         print(f"skipped: no image {image} in the Docker engine (make image), or no engine at DOCKER_HOST")
         return 0
-    with recorded("bench_containers"):
+    with recorded("bench_containers", measures=["images/*", "pipelines/local/containers.py"]):
         start_up(image)
         whole_run()
     return 0

@@ -48,6 +48,10 @@ GOAL_S = 5.0
 # at most it keeps N_ESTIMATORS (500), the worst case for the champion's prediction.
 REALISTIC_TREES, WORST_TREES = 20, 500
 
+# The code these figures are about (bench/results.py keeps their digest).
+MEASURES = ["components/release/bootstrap.py", "components/release/champion.py", "components/release/gate.py",
+            "components/release/rows.py", "pipelines/crypto/evaluation.py"]
+
 
 def old_gate_module():
     """components/release/gate.py as it was at BASE_COMMIT, loaded under another name."""
@@ -178,5 +182,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded("bench_gate"):
+    with recorded("bench_gate", measures=MEASURES):
         main()

@@ -122,13 +122,13 @@ def main() -> int:
         splits = make_splits(fetch_digits("", scratch / "downloads"), 0.1, 0.2, seed=42)
         config = TrainConfig(learning_rate=args.learning_rate, hidden_layers=args.hidden_layers,
                              epochs=args.epochs, batch_size=args.batch_size)
-        with recorded("bench_mnist"):
+        with recorded("bench_mnist", measures=["pipelines/mnist/*.py"]):
             bench_workers(splits, config, [int(n) for n in args.workers.split(",")], scratch)
         if not source:
             print("bench_mnist: full MNIST skipped, it is not available here. Set MNIST_SOURCE to mnist.npz or a "
                   "folder of the four IDX files (path, gs:// or https://) to run it.")
             return 0
-        with recorded("bench_mnist_full"):
+        with recorded("bench_mnist_full", measures=["pipelines/mnist/*.py"]):
             return bench_full_mnist(source, args, scratch)
 
 

@@ -165,5 +165,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded("bench_serving"):
+    with recorded("bench_serving", measures=["components/serving/*.py", "pipelines/sp500/models.py"]):
         main()

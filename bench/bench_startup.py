@@ -98,6 +98,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    with recorded("bench_startup"):
+    with recorded("bench_startup", measures=["pipelines/__main__.py", "pipelines/registry.py", "pipelines/cli/*.py"]):
         status = main()
     sys.exit(status)

@@ -81,6 +81,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    with recorded("bench_tracking"):
+    with recorded("bench_tracking", measures=["components/common/tracking.py", "pipelines/local/mlflow_server.py"]):
         status = main()
     sys.exit(status)

@@ -110,6 +110,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    with recorded("bench_validation"):
+    with recorded("bench_validation", measures=["components/validation/*.py"]):
         status = main()
     sys.exit(status)

@@ -162,6 +162,7 @@ def pipeline(work: Path) -> dict:
     evaluate, training = result.tasks.get("evaluate"), result.tasks.get("train-model")
     return {"succeeded": result.succeeded, "error": result.error,
             "steps": {t.name: round(t.seconds, 1) for t in result.tasks.values()},
+            "peaks_mib": {t.name: t.peak_rss_mib for t in result.tasks.values()},
             "weighted_correlation": evaluate.output if evaluate else None,
             "best_iteration": int(training.metrics.get("best_iteration", 0)) if training else None,
             "metrics": evaluate.metrics if evaluate else {}}

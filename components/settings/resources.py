@@ -6,11 +6,11 @@ function name with '-' for '_'); `components.settings.cluster.apply_cluster_sett
 applies that table and these rows to every task of a pipeline. A step in
 neither fails the compile, so a new step cannot reach a cluster without resources.
 
-How the figures were measured: kfp.local runs every step as its own process,
-so `bench/measure_step_resources.py <pipeline>` wraps each in `/usr/bin/time`
-and prints its peak resident memory and its CPU seconds over its wall time
-(default parameters, unless the table says otherwise). The peak is in the
-comment beside each row. Requests cover the measured peak with room
+How the figures are measured: kfp.local runs every step as its own process,
+and `bench/bench_step_resources.py` (part of `make bench`) reads each one's
+peak resident memory and CPU seconds when it exits, runs every pipeline with
+its default parameters (unless the table says otherwise), and checks each peak
+against the row's memory request. The peak is in the comment beside each row. Requests cover the measured peak with room
 (the scheduler places pods by requests); memory limits are about twice the
 request (a step above it is killed, so a limit is a ceiling, not a target);
 CPU limits let a step use the cores it measurably keeps busy (TensorFlow and
@@ -43,14 +43,16 @@ class StepResources:
         task.set_memory_request(self.memory).set_memory_limit(self.memory_limit)
 
 
-# Peaks in the comments: default parameters, this project's offline data.
+# Peaks in the comments: default parameters, this project's offline data (bench/bench_step_resources.py).
 SHARED = {
-    # 18 MiB locally, where it only copies folders; in a pod it adds the Kubernetes and GCS clients.
+    # 164 MiB locally, where it only copies folders; in a pod it adds the Kubernetes and GCS clients.
     "deploy-model": StepResources("250m", "1", "256Mi", "1Gi"),
-    # Reads the champion's evaluation (a small JSON) from the store or the cluster.
-    "gate-model": StepResources("100m", "500m", "256Mi", "512Mi"),
-    # Not measured yet: sized for crypto's full-scale feature table (12M rows x 30 float32 columns,
-    # 1.4 GiB memory-mapped, each column copied once to numpy).
+    # Re-scores the serving champion on the challenger's rows: TensorFlow loads a SavedModel (754 MiB
+    # for sp500), LightGBM a booster (268 MiB for crypto's shipped month; its full-scale 1.4M test
+    # rows in bench_crypto.py's pipeline run).
+    "gate-model": StepResources("500m", "2", "1Gi", "2Gi"),
+    # 200-286 MiB on the shipped data; sized for crypto's full-scale feature table (12M rows x 30
+    # float32 columns, 1.4 GiB memory-mapped, each column copied once to numpy).
     "validate-data": StepResources("1", "2", "2Gi", "4Gi"),
 }
 

@@ -17,7 +17,8 @@ The handler does what the runner's parts need, through a small interface:
   loop iteration, output folder, inputs, Metrics outputs), not from kfp's log lines;
 - every hook (`TaskHooks`: the run's output, MLflow tracking) hears `started` before the step's
   process starts (and may add environment variables for it alone: tasks of a loop run at the same
-  time) and `ended` after, with the outcome;
+  time) and `ended` after, with how it exited (`Exited`: its exit code and, for a subprocess, the
+  peak memory and CPU time the kernel accounted to it);
 - the step is started by the run's `Launch`: a subprocess of this environment (`launch_subprocess`)
   or a container (pipelines.local.containers); none starts once `stopped` is set (a signal);
 - each line the step prints goes to sys.stdout with a fixed indentation (`STEP_INDENT`), written
@@ -159,7 +160,7 @@ class TaskHooks(Protocol):
     def started(self, task: TaskCall) -> dict[str, str]:
         """Before the step starts: environment variables for its process alone (may be empty)."""
 
-    def ended(self, task: TaskCall, succeeded: bool) -> None:
+    def ended(self, task: TaskCall, exited: "Exited") -> None:
         """After the step ended (not called when a signal cut it short)."""
 
 
@@ -172,11 +173,25 @@ class Step:
     pipeline_root: str
 
 
-# Starts the step, hands each line it prints (without its newline) to the callable, returns its exit code.
-Launch = Callable[[Step, Callable[[str], None]], int]
+@dataclass(frozen=True)
+class Exited:
+    """How a step's process ended: its exit code and, where the launch can tell, the largest resident
+    memory of the process or of any process it started and waited for (MiB), and the CPU seconds
+    (user + system) of all of them: what a step's requests and limits must cover."""
+    code: int
+    peak_rss_mib: float | None = None
+    cpu_seconds: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.code == 0
 
 
-def launch_subprocess(step: Step, emit: Callable[[str], None]) -> int:
+# Starts the step, hands each line it prints (without its newline) to the callable, says how it ended.
+Launch = Callable[[Step, Callable[[str], None]], Exited]
+
+
+def launch_subprocess(step: Step, emit: Callable[[str], None]) -> Exited:
     """The step in a subprocess of this environment (kfp's SubprocessRunner without a venv)."""
     from kfp.local import subprocess_task_handler
 
@@ -185,7 +200,12 @@ def launch_subprocess(step: Step, emit: Callable[[str], None]) -> int:
                           bufsize=1, env={**os.environ, **step.environment}) as process:
         for line in process.stdout:
             emit(line.rstrip("\n"))
-        return process.wait()
+        # Reaped here rather than by Popen.wait, for the kernel's account of the process: nothing
+        # else holds this Popen, so nothing else can reap it first.
+        _, wait_status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(wait_status)
+        return Exited(process.returncode, peak_rss_mib=usage.ru_maxrss / 1024,  # Linux counts KiB
+                      cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def emit_step_line(line: str) -> None:
@@ -222,13 +242,13 @@ def handler_class(attachment: Attachment) -> type:
                 environment.update(hook.started(task))
             step = Step(self.step.image, self.step.command, environment, self.step.pipeline_root)
             try:
-                code = 1 if attachment.stopped.is_set() else attachment.launch(step, emit_step_line)
+                exited = Exited(1) if attachment.stopped.is_set() else attachment.launch(step, emit_step_line)
             except OSError as error:
                 emit_step_line(f"error: the step could not start: {error}")
-                code = 1
+                exited = Exited(1)
             for hook in attachment.hooks:
-                hook.ended(task, code == 0)
-            return status.Status.SUCCESS if code == 0 else status.Status.FAILURE
+                hook.ended(task, exited)
+            return status.Status.SUCCESS if exited.succeeded else status.Status.FAILURE
 
     return AttachedTaskHandler
 

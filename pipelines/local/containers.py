@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.errors import InputError
-from pipelines.local.attach import Launch, Step
+from pipelines.local.attach import Exited, Launch, Step
 
 MODES = ("root", "nonroot")
 NONROOT_UID = 1000
@@ -158,7 +158,7 @@ def apply_fs_group(folder: Path, gid: int = FS_GROUP) -> None:
 def _launch(settings: ContainerSettings, workspace: Path) -> Launch:
     """The steps' launch: each in a container of its image, with the pipeline root at its own path,
     the workspace where kfp resolved it for a DockerRunner, and the run's mounts."""
-    def launch(step: Step, emit: Callable[[str], None]) -> int:
+    def launch(step: Step, emit: Callable[[str], None]) -> Exited:
         import docker
         from kfp.dsl import constants
 
@@ -173,11 +173,11 @@ def _launch(settings: ContainerSettings, workspace: Path) -> Launch:
                     volumes[str(folder)] = {"bind": str(folder), "mode": "ro"}
                 for folder in settings.mounts:
                     volumes[str(folder)] = {"bind": str(folder), "mode": mode}
-                return run_container(client, step.image, step.command, volumes, step.environment,
-                                     settings.run_args(), settings.record, emit)
+                return Exited(run_container(client, step.image, step.command, volumes, step.environment,
+                                            settings.run_args(), settings.record, emit))
         except docker.errors.DockerException as error:
             emit(f"error: the Docker engine failed the step: {error}")
-            return 1
+            return Exited(1)
 
     return launch
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local import kfp_output
-from pipelines.local.attach import TaskCall
+from pipelines.local.attach import Exited, TaskCall
 
 
 @dataclass
@@ -39,6 +39,8 @@ class TaskRun:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, dict] = field(default_factory=dict)  # output artifact name -> its metadata
     output_dir: Path | None = None  # where kfp.local writes its outputs (from its executor input)
+    peak_rss_mib: float | None = None  # of its process (a subprocess run's; a container's is not read)
+    cpu_seconds: float | None = None
     started: float = field(default_factory=time.monotonic, repr=False)
 
 
@@ -89,12 +91,14 @@ class RunOutput(io.TextIOBase):
             self._open_block(threading.get_ident(), task)
         return {}
 
-    def ended(self, call: TaskCall, succeeded: bool) -> None:
+    def ended(self, call: TaskCall, exited: Exited) -> None:
         """The task handler's hook: this thread's task ended."""
         with self._lock:
             task = self._running.get(threading.get_ident())
             if task is not None:
-                task.status, task.seconds = ("SUCCESS" if succeeded else "FAILURE"), time.monotonic() - task.started
+                task.status = "SUCCESS" if exited.succeeded else "FAILURE"
+                task.seconds = time.monotonic() - task.started
+                task.peak_rss_mib, task.cpu_seconds = exited.peak_rss_mib, exited.cpu_seconds
 
     def _open_block(self, thread: int, task: TaskRun | None) -> None:
         """The thread's lines form one block on the terminal from now to kfp's dashes."""

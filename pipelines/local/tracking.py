@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from components.common.errors import InputError
 from components.common.tracking import HTTP_LIMITS, RUN_ID_VARIABLE, TRACKING_URI_VARIABLE
-from pipelines.local.attach import TaskCall
+from pipelines.local.attach import Exited, TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, server_arguments, server_command, serving
 from pipelines.local.swaps import environment
 
@@ -82,12 +82,12 @@ class LocalTracking:
             self.task_runs[threading.get_ident()] = run_id
         return {**self.step_environment, TRACKING_URI_VARIABLE: self.tracking_uri, RUN_ID_VARIABLE: run_id}
 
-    def ended(self, call: TaskCall, succeeded: bool) -> None:
+    def ended(self, call: TaskCall, exited: Exited) -> None:
         """The task handler's hook: the task's run closed as the platform's launcher closes it."""
         with self.lock:
             run_id = self.task_runs.pop(threading.get_ident(), None)
         if run_id is not None:
-            self.end_task(run_id, call, succeeded)
+            self.end_task(run_id, call, exited.succeeded)
 
     def start_task(self, call: TaskCall) -> str | None:
         """The task's nested run (under its loop's run, for a loop iteration); None when tracking stopped."""

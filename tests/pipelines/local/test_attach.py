@@ -67,8 +67,8 @@ class Recorder:
         self.heard.append(("started", task.label))
         return {"HOOKED": task.task}
 
-    def ended(self, task, succeeded):
-        self.heard.append(("ended", task.label, succeeded))
+    def ended(self, task, exited):
+        self.heard.append(("ended", task.label, exited.succeeded))
 
 
 def task_command(root: str, folder: str) -> list[str]:
@@ -83,7 +83,7 @@ def test_the_handler_starts_the_step_with_the_hooks_variables_and_tells_them_its
     def launch(step, emit):
         launched.append(step.environment)
         emit("a line")
-        return 3
+        return attach.Exited(3)
 
     handler_class = attach.handler_class(attach.Attachment(launch, [recorder], threading.Event()))
     root = str(tmp_path)
@@ -96,7 +96,7 @@ def test_the_handler_starts_the_step_with_the_hooks_variables_and_tells_them_its
 
 def test_no_step_starts_once_the_run_is_stopped(tmp_path):
     stopped, recorder, launched = threading.Event(), Recorder(), []
-    handler_class = attach.handler_class(attach.Attachment(lambda step, emit: launched.append(step) or 0,
+    handler_class = attach.handler_class(attach.Attachment(lambda step, emit: launched.append(step) or attach.Exited(0),
                                                            [recorder], stopped))
     root = str(tmp_path)
     handler = handler_class("img", task_command(root, f"{root}/job/t"), root, None, None)
@@ -107,7 +107,7 @@ def test_no_step_starts_once_the_run_is_stopped(tmp_path):
 
 
 def test_a_command_without_kfps_executor_input_names_what_changed(tmp_path):
-    handler_class = attach.handler_class(attach.Attachment(lambda step, emit: 0, [], threading.Event()))
+    handler_class = attach.handler_class(attach.Attachment(lambda step, emit: attach.Exited(0), [], threading.Event()))
     with pytest.raises(RuntimeError, match="cannot read kfp's executor input on a task's command line"):
         handler_class("img", ["sh", "-c", "step"], str(tmp_path), None, None).run()
 
@@ -164,3 +164,13 @@ def test_a_step_failing_after_a_parallel_for_is_one_error_line_and_its_traceback
     log = (tmp_path / "run" / "run.log").read_text()
     assert "    Traceback (most recent call last):" in log.splitlines() and "raise ValueError" in log
     assert result.tasks["score #1"].metrics == {"accuracy": 0.2}
+
+
+def test_a_subprocess_step_exits_with_its_code_peak_memory_and_cpu_time(tmp_path):
+    """What the run's tasks record, and bench/bench_step_resources.py reads to size the steps."""
+    lines = []
+    touch_256_mib = "import sys; b = bytearray(256 * 2**20); print('held', len(b) >> 20); sys.exit(4)"
+    exited = attach.launch_subprocess(attach.Step("img", ["python3", "-c", touch_256_mib], {}, str(tmp_path)),
+                                      lines.append)
+    assert lines == ["held 256"] and exited.code == 4 and not exited.succeeded
+    assert 256 < exited.peak_rss_mib < 512 and exited.cpu_seconds > 0

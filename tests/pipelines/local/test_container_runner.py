@@ -10,6 +10,7 @@ import pytest
 
 from components.common.errors import InputError
 from pipelines.local import containers as container_runner
+from pipelines.local.attach import Exited
 from pipelines.local.containers import ContainerSettings, apply_fs_group, container_steps, local_sources
 
 
@@ -162,7 +163,7 @@ def test_a_run_gets_kfps_docker_runner_and_a_launch_with_the_runs_mounts(tmp_pat
         assert type(runner) is local.DockerRunner  # kfp resolves the workspace's path for this exact type
         assert runner.container_run_args["read_only"] is True
         emitted = []
-        assert launch(Step("img", ["python3", "-c", "x"], {"A": "1"}, "/root/p"), emitted.append) == 0
+        assert launch(Step("img", ["python3", "-c", "x"], {"A": "1"}, "/root/p"), emitted.append) == Exited(0)
     assert emitted == ["step line"]
     assert engine.created["volumes"] == {
         "/root/p": {"bind": "/root/p", "mode": "rw"}, str(workspace): {"bind": constants.WORKSPACE_MOUNT_PATH,

@@ -14,7 +14,7 @@ from standins.mlflow import mlflow_server, read_runs
 
 from components.common.errors import InputError
 from pipelines.local import tracking as local_tracking
-from pipelines.local.attach import TaskCall
+from pipelines.local.attach import Exited, TaskCall
 from pipelines.local.mlflow_server import Store, parse_store, stop_server
 
 SP500_TASKS = {"download-prices", "preprocess", "validate-data", "train", "evaluate", "gate-model"}
@@ -148,7 +148,7 @@ def test_tasks_side_by_side_each_close_their_own_run(tmp_path, monkeypatch):
         environment = tracking.started(call)
         assert environment["MLFLOW_RUN_ID"] == f"run-of-{iteration}"
         both_started.wait()
-        tracking.ended(call, succeeded=True)
+        tracking.ended(call, Exited(0))
 
     threads = [threading.Thread(target=task, args=(iteration,)) for iteration in (0, 1)]
     for thread in threads:

@@ -5,7 +5,7 @@ import io
 import threading
 from pathlib import Path
 
-from pipelines.local.attach import STEP_INDENT, TaskCall
+from pipelines.local.attach import STEP_INDENT, Exited, TaskCall
 from pipelines.local.output import RunOutput
 
 
@@ -22,7 +22,7 @@ def test_log_capture_times_tasks_and_keeps_the_last_error():
     capture.write('    {"executor": "json echo"}\n    plain step line\n')
     capture.write("    components.common.errors.InputError: data file not found: /x.csv\n")
     assert capture.tasks["download"].status == "RUNNING"
-    capture.ended(call("download"), succeeded=False)
+    capture.ended(call("download"), Exited(1))
     assert capture.tasks["download"].status == "FAILURE"
     assert capture.tasks["download"].seconds >= 0
     assert capture.last_error() == "data file not found: /x.csv"
@@ -92,7 +92,7 @@ def trial_lines(iteration: int, learning_rate: str) -> list:
         f"{pad}E0000 00:00:1796301271.276806   10294 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
         f"{pad}trial {iteration}: epoch 1/1: loss 0.6631",
         f"{pad}trial {iteration} done", "",
-        lambda capture: capture.ended(call("train-trial", iteration), succeeded=True),
+        lambda capture: capture.ended(call("train-trial", iteration), Exited(0)),
         "12:34:38.184 - INFO - Task \x1b[96m'train-trial'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m",
         "12:34:38.185 - INFO - Task \x1b[96m'train-trial'\x1b[0m outputs:",
         f"    Output: 0.9{iteration}",
@@ -162,7 +162,7 @@ def test_a_tasks_status_comes_from_the_handler_when_kfps_end_line_is_lost():
     for iteration, succeeded in ((0, True), (1, False)):
         capture.write("10:00:00.000 - INFO - Executing task 'train-trial'\n")
         capture.started(call("train-trial", iteration))
-        capture.ended(call("train-trial", iteration), succeeded)
+        capture.ended(call("train-trial", iteration), Exited(0 if succeeded else 1))
         capture.write("-" * 80 + "\n")
     assert {name: task.status for name, task in capture.tasks.items()} == {
         "train-trial #0": "SUCCESS", "train-trial #1": "FAILURE"}

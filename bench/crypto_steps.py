@@ -124,6 +124,13 @@ def project_features(work: Path) -> None:
     build_features(work / "project" / "loaded", work / "project" / "features.arrow", VALID_START)
 
 
+def project_one_process(work: Path) -> dict:
+    """The same two steps one after the other in one process: the work without a second start."""
+    loaded = project_load(work)
+    project_features(work)
+    return loaded
+
+
 def compare(work: Path) -> dict:
     """Column by column, so that both tables are never held whole at once."""
     import numpy as np
@@ -184,7 +191,7 @@ def before_training(work: Path) -> dict:
 
 
 STEPS = {f.__name__: f for f in (generate, source_load, source_features, source_merge, project_load,
-                                 project_features, compare, pipeline, before_training)}
+                                 project_features, project_one_process, compare, pipeline, before_training)}
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -153,8 +153,10 @@ test: setup ## run the whole test suite (unit, component, compiled YAML, local e
 container-test: setup ## the container suite: image built, published to a loopback registry, every pipeline run in containers
 	PY=$(PY) bash tests/containers/suite.sh
 
-bench: setup ## run the benchmarks (not part of make test)
-	@status=0; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
+bench: setup ## run the benchmarks (not part of make test); each writes its section of bench/results.md
+	@status=0; began=$$(date +%s); for b in bench/bench_*.py; do echo "== $$b"; start=$$(date +%s); \
+		$(PY) $$b || status=1; echo "== $$b: $$(( $$(date +%s) - start )) s"; done; \
+		echo "make bench: $$(( $$(date +%s) - began )) s in all"; exit $$status
 
 lint: setup ## static checks (ruff)
 	$(VENV)/bin/ruff check components pipelines tests bench examples deploy notebooks

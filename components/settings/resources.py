@@ -7,10 +7,11 @@ applies that table and these rows to every task of a pipeline. A step in
 neither fails the compile, so a new step cannot reach a cluster without resources.
 
 How the figures are measured: kfp.local runs every step as its own process,
-and `bench/bench_step_resources.py` (part of `make bench`) reads each one's
-peak resident memory and CPU seconds when it exits, runs every pipeline with
-its default parameters (unless the table says otherwise), and checks each peak
-against the row's memory request. The peak is in the comment beside each row. Requests cover the measured peak with room
+and `bench/bench_step_resources.py` (part of `make bench`) runs every pipeline
+with its default parameters (unless the table says otherwise), reads each
+step's peak resident memory and CPU seconds when its process exits, and checks
+each peak against the row's memory request. The peak is in the comment beside
+each row. Requests cover the measured peak with room
 (the scheduler places pods by requests); memory limits are about twice the
 request (a step above it is killed, so a limit is a ceiling, not a target);
 CPU limits let a step use the cores it measurably keeps busy (TensorFlow and

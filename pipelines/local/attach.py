@@ -200,9 +200,12 @@ def launch_subprocess(step: Step, emit: Callable[[str], None]) -> Exited:
                           bufsize=1, env={**os.environ, **step.environment}) as process:
         for line in process.stdout:
             emit(line.rstrip("\n"))
-        # Reaped here rather than by Popen.wait, for the kernel's account of the process: nothing
-        # else holds this Popen, so nothing else can reap it first.
-        _, wait_status, usage = os.wait4(process.pid, 0)
+        # Reaped here rather than by Popen.wait, for the kernel's account of the process.
+        try:
+            _, wait_status, usage = os.wait4(process.pid, 0)
+        except ChildProcessError:  # reaped already: on a signal, pipelines.local.interrupts waits for every child
+            process.returncode = 1
+            return Exited(1)
         process.returncode = os.waitstatus_to_exitcode(wait_status)
         return Exited(process.returncode, peak_rss_mib=usage.ru_maxrss / 1024,  # Linux counts KiB
                       cpu_seconds=usage.ru_utime + usage.ru_stime)

@@ -174,3 +174,28 @@ def test_a_subprocess_step_exits_with_its_code_peak_memory_and_cpu_time(tmp_path
                                       lines.append)
     assert lines == ["held 256"] and exited.code == 4 and not exited.succeeded
     assert 256 < exited.peak_rss_mib < 512 and exited.cpu_seconds > 0
+
+
+def test_a_step_reaped_first_by_the_interrupt_guard_ends_as_failed(tmp_path):
+    """On a signal, pipelines.local.interrupts stops every child and waits for it (psutil), which
+    can reap the step before its launch reads the kernel's account of it. Here a grandchild holds
+    the step's output open, so the step is reaped while its launch still reads."""
+    import psutil
+
+    lines, exited = [], []
+    step_code = ("import os, subprocess, time; holder = subprocess.Popen(['sleep', '60']); "
+                 "print(os.getpid(), holder.pid, flush=True); time.sleep(60)")
+    step = attach.Step("img", ["python3", "-c", step_code], {}, str(tmp_path))
+    thread = threading.Thread(target=lambda: exited.append(attach.launch_subprocess(step, lines.append)))
+    thread.start()
+    for _ in range(300):  # until the step has printed its pid and its grandchild's
+        if lines:
+            break
+        threading.Event().wait(0.1)
+    step_pid, holder_pid = map(int, lines[0].split())
+    child = psutil.Process(step_pid)
+    child.terminate()
+    child.wait(timeout=30)  # reaped here, as interrupts.stop_children does
+    psutil.Process(holder_pid).kill()  # the output closes; the launch goes on to reap the step
+    thread.join(timeout=30)
+    assert exited == [attach.Exited(1)]

@@ -10,8 +10,9 @@ directory with only that install on the path. The GPU variants differ from
 these only in image and accelerator settings, which the local runner ignores.
 
 Small parameters keep it to a few minutes: one epoch, a small network, a
-week of generated crypto data, and a gate of 0 so that the deploy step runs
-(crypto's weighted correlation can be negative, so its deploy may not).
+sweep of two trials (the loop and its collected models, as with the default's
+four), a week of generated crypto data, and a gate of 0 so that the deploy
+step runs (crypto's weighted correlation can be negative, so its deploy may not).
 """
 
 import json
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.e2e
 
 CHEAP_PARAMETERS = {
     "sp500": {"epochs": 1, "model_type": "flat", "threshold": 0.0},
-    "mnist": {"epochs": 1, "hidden_units": 16, "batch_size": 256, "threshold": 0.0},
+    "mnist": {"sweep_grid": [[0.003, 0], [0.003, 1]], "epochs": 1, "hidden_units": 16, "batch_size": 256,
+              "threshold": 0.0},
     "crypto": {"generated_start": "2021-04-24", "generated_end": "2021-05-01", "valid_start": "2021-04-29",
                "n_estimators": 20, "early_stopping_rounds": 5, "threshold": 0.0},
 }

@@ -195,10 +195,11 @@ def test_published_name(import_path, name):
 
 
 def test_discovery_names_every_step_of_every_pipeline_by_where_it_is_defined():
-    found = {item.name: item.import_path for item in publish.used_components()}
+    used = publish.used_components()
+    found = {item.name: item.import_path for item in used}
     assert found["deploy-model"] == "components.release.deploy.deploy_model"
     assert found["sp500-train-model-gpu"] == "pipelines.sp500.steps.train_model_gpu"
-    for item in publish.used_components():
+    for item in used:
         module, attribute = item.import_path.rsplit(".", 1)
         assert getattr(__import__(module, fromlist=[attribute]), attribute) is item.component
 

@@ -150,22 +150,27 @@ def test_a_server_that_refuses_costs_one_warning_line_then_nothing(capsys, bound
     run.log_metrics({"loss": 1.0}, step=1)
     run.flush()
     run.set_tags({"t": "x"})
-    # One attempt (MLflow's default would retry 7 times with backoff), and none after it.
-    assert [address for address, _ in connections if address[1] == port] == [("127.0.0.1", port)]
+    # One attempt (MLflow's default would retry 7 times with backoff), on a socket bounded by the
+    # step's 10 s, and none after it.
+    timeout = float(tracking.HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    assert [(address, limit) for address, limit in connections if address[1] == port] == \
+        [(("127.0.0.1", port), timeout)]
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: MLflow tracking to http://127.0.0.1:"), lines
     assert not run.active and run.keras_callbacks() == []
 
 
 def test_a_server_that_never_answers_is_waited_for_a_bounded_time(stalled_port, capsys, bounded_http,
-                                                                  connections):
+                                                                  connections, monkeypatch):
+    # An operator's timeout is kept (the step sets its own 10 s only where none is set; the refusing
+    # server's test above sees those on its socket): a short one here, so this test waits 1 s, not 10.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
     run = tracking.TaskRun("0123456789abcdef", f"http://127.0.0.1:{stalled_port}")
     run.set_tags({"t": "x"})
     run.set_tags({"u": "y"})
-    # One attempt, on a socket that gives up after the step's 10 s, then tracking is off.
-    timeout = float(tracking.HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    # One attempt, on a socket that gives up after that timeout, then tracking is off.
     assert [(address, limit) for address, limit in connections if address[1] == stalled_port] == \
-        [(("127.0.0.1", stalled_port), timeout)]
+        [(("127.0.0.1", stalled_port), 1.0)]
     assert not run.active
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 

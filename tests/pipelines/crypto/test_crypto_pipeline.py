@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from functools import cache
 
 import pytest
 import yaml
@@ -117,8 +118,15 @@ def test_there_is_no_gpu_variant():
         crypto.make_pipeline(gpu=True)
 
 
+@cache
+def pipeline_inputs() -> dict:
+    """The pipeline's inputs, built once: a build calls kfp's inspect.stack() for every resource it
+    sets, whose cost grows with the modules loaded (seconds in a test process that holds TensorFlow's)."""
+    return crypto.make_pipeline().component_spec.inputs
+
+
 def defaults() -> dict:
-    return {name: spec.default for name, spec in crypto.make_pipeline().component_spec.inputs.items()}
+    return {name: spec.default for name, spec in pipeline_inputs().items()}
 
 
 @pytest.mark.parametrize("change, message", [

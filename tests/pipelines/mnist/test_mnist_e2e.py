@@ -1,10 +1,21 @@
 """The mnist pipeline end to end through kfp.local, run as a user runs it
 (`python -m pipelines run mnist ...`, what `make run PIPELINE=mnist` calls),
-with a small sweep (2 trials, 1 epoch, each on 2 local workers) to keep it quick."""
+with a small sweep (2 trials, 1 epoch, each on 2 local workers) to keep it quick.
 
+The sweep's run (`swept`) deploys version 1 with its statistics; the validation test starts from a
+copy of its model store: the same digits inverted (255 - pixel) then drift far beyond PSI 0.25 on
+the pixel-intensity histogram, and the gate refuses them."""
+
+import json
+import re
+import shutil
+
+import numpy as np
 import pytest
 from conftest import run_cli
 from standins.mlflow import read_runs
+
+from pipelines.mnist.data import fetch_digits
 
 pytestmark = pytest.mark.e2e
 
@@ -12,11 +23,20 @@ pytestmark = pytest.mark.e2e
 SMALL_SWEEP = "sweep_grid=[[0.003, 0], [0.003, 1]]"
 
 
-def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
-    # Tracked into MLflow as well (TRACKING): the sweep's shape there is checked at the end.
-    database = tmp_path / "tracking" / "mlflow.db"
-    result = run_cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5", cwd=tmp_path,
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """The sweep on two workers, tracked into MLflow as well (TRACKING), in a folder of its own:
+    (the result, the folder, the tracking database)."""
+    workdir = tmp_path_factory.mktemp("swept")
+    database = workdir / "tracking" / "mlflow.db"
+    result = run_cli("run", "mnist", SMALL_SWEEP, "epochs=1", "workers=2", "threshold=0.5", cwd=workdir,
                      TRACKING=f"sqlite:///{database}")
+    return result, workdir, database
+
+
+def test_sweep_on_two_workers_selects_evaluates_and_deploys(swept):
+    # The sweep's shape in MLflow is checked at the end.
+    result, workdir, database = swept
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout[result.stdout.rindex("pipeline mnist:"):]
     assert "pipeline mnist: SUCCEEDED" in summary
@@ -24,7 +44,7 @@ def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
                  "deploy-model"):
         assert step in summary
     assert "baseline (majority_class_accuracy): 0.1000" in summary
-    version_1 = tmp_path / "model_store" / "mnist" / "1"
+    version_1 = workdir / "model_store" / "mnist" / "1"
     assert f"model deployed to {version_1}" in summary
     assert (version_1 / "saved_model.pb").is_file()
 
@@ -34,7 +54,7 @@ def test_sweep_on_two_workers_selects_evaluates_and_deploys(tmp_path):
     # Both trials trained on two workers joined on loopback; the chiefs exported.
     assert result.stdout.count("trial lr0.003-layers0 on 2 worker(s)") == 1
     assert "worker 1 of 2: CollectiveAllReduceStrategy with 2 replica(s) in sync" in result.stdout
-    run_dir = next((tmp_path / "runs" / "mnist").iterdir())
+    run_dir = next((workdir / "runs" / "mnist").iterdir())
     sweep_report = next(run_dir.glob("artifacts/*/select-best-trial/sweep_report")).read_text()
     assert "lr0.003-layers0" in sweep_report and "lr0.003-layers1" in sweep_report
     assert "data:image/png;base64," in sweep_report and "Every trial per epoch" in sweep_report
@@ -100,3 +120,30 @@ def test_a_truncated_download_fails_the_run_naming_the_file(cli, tmp_path):
     assert "step 'download-digits' failed" in result.stderr
     assert "mnist.npz: SHA-256" in result.stderr
     assert not (tmp_path / "model_store").exists()
+
+
+def test_inverted_digits_drift_far_beyond_the_limit(swept, tmp_path):
+    """mnist's validation: the sweep deployed the offline digits with their statistics; the same
+    digits inverted then drift on the pixels, and the gate refuses them."""
+    shutil.copytree(swept[1] / "model_store", tmp_path / "model_store")
+    assert (tmp_path / "model_store" / "mnist" / "1" / "statistics.json").is_file()
+
+    digits = fetch_digits("", tmp_path / "downloads")
+    order = np.random.default_rng(0).permutation(len(digits.labels))  # the sample comes sorted by digit
+    inverted, labels = (255 - digits.images[order]).astype(np.uint8), digits.labels[order]
+    cut = len(inverted) * 4 // 5
+    np.savez(tmp_path / "inverted.npz", x_train=inverted[:cut], y_train=labels[:cut],
+             x_test=inverted[cut:], y_test=labels[cut:])
+    second = run_cli("run", "mnist", "sweep_grid=[[0.003, 0]]", "epochs=1", "threshold=0.5",
+                     f"source={tmp_path / 'inverted.npz'}", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    run_dir = sorted((tmp_path / "runs" / "mnist").iterdir())[-1]
+    output = next(run_dir.glob("artifacts/*/validate-data/executor_output.json"))
+    drift = json.loads(output.read_text())["artifacts"]["statistics"]["artifacts"][0]["metadata"]["drift"]
+    assert drift["champion_version"] == 1 and drift["scores"]["pixel"] > 5 * 0.25, drift
+    assert drift["scores"]["label"] < 0.05  # the same digits: only the pixels moved
+    # The gate refuses on that drift, naming the feature, and nothing is deployed.
+    assert re.search(r"gate: drift: largest psi [0-9.]+ on pixel, this run's training data against version 1's; "
+                     r"above max_drift 0.25 -> FAIL", second.stdout), second.stdout[-3000:]
+    assert "gate: REFUSED: " in second.stdout and "pixel drifted by psi" in second.stdout
+    assert sorted(p.name for p in (tmp_path / "model_store" / "mnist").iterdir()) == ["1", "labels.json"]

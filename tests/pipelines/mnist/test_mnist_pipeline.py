@@ -1,5 +1,7 @@
 """The compiled mnist pipeline: the run-time sweep, the workers, the GPU settings, the gate."""
 
+from functools import cache
+
 import pytest
 import yaml
 from kfp import compiler
@@ -9,12 +11,35 @@ from components.common.images import cpu_image, gpu_image
 from pipelines.mnist import pipeline as mnist
 from pipelines.mnist.sweep import DEFAULT_GRID
 
+GPU_SETTINGS = ("GPU_COUNT", "GPU_NODE_SELECTOR", "GPU_TOLERATION")
+
 
 def compile_documents(tmp_path, **options) -> tuple[dict, dict]:
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(mnist.make_pipeline(**options), str(path))
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict[bool, tuple[dict, dict]]:
+    """Each variant (gpu: False, True) compiled once with the default GPU settings, for the tests that
+    only read it: a build calls kfp's inspect.stack() for every resource it sets, whose cost grows with
+    the modules loaded (seconds in a test process that holds TensorFlow's)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in GPU_SETTINGS:
+            patch.delenv(name, raising=False)
+        return {gpu: compile_documents(tmp_path_factory.mktemp("mnist"), gpu=gpu) for gpu in (False, True)}
+
+
+@cache
+def pipeline_inputs() -> dict:
+    """The pipeline's inputs, built once (see `compiled`)."""
+    return mnist.make_pipeline().component_spec.inputs
+
+
+def pipeline_defaults() -> dict:
+    return {name: spec.default for name, spec in pipeline_inputs().items()}
 
 
 def branch(spec: dict, sweep: str) -> dict:
@@ -40,12 +65,12 @@ def train_executor(spec: dict) -> str:
 
 @pytest.fixture(autouse=True)
 def default_environment(monkeypatch):
-    for name in ("GPU_COUNT", "GPU_NODE_SELECTOR", "GPU_TOLERATION"):
+    for name in GPU_SETTINGS:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit(tmp_path):
-    spec, _ = compile_documents(tmp_path)
+def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit(compiled):
+    spec, _ = compiled[False]
     grid = spec["root"]["inputDefinitions"]["parameters"]["sweep_grid"]
     assert grid["parameterType"] == "LIST" and grid["defaultValue"] == DEFAULT_GRID
     loop, train = sweep_loop(spec)
@@ -55,8 +80,8 @@ def test_sweep_grid_is_a_parameter_iterated_at_run_time_with_a_parallelism_limit
     assert train["inputs"]["parameters"]["grid_point"] == {"componentInputParameter": item}
 
 
-def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_path):
-    spec, _ = compile_documents(tmp_path)
+def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(compiled):
+    spec, _ = compiled[False]
     loop, train = sweep_loop(spec)
     assert train["inputs"]["artifacts"]["splits"] == {
         "componentInputArtifact": "pipelinechannel--preprocess-digits-splits"}
@@ -69,8 +94,8 @@ def test_trials_hand_their_models_to_the_select_step_as_collected_artifacts(tmp_
     assert select_input["isArtifactList"] is True
 
 
-def test_only_steps_that_run_alone_use_the_workspace_and_only_validation_gate_and_deploy_mount_a_claim(tmp_path):
-    spec, executors = compile_documents(tmp_path)
+def test_only_steps_that_run_alone_use_the_workspace_and_only_validation_gate_and_deploy_mount_a_claim(compiled):
+    spec, executors = compiled[False]
     tasks = spec["root"]["dag"]["tasks"]
     using_workspace = sorted(name for name, task in [*tasks.items(), *branch(spec, "grid").items(),
                                                      *branch(spec, "search").items()]
@@ -99,8 +124,8 @@ def test_compiling_twice_gives_the_same_file(tmp_path):
     assert (tmp_path / "a.yaml").read_text() == (tmp_path / "b.yaml").read_text()
 
 
-def test_workers_parameter_reaches_every_trial(tmp_path):
-    spec, executors = compile_documents(tmp_path)
+def test_workers_parameter_reaches_every_trial(compiled):
+    spec, executors = compiled[False]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["workers"]["defaultValue"] == 1 and parameters["workers"]["parameterType"] == "NUMBER_INTEGER"
     assert parameters["distributed_storage"]["defaultValue"] == ""
@@ -115,8 +140,8 @@ def test_workers_parameter_reaches_every_trial(tmp_path):
     assert executors[train_executor(spec)]["secretAsVolume"][0]["secretName"] == "kfp-ml-deployer-token"
 
 
-def test_every_input_has_a_description(tmp_path):
-    spec, _ = compile_documents(tmp_path)
+def test_every_input_has_a_description(compiled):
+    spec, _ = compiled[False]
     for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items():
         assert parameter.get("description"), f"pipeline parameter {name} has no description"
     for component in ("comp-download-digits", "comp-preprocess-digits", "comp-train-trial",
@@ -127,8 +152,8 @@ def test_every_input_has_a_description(tmp_path):
                 assert item.get("description"), f"{component} input {name} has no description"
 
 
-def test_deploy_runs_only_when_accuracy_reaches_the_threshold(tmp_path):
-    spec, executors = compile_documents(tmp_path)
+def test_deploy_runs_only_when_accuracy_reaches_the_threshold(compiled):
+    spec, executors = compiled[False]
     tasks = spec["root"]["dag"]["tasks"]
     assert "deploy-model" not in tasks
     gate = tasks["condition-5"]
@@ -140,15 +165,15 @@ def test_deploy_runs_only_when_accuracy_reaches_the_threshold(tmp_path):
     assert executors["exec-deploy-model"]["pvcMount"][0]["mountPath"] == "/models"
 
 
-def test_cpu_variant_requests_no_gpu(tmp_path):
-    spec, executors = compile_documents(tmp_path)
+def test_cpu_variant_requests_no_gpu(compiled):
+    spec, executors = compiled[False]
     assert not any("accelerator" in e["container"].get("resources", {})
                    for e in spec["deploymentSpec"]["executors"].values())
     assert not any("tolerations" in e or "nodeSelector" in e for e in executors.values())
 
 
-def test_gpu_variant_trains_every_trial_and_worker_on_a_tolerated_gpu_node(tmp_path):
-    spec, executors = compile_documents(tmp_path, gpu=True)
+def test_gpu_variant_trains_every_trial_and_worker_on_a_tolerated_gpu_node(compiled):
+    spec, executors = compiled[True]
     assert spec["pipelineInfo"]["name"] == "mnist-gpu"
     label = train_executor(spec)
     container = spec["deploymentSpec"]["executors"][label]["container"]
@@ -193,7 +218,7 @@ def test_bad_gpu_settings_are_clear_errors(monkeypatch, name, value, message):
 
 
 def test_parameters_are_checked_before_a_run():
-    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    defaults = pipeline_defaults()
     mnist.check_parameters(defaults)
     with pytest.raises(InputError, match="validation_fraction \\+ test_fraction"):
         mnist.check_parameters({**defaults, "validation_fraction": 0.5, "test_fraction": 0.6})
@@ -205,8 +230,8 @@ def test_parameters_are_checked_before_a_run():
         mnist.check_parameters({**defaults, "workers": 0})
 
 
-def test_sweep_chooses_the_grid_branch_or_the_search_step_at_run_time(tmp_path):
-    spec, executors = compile_documents(tmp_path)
+def test_sweep_chooses_the_grid_branch_or_the_search_step_at_run_time(compiled):
+    spec, executors = compiled[False]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["sweep"]["defaultValue"] == "grid"
     for name in ("learning_rate_min", "learning_rate_max", "hidden_layers_min", "hidden_layers_max", "trials",
@@ -232,8 +257,8 @@ def test_sweep_chooses_the_grid_branch_or_the_search_step_at_run_time(tmp_path):
         "outputArtifactKey": "best_model", "producerTask": "take-best-model"}
 
 
-def test_the_gpu_variant_gives_the_search_trials_the_gpus_not_the_waiting_step(tmp_path):
-    spec, _ = compile_documents(tmp_path, gpu=True)
+def test_the_gpu_variant_gives_the_search_trials_the_gpus_not_the_waiting_step(compiled):
+    spec, _ = compiled[True]
     searched = branch(spec, "search")["search-trials"]
     label = spec["components"][searched["componentRef"]["name"]]["executorLabel"]
     assert "accelerator" not in spec["deploymentSpec"]["executors"][label]["container"].get("resources", {})
@@ -249,7 +274,7 @@ def test_the_gpu_variant_gives_the_search_trials_the_gpus_not_the_waiting_step(t
                                           "trial on one worker (sweep=grid trains on several)"),
 ])
 def test_search_parameters_are_checked_before_a_run(changes, message):
-    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    defaults = pipeline_defaults()
     mnist.check_parameters({**defaults, "sweep": "bayesian"})
     with pytest.raises(InputError) as failure:
         mnist.check_parameters({**defaults, **changes})
@@ -257,7 +282,7 @@ def test_search_parameters_are_checked_before_a_run(changes, message):
 
 
 def test_a_search_does_not_check_the_grid_it_does_not_run():
-    defaults = {name: spec.default for name, spec in mnist.make_pipeline().component_spec.inputs.items()}
+    defaults = pipeline_defaults()
     mnist.check_parameters({**defaults, "sweep": "random", "sweep_grid": []})
     with pytest.raises(InputError, match="sweep_grid must be a non-empty list"):
         mnist.check_parameters({**defaults, "sweep_grid": []})

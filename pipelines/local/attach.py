@@ -177,7 +177,12 @@ class Step:
 class Exited:
     """How a step's process ended: its exit code and, where the launch can tell, the largest resident
     memory of the process or of any process it started and waited for (MiB), and the CPU seconds
-    (user + system) of all of them: what a step's requests and limits must cover."""
+    (user + system) of all of them: what a step's requests and limits must cover.
+
+    The peak is the kernel's (getrusage's ru_maxrss), which never reads below the size of the
+    process that started the step: Linux carries the forked copy's high-water mark over the exec.
+    Below that floor (about 165 MiB for `make run`), a step's own peak is smaller than it reads;
+    above it, it is exact. An overestimate only makes a request safer."""
     code: int
     peak_rss_mib: float | None = None
     cpu_seconds: float | None = None

@@ -173,7 +173,8 @@ def test_a_subprocess_step_exits_with_its_code_peak_memory_and_cpu_time(tmp_path
     exited = attach.launch_subprocess(attach.Step("img", ["python3", "-c", touch_256_mib], {}, str(tmp_path)),
                                       lines.append)
     assert lines == ["held 256"] and exited.code == 4 and not exited.succeeded
-    assert 256 < exited.peak_rss_mib < 512 and exited.cpu_seconds > 0
+    # No upper bound: the peak reads at least this test process's own size (Exited's docstring).
+    assert exited.peak_rss_mib > 256 and exited.cpu_seconds > 0
 
 
 def test_a_step_reaped_first_by_the_interrupt_guard_ends_as_failed(tmp_path):

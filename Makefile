@@ -146,9 +146,10 @@ schedule-delete: setup ## delete the recurring run NAME on KFP_HOST
 	@$(PY) -m pipelines schedule delete "$(NAME)" $(SAID_IF_INTERRUPTED)
 
 # The test files run on up to 4 processes (pytest-xdist); a file's tests stay in one process, so its
-# module fixtures (a pipeline run, a server) run once.
+# module fixtures (a pipeline run, a server) run once. The files are handed out in the order
+# tests/conftest.py gives them (those with end-to-end runs first), not xdist's (most tests first).
 test: setup ## run the whole test suite (unit, component, compiled YAML, local end-to-end)
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 container-test: setup ## the container suite: image built, published to a loopback registry, every pipeline run in containers
 	PY=$(PY) bash tests/containers/suite.sh

@@ -112,6 +112,14 @@ def pytest_configure(config):
         sealed = True
 
 
+def pytest_collection_modifyitems(items):
+    """The files with end-to-end runs first, each file's tests in their own order. They take minutes:
+    started first (`make test` keeps this order, --no-loadscope-reorder), the test processes end
+    together on short files, rather than one running a pipeline alone while the others are done."""
+    e2e_files = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in e2e_files)
+
+
 def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:
     """`python -m pipelines ...` as a user runs it, in `cwd` (where runs/ and model_store/ go),
     with `env` changes to the environment (None: unset)."""

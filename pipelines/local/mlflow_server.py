@@ -28,6 +28,10 @@ from components.common.errors import InputError
 SERVER_VARIABLE = "MLFLOW_SERVER"  # the `mlflow` command to start servers with (default: MLFLOW_VENV's)
 MLFLOW_VENV = Path(__file__).resolve().parents[2] / ".venv-mlflow"  # in the checkout, beside .venv
 SERVER_START_TIMEOUT_S = 180.0
+# MLflow 3.17's server also starts its job execution (a runner and Huey consumers for its GenAI
+# evaluation and trace jobs: eight more Python processes, about 20 s of CPU before the first
+# request); a run's tracking uses none of it.
+SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ def serving(store: Store, log_path: Path) -> Iterator[str]:
     uri = f"http://127.0.0.1:{port}"
     with open(log_path, "w", encoding="utf-8") as log:
         server = subprocess.Popen([*server_command(), *server_arguments(store, port)], stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  env={**os.environ, **SERVER_ENVIRONMENT})
     try:
         wait_until_healthy(uri, server, log_path)
         yield uri

@@ -6,6 +6,7 @@ are served by a server only (`mlflow-artifacts:/…`): the tests look for them i
 """
 
 import json
+import os
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,14 @@ from typing import Iterator
 
 from conftest import free_port
 
-from pipelines.local.mlflow_server import Store, server_arguments, server_command, stop_server, wait_until_healthy
+from pipelines.local.mlflow_server import (
+    SERVER_ENVIRONMENT,
+    Store,
+    server_arguments,
+    server_command,
+    stop_server,
+    wait_until_healthy,
+)
 
 DUMP = """
 import json, sys
@@ -45,13 +53,15 @@ def read_runs(tracking_uri: str) -> list[dict]:
 
 @contextmanager
 def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`mlflow server` on a loopback port with a SQLite store in `folder`: (its URI, its process)."""
+    """`mlflow server` on a loopback port with a SQLite store in `folder`, started as a run starts its
+    own: (its URI, its process)."""
     folder.mkdir(parents=True, exist_ok=True)
     store = Store(str(folder), f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
     port = free_port()
     with open(folder / "server.log", "w", encoding="utf-8") as log:
         server = subprocess.Popen([*server_command(), *server_arguments(store, port)], stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  env={**os.environ, **SERVER_ENVIRONMENT})
     try:
         uri = f"http://127.0.0.1:{port}"
         wait_until_healthy(uri, server, folder / "server.log")

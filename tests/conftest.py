@@ -128,6 +128,28 @@ def run_cli(*args: str, cwd: Path, **env: str | None) -> subprocess.CompletedPro
                           text=True, timeout=600, env=environment)
 
 
+COMPILE = """
+import sys
+from kfp import compiler
+from pipelines import registry
+compiler.Compiler().compile(registry.get(sys.argv[1]).make_pipeline(sys.argv[2] == "gpu"), sys.argv[3])
+"""
+
+
+def compile_documents(pipeline: str, path: Path, gpu: bool = False) -> tuple[dict, dict]:
+    """`pipeline` (its GPU variant with `gpu`) compiled to `path` with this environment's settings,
+    read back: (the pipeline spec, the platform spec). In a process of its own, as `make compile`
+    compiles: kfp's resource setters call inspect.stack(), which here walks thousands of loaded
+    modules for every frame it cannot place (a build takes seconds in a test process, 1 s in its own)."""
+    import yaml
+
+    done = subprocess.run([sys.executable, "-c", COMPILE, pipeline, "gpu" if gpu else "cpu", str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return spec, platform
+
+
 def free_port() -> int:
     """A loopback port nobody listens on (a moment ago)."""
     with socket.socket() as probe:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from standins.manifests import validate
 
 from components.common.images import VERSION, cpu_image, gpu_image
 from pipelines import registry
-from pipelines.cli.compile import compile_all
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = [(entry, gpu) for entry, gpu in registry.variants()]
@@ -30,10 +30,12 @@ def load_documents(path: Path) -> tuple[pipeline_spec_pb2.PipelineSpec, dict]:
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
-    """A compile in this environment: the compile-time settings (IMAGE, GPU_*, …)
-    are the ones `make compile` would see, so compiled/ must match them."""
+    """A compile in this environment, as `make compile` runs it (`python -m pipelines compile`, a
+    process of its own: conftest's compile_documents says why): the compile-time settings (IMAGE,
+    GPU_*, …) are the ones `make compile` would see, so compiled/ must match them."""
     out = tmp_path_factory.mktemp("compiled")
-    compile_all(out)
+    done = run_cli("compile", "--output-dir", str(out), cwd=out)
+    assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 

@@ -2,6 +2,7 @@
 stand-in Kubernetes API in test_kube_serving_api.py)."""
 
 import pytest
+from conftest import compile_documents
 from kfp.dsl import Markdown, Model
 
 from components.cluster import api as kube_api
@@ -112,14 +113,7 @@ def test_a_canary_the_server_cannot_split_is_refused_before_publishing(saved_mod
 ])
 def test_every_pipeline_deploys_only_on_the_gate_steps_single_output(tmp_path, pipeline, metric, baseline):
     """evaluate -> gate -> dsl.If(gate's "Output" == "deploy") -> deploy with the verdict."""
-    import yaml
-    from kfp import compiler
-
-    from pipelines import registry
-
-    path = tmp_path / f"{pipeline}.yaml"
-    compiler.Compiler().compile(registry.get(pipeline).make_pipeline(), str(path))
-    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    spec, platform = compile_documents(pipeline, tmp_path / f"{pipeline}.yaml")
     tasks = spec["root"]["dag"]["tasks"]
     gate = tasks["gate-model"]
     assert gate["inputs"]["artifacts"]["metrics"]["taskOutputArtifact"] == {

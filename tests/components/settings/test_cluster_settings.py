@@ -3,7 +3,8 @@ secret, and every step's resources from its pipeline's spec (and no KFP-level re
 
 import pytest
 import yaml
-from kfp import compiler, dsl
+from conftest import compile_documents
+from kfp import dsl
 from standins.manifests import validate
 
 from components.common.errors import InputError
@@ -14,10 +15,7 @@ from pipelines import registry
 
 
 def compile_variant(tmp_path, entry, gpu) -> tuple[dict, dict]:
-    path = tmp_path / f"{registry.compiled_name(entry, gpu)}.yaml"
-    compiler.Compiler().compile(entry.make_pipeline(gpu), str(path))
-    spec, platform = list(yaml.safe_load_all(path.read_text()))
-    return spec, platform
+    return compile_documents(entry.name, tmp_path / f"{registry.compiled_name(entry, gpu)}.yaml", gpu)
 
 
 def all_tasks(spec: dict) -> dict[str, dict]:

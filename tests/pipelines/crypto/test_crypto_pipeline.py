@@ -120,8 +120,8 @@ def test_there_is_no_gpu_variant():
 
 @cache
 def pipeline_inputs() -> dict:
-    """The pipeline's inputs, built once: a build calls kfp's inspect.stack() for every resource it
-    sets, whose cost grows with the modules loaded (seconds in a test process that holds TensorFlow's)."""
+    """The pipeline's inputs, built once: a build takes seconds in a test process (conftest's
+    compile_documents says why)."""
     return crypto.make_pipeline().component_spec.inputs
 
 

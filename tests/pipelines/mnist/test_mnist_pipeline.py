@@ -4,7 +4,7 @@ from functools import cache
 
 import pytest
 import yaml
-from kfp import compiler
+from conftest import compile_documents
 
 from components.common.errors import InputError
 from components.common.images import cpu_image, gpu_image
@@ -14,27 +14,26 @@ from pipelines.mnist.sweep import DEFAULT_GRID
 GPU_SETTINGS = ("GPU_COUNT", "GPU_NODE_SELECTOR", "GPU_TOLERATION")
 
 
-def compile_documents(tmp_path, **options) -> tuple[dict, dict]:
-    path = tmp_path / "pipeline.yaml"
-    compiler.Compiler().compile(mnist.make_pipeline(**options), str(path))
-    spec, platform = yaml.safe_load_all(path.read_text())
+def compile_mnist(folder, gpu: bool = False) -> tuple[dict, dict]:
+    """(the pipeline spec, the Kubernetes executors) of the (GPU) variant compiled in `folder`."""
+    spec, platform = compile_documents("mnist", folder / "pipeline.yaml", gpu)
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict[bool, tuple[dict, dict]]:
     """Each variant (gpu: False, True) compiled once with the default GPU settings, for the tests that
-    only read it: a build calls kfp's inspect.stack() for every resource it sets, whose cost grows with
-    the modules loaded (seconds in a test process that holds TensorFlow's)."""
+    only read it."""
     with pytest.MonkeyPatch.context() as patch:
         for name in GPU_SETTINGS:
             patch.delenv(name, raising=False)
-        return {gpu: compile_documents(tmp_path_factory.mktemp("mnist"), gpu=gpu) for gpu in (False, True)}
+        return {gpu: compile_mnist(tmp_path_factory.mktemp("mnist"), gpu) for gpu in (False, True)}
 
 
 @cache
 def pipeline_inputs() -> dict:
-    """The pipeline's inputs, built once (see `compiled`)."""
+    """The pipeline's inputs, built once: a build takes seconds in a test process (conftest's
+    compile_documents says why)."""
     return mnist.make_pipeline().component_spec.inputs
 
 
@@ -114,13 +113,8 @@ def test_only_steps_that_run_alone_use_the_workspace_and_only_validation_gate_an
 
 def test_compiling_twice_gives_the_same_file(tmp_path):
     """The grid's default is written into the file's header too: it must not depend on the process."""
-    import subprocess
-    import sys
-
-    script = ("import sys; from kfp import compiler; from pipelines.mnist import pipeline as mnist; "
-              "compiler.Compiler().compile(mnist.make_pipeline(), sys.argv[1])")
     for name in ("a.yaml", "b.yaml"):
-        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True)
+        compile_documents("mnist", tmp_path / name)  # each in a process of its own
     assert (tmp_path / "a.yaml").read_text() == (tmp_path / "b.yaml").read_text()
 
 
@@ -195,7 +189,7 @@ def test_gpu_settings_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GPU_COUNT", "2")
     monkeypatch.setenv("GPU_NODE_SELECTOR", "cloud.google.com/gke-accelerator=nvidia-l4")
     monkeypatch.setenv("GPU_TOLERATION", "")
-    spec, executors = compile_documents(tmp_path, gpu=True)
+    spec, executors = compile_mnist(tmp_path, gpu=True)
     label = train_executor(spec)
     assert int(spec["deploymentSpec"]["executors"][label]["container"]["resources"]["accelerator"][
         "resourceCount"]) == 2

@@ -80,6 +80,9 @@ def side(work: Path, steps: tuple[str, ...]) -> dict:
     for output in OUTPUTS[steps]:  # deleting the last pair's GB-sized files is not the steps' work
         path = work / output
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    # The last side's files (GBs) reach the disk now, not while this side is timed: the kernel writes
+    # dirty pages back in the background, and that writing slowed whichever side came next by up to 2 s.
+    os.sync()
     runs = [run_step(name, work) for name in steps]
     return {"seconds": sum(r["wall_seconds"] for r in runs), "peak_mb": max(r["peak_gb"] for r in runs) * 1e3,
             "cpu_seconds": sum(r["cpu_seconds"] for r in runs),

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kubernetes.utils.quantity import parse_quantity
 from results import recorded  # this script's folder is on the path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,12 +31,10 @@ from components.settings.resources import resources_for  # noqa: E402
 from pipelines import registry  # noqa: E402
 from pipelines.local.run import run_local  # noqa: E402
 
-UNITS = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-
 
 def mebibytes(quantity: str) -> float:
-    """A Kubernetes memory quantity (512Mi, 2Gi) in MiB."""
-    return float(quantity[:-2]) * UNITS[quantity[-2:]]
+    """A Kubernetes memory quantity (512Mi, 2Gi, 1G...) in MiB, read by the Kubernetes client's parser."""
+    return float(parse_quantity(quantity)) / 2**20
 
 
 def measure(name: str, work: Path) -> tuple[bool, list[str]]:

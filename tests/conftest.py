@@ -2,6 +2,7 @@
 the command line."""
 
 import atexit
+import functools
 import ipaddress
 import os
 import re
@@ -148,6 +149,16 @@ def compile_documents(pipeline: str, path: Path, gpu: bool = False) -> tuple[dic
     assert done.returncode == 0, done.stderr[-3000:]
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform
+
+
+@functools.cache
+def pipeline_defaults(pipeline: str) -> dict:
+    """Each input of `pipeline` with its default, built once per test process (compile_documents
+    says why a build is slow in one)."""
+    from pipelines import registry
+
+    inputs = registry.get(pipeline).make_pipeline().component_spec.inputs
+    return {name: spec.default for name, spec in inputs.items()}
 
 
 def free_port() -> int:

@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
-from functools import cache
 
 import pytest
 import yaml
+from conftest import pipeline_defaults
 from kfp import compiler
 
 from components.common.errors import InputError
@@ -118,17 +118,6 @@ def test_there_is_no_gpu_variant():
         crypto.make_pipeline(gpu=True)
 
 
-@cache
-def pipeline_inputs() -> dict:
-    """The pipeline's inputs, built once: a build takes seconds in a test process (conftest's
-    compile_documents says why)."""
-    return crypto.make_pipeline().component_spec.inputs
-
-
-def defaults() -> dict:
-    return {name: spec.default for name, spec in pipeline_inputs().items()}
-
-
 @pytest.mark.parametrize("change, message", [
     ({"valid_start": "May"}, "valid_start 'May' is not a date"),
     ({"generated_end": "2021-04-01"}, "generated_end 2021-04-01 is not after"),
@@ -142,20 +131,21 @@ def defaults() -> dict:
     ({"source": ""}, "source is empty"),
 ])
 def test_parameters_are_checked_before_a_run(change, message):
-    crypto.check_parameters(defaults())
+    crypto.check_parameters(pipeline_defaults("crypto"))
     with pytest.raises(InputError, match=message):
-        crypto.check_parameters({**defaults(), **change})
+        crypto.check_parameters({**pipeline_defaults("crypto"), **change})
 
 
 def test_the_generated_range_binds_only_generated_data():
-    crypto.check_parameters({**defaults(), "source": "gs://bucket/crypto", "valid_start": "2021-06-01",
-                             "generated_end": "2021-04-01"})
+    crypto.check_parameters({**pipeline_defaults("crypto"), "source": "gs://bucket/crypto",
+                             "valid_start": "2021-06-01", "generated_end": "2021-04-01"})
 
 
 def test_the_parameter_check_loads_no_data_libraries():
-    code = ("import sys; from tests.pipelines.crypto.test_crypto_pipeline import defaults; "
+    code = ("import sys; from tests.conftest import pipeline_defaults; "
             "from pipelines.crypto import pipeline as crypto; "
-            "before = set(sys.modules); crypto.check_parameters(defaults()); "
+            "defaults = pipeline_defaults('crypto'); "
+            "before = set(sys.modules); crypto.check_parameters(defaults); "
             "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
             "('numpy', 'pandas', 'pyarrow', 'pipelines')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

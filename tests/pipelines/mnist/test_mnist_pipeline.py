@@ -1,10 +1,8 @@
 """The compiled mnist pipeline: the run-time sweep, the workers, the GPU settings, the gate."""
 
-from functools import cache
-
 import pytest
 import yaml
-from conftest import compile_documents
+from conftest import compile_documents, pipeline_defaults
 
 from components.common.errors import InputError
 from components.common.images import cpu_image, gpu_image
@@ -28,17 +26,6 @@ def compiled(tmp_path_factory) -> dict[bool, tuple[dict, dict]]:
         for name in GPU_SETTINGS:
             patch.delenv(name, raising=False)
         return {gpu: compile_mnist(tmp_path_factory.mktemp("mnist"), gpu) for gpu in (False, True)}
-
-
-@cache
-def pipeline_inputs() -> dict:
-    """The pipeline's inputs, built once: a build takes seconds in a test process (conftest's
-    compile_documents says why)."""
-    return mnist.make_pipeline().component_spec.inputs
-
-
-def pipeline_defaults() -> dict:
-    return {name: spec.default for name, spec in pipeline_inputs().items()}
 
 
 def branch(spec: dict, sweep: str) -> dict:
@@ -212,7 +199,7 @@ def test_bad_gpu_settings_are_clear_errors(monkeypatch, name, value, message):
 
 
 def test_parameters_are_checked_before_a_run():
-    defaults = pipeline_defaults()
+    defaults = pipeline_defaults("mnist")
     mnist.check_parameters(defaults)
     with pytest.raises(InputError, match="validation_fraction \\+ test_fraction"):
         mnist.check_parameters({**defaults, "validation_fraction": 0.5, "test_fraction": 0.6})
@@ -268,7 +255,7 @@ def test_the_gpu_variant_gives_the_search_trials_the_gpus_not_the_waiting_step(c
                                           "trial on one worker (sweep=grid trains on several)"),
 ])
 def test_search_parameters_are_checked_before_a_run(changes, message):
-    defaults = pipeline_defaults()
+    defaults = pipeline_defaults("mnist")
     mnist.check_parameters({**defaults, "sweep": "bayesian"})
     with pytest.raises(InputError) as failure:
         mnist.check_parameters({**defaults, **changes})
@@ -276,7 +263,7 @@ def test_search_parameters_are_checked_before_a_run(changes, message):
 
 
 def test_a_search_does_not_check_the_grid_it_does_not_run():
-    defaults = pipeline_defaults()
+    defaults = pipeline_defaults("mnist")
     mnist.check_parameters({**defaults, "sweep": "random", "sweep_grid": []})
     with pytest.raises(InputError, match="sweep_grid must be a non-empty list"):
         mnist.check_parameters({**defaults, "sweep_grid": []})

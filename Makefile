@@ -93,13 +93,14 @@ help: ## list the targets
 		RUNNER "$(or $(RUNNER),(docker: each step of a local run in a container))" STEP_USER "$(STEP_USER)" \
 		TRACKING "$(or $(TRACKING),(a folder, sqlite:///… or http://…: local runs into MLflow))"
 
-# The stamp is rebuilt whenever pyproject.toml changes, so `make run`/`make test`
+# The stamp is rebuilt whenever pyproject.toml or requirements-no-deps.txt changes, so `make run`/`make test`
 # on a fresh clone set themselves up.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements-no-deps.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3  # pinned like every package: a new pip may resolve the pins anew
 	$(PY) -m pip install --quiet -e '.[local,test]'
+	$(PY) -m pip install --quiet --no-deps -r requirements-no-deps.txt
 	touch $@
 
 $(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt

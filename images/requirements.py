@@ -2,7 +2,8 @@
 pyproject.toml's pinned dependencies with TensorFlow swapped for the build the
 image needs, and its build requirements (the package itself is then installed
 offline, without build isolation), in `requirements.txt`; what is installed
-without its dependencies in `no-deps.txt`.
+without its dependencies in `no-deps.txt`: tensorflow-serving-api (below) and
+requirements-no-deps.txt's pins, as `make setup` installs them.
 
 The `tensorflow` wheel carries CUDA kernels the CPU image never uses (1.9 GB of
 its 3.4 GB); `tensorflow-cpu` is the same release without them, and the GPU
@@ -37,15 +38,17 @@ def requirements(tensorflow: str, pyproject: Path) -> list[str]:
     return lines
 
 
-def without_deps(pyproject: Path) -> str:
+def without_deps(pyproject: Path) -> list[str]:
     pins = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    return next(pin for pin in pins if pin.lower().startswith(INSTALLED_WITHOUT_DEPS + "=="))
+    serving_api = next(pin for pin in pins if pin.lower().startswith(INSTALLED_WITHOUT_DEPS + "=="))
+    listed = (pyproject.parent / "requirements-no-deps.txt").read_text().splitlines()
+    return [serving_api] + [line for line in listed if line.strip() and not line.startswith("#")]
 
 
 def write(tensorflow: str, folder: Path, pyproject: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "requirements.txt").write_text("\n".join(requirements(tensorflow, pyproject)) + "\n")
-    (folder / "no-deps.txt").write_text(without_deps(pyproject) + "\n")
+    (folder / "no-deps.txt").write_text("\n".join(without_deps(pyproject)) + "\n")
 
 
 if __name__ == "__main__":

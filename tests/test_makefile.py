@@ -7,6 +7,7 @@ from importlib import metadata
 
 from conftest import REPO
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 
 def test_help_separates_local_from_cluster_targets_and_expands_nothing_raw():
@@ -52,7 +53,7 @@ def installed_closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
             environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
             if requirement.marker and not any(requirement.marker.evaluate(e) for e in environments):
                 continue
-            key = requirement.name.lower().replace("_", "-")
+            key = canonicalize_name(requirement.name)
             if key not in found:
                 found.add(key)
                 pending.append((requirement.name, tuple(requirement.extras)))
@@ -60,9 +61,9 @@ def installed_closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
 
 
 def test_set_up_brings_no_scikit_learn():
-    """An installed scikit-learn makes every `import tensorflow` 0.9 s slower (Keras imports its
-    wrappers for it), and nothing here uses it: mlxtend, which requires it, is installed --no-deps
-    (requirements-no-deps.txt)."""
+    """An installed scikit-learn makes every `import tensorflow` slower (Keras imports its wrappers
+    for it; docs/performance.md), and nothing here uses it: mlxtend, which requires it, is installed
+    --no-deps (requirements-no-deps.txt)."""
     brought = installed_closure("kfp-ml-pipelines", ("local", "test"))
     assert {"tensorflow", "keras", "lightgbm", "scipy"} <= brought  # the walk reaches dependencies of dependencies
     assert "scikit-learn" not in brought

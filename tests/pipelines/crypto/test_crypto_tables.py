@@ -1,10 +1,14 @@
-"""crypto tables: Arrow IPC files written whole or not at all, opened memory-mapped, bad files named."""
+"""crypto tables: Arrow IPC files written whole or not at all, in small writes, opened memory-mapped,
+bad files named."""
+
+import os
 
 import pyarrow as pa
 import pytest
 
 from components.common.errors import InputError
-from pipelines.crypto.tables import open_table, write_table
+from pipelines.crypto import tables
+from pipelines.crypto.tables import PIECE_BYTES, open_table, write_table
 
 SCHEMA = pa.schema([("timestamp", pa.int64()), ("Close", pa.float64())])
 
@@ -22,6 +26,20 @@ def test_batches_are_written_in_order_and_read_back(tmp_path):
     assert table.column("timestamp").to_pylist() == [0, 1, 2, 3, 4]
     assert [len(chunk) for chunk in table.column("Close").chunks] == [3, 2]  # a batch stays a block
     assert open_table(tmp_path / "t.arrow", ["Close"]).column_names == ["Close"]
+
+
+def test_a_column_larger_than_a_piece_goes_out_in_pieces_and_reads_back_whole(tmp_path, monkeypatch):
+    sizes, real_write = [], os.write
+
+    def recorded_write(descriptor, data):
+        sizes.append(len(data))
+        return real_write(descriptor, data[:len(data) - 1] if len(data) > 1 else data)  # a short write too
+
+    monkeypatch.setattr(tables.os, "write", recorded_write)
+    rows = 3 * PIECE_BYTES // 8 + 5  # each column's buffer spans four pieces
+    write_table(tmp_path / "t.arrow", SCHEMA, batches(rows))
+    assert max(sizes) == PIECE_BYTES
+    assert open_table(tmp_path / "t.arrow").column("timestamp").to_pylist() == list(range(rows))
 
 
 def test_a_failure_while_writing_leaves_no_file(tmp_path):

@@ -22,11 +22,12 @@ from components.common.storage import atomic_path
 
 # Each write(2) of a table carries at most this many bytes. The kernel caches a large write in
 # large blocks of memory, and on a virtual machine that hands free memory back to its host (free
-# page reporting, which reports free blocks of 2 MiB and more) those are the blocks the host has
-# taken back: every page of them faults in the host at first touch. Measured on this project's
-# 2-core VM, writing 1.24 GB into the page cache took 2.2-3.0 s in writes of 2-16 MiB, 1.7-1.8 s in
-# writes of 1 MiB, and 0.3-0.5 s in writes of 64-256 KiB, which the kernel serves from smaller
-# blocks. Elsewhere it costs a few thousand more system calls, a few milliseconds.
+# page reporting, which reports free blocks of 2 MiB and more) those are likely the blocks the host
+# has taken back, unless much memory was freed moments before: every page of them faults in the
+# host at first touch. Measured on this project's 2-core VM, writing 1.24 GB into the page cache
+# took 2.2-3.0 s in writes of 2-16 MiB, 1.7-1.8 s in writes of 1 MiB, and 0.3-0.5 s in writes of
+# 64-256 KiB, which the kernel serves from smaller blocks. Elsewhere it costs a few thousand more
+# system calls, a few milliseconds.
 PIECE_BYTES = 128 * 1024
 
 
